@@ -1,0 +1,55 @@
+// Helpers shared by the binding files: argument conversion and shape checks that raise
+// ValueError/TypeError with the function's name, the argument, what was expected and given.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <initializer_list>
+#include <stdexcept>
+#include <string>
+
+namespace rnnkit_bind {
+
+namespace py = pybind11;
+
+template <class T>
+using CArray = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+inline std::string shape_str(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+inline std::string shape_str(std::initializer_list<py::ssize_t> shape) {
+  std::string s = "(";
+  size_t i = 0;
+  for (auto d : shape) s += (i++ ? ", " : "") + std::to_string(d);
+  return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+inline void check_shape(const char* fn, const char* name, const py::array& a,
+                        std::initializer_list<py::ssize_t> shape) {
+  bool ok = a.ndim() == py::ssize_t(shape.size());
+  py::ssize_t i = 0;
+  for (auto d : shape) ok = ok && a.shape(i++) == d;
+  if (!ok)
+    throw std::invalid_argument(std::string("[") + fn + "] " + name + " has shape " + shape_str(a) +
+                                "; expected " + shape_str(shape));
+}
+
+// A C-contiguous array of exactly dtype T, used in place (weights, gradients): never a copy.
+template <class T>
+py::array_t<T> exact_array(const char* fn, const std::string& name, const py::handle& o,
+                           bool writeable) {
+  if (!py::isinstance<py::array_t<T, py::array::c_style>>(o))
+    throw py::type_error(std::string("[") + fn + "] " + name + " must be a C-contiguous " +
+                         py::str(py::dtype::of<T>()).cast<std::string>() + " numpy array");
+  auto a = py::reinterpret_borrow<py::array_t<T>>(o);
+  if (writeable && !a.writeable())
+    throw std::invalid_argument(std::string("[") + fn + "] " + name + " must be writeable");
+  return a;
+}
+
+}  // namespace rnnkit_bind

@@ -1,0 +1,44 @@
+// Binds configuration: threads, instruction-set dispatch, and build information.
+#include <pybind11/stl.h>
+
+#include <string>
+
+#include "common.hpp"
+#include "rnnkit/dispatch.hpp"
+#include "rnnkit/thread_pool.hpp"
+
+namespace rnnkit_bind {
+
+void register_config(py::module_& m) {
+  m.def("get_num_threads", &rnnkit::get_num_threads, "Threads the core uses (the caller included).");
+  m.def(
+      "set_num_threads",
+      [](int n) {
+        if (n < 1) throw std::invalid_argument("[set_num_threads] n must be >= 1; got " + std::to_string(n));
+        rnnkit::set_num_threads(n);
+      },
+      py::arg("n"));
+  m.def("physical_cores", &rnnkit::physical_cores);
+  m.def("isa", [] { return std::string(rnnkit::active_kernels().isa); }, "The kernel build in use.");
+  m.def("isa_reason", &rnnkit::active_isa_reason, "Why that build was chosen.");
+  m.def("set_isa", &rnnkit::set_isa, py::arg("name"));
+  m.def("compiled_isas", &rnnkit::compiled_isas);
+  m.def("available_isas", &rnnkit::available_isas);
+  m.def("build_info", [] {
+    py::dict d;
+    d["version"] = RNNKIT_VERSION;
+#if defined(__clang__)
+    d["compiler"] = std::string("clang ") + __clang_version__;
+#elif defined(__GNUC__)
+    d["compiler"] = std::string("gcc ") + __VERSION__;
+#else
+    d["compiler"] = "unknown";
+#endif
+    d["eigen_version"] = RNNKIT_EIGEN_VERSION;
+    d["cxx_flags"] = RNNKIT_CXX_FLAGS;
+    d["isa_flags"] = RNNKIT_ISA_FLAGS;
+    return d;
+  });
+}
+
+}  // namespace rnnkit_bind

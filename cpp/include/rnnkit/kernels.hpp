@@ -1,0 +1,79 @@
+// The interface between the stack driver and the per-ISA kernels: argument bundles for one
+// layer-direction's forward and backward, the training cache, and the dispatch table.
+#pragma once
+
+#include <cstdint>
+
+#include "rnnkit/buffer.hpp"
+#include "rnnkit/spec.hpp"
+
+namespace rnnkit {
+
+// What a training-mode forward keeps for backward, for one layer-direction.
+// Rows are indexed t*B + b (time-major), whatever the direction.
+template <class T>
+struct DirCache {
+  Buffer<T> gates;   // (T*B, G*H) gate values after their activations
+  Buffer<T> h_prev;  // (T*B, Hout) hidden state entering step t
+  Buffer<T> c_prev;  // LSTM (T*B, H) cell state entering step t
+  Buffer<T> c;       // LSTM (T*B, H) cell state leaving step t
+  Buffer<T> m;       // LSTM with projection (T*B, H): o * act(c) before W_hr
+  Buffer<T> aux;     // GRU (T*B, H): U_n h + b_hn (reset_after) or r * h_prev (reset_before)
+};
+
+template <class T>
+struct ForwardArgs {
+  CellSpec spec;
+  DirWeights<T> w;
+  SeqShape seq;
+  bool reverse = false;
+  const T* x = nullptr;  // (T, B, I) dense, time-major
+  T* y = nullptr;        // (T, B, ldy); this direction writes Hout columns starting at y
+  int64_t ldy = 0;
+  const T* h0 = nullptr;  // (B, Hout) or null for zeros
+  const T* c0 = nullptr;  // LSTM (B, H) or null for zeros
+  T* hn = nullptr;        // (B, Hout)
+  T* cn = nullptr;        // LSTM (B, H)
+  DirCache<T>* cache = nullptr;  // filled in training mode, null for inference
+};
+
+template <class T>
+struct BackwardArgs {
+  CellSpec spec;
+  DirWeights<T> w;
+  DirGrads<T> g;  // accumulated (+=)
+  SeqShape seq;
+  bool reverse = false;
+  const T* x = nullptr;  // (T, B, I) the input the forward saw
+  const DirCache<T>* cache = nullptr;
+  const T* dy = nullptr;  // (T, B, ldy) gradient of this direction's outputs, at its offset
+  int64_t ldy = 0;
+  const T* dhn = nullptr;  // (B, Hout) or null for zeros
+  const T* dcn = nullptr;  // LSTM (B, H) or null for zeros
+  T* dx = nullptr;         // (T, B, I) accumulated (+=)
+  T* dh0 = nullptr;        // (B, Hout) written
+  T* dc0 = nullptr;        // LSTM (B, H) written
+};
+
+template <class T>
+struct KernelTable {
+  void (*forward)(const ForwardArgs<T>&);
+  void (*backward)(const BackwardArgs<T>&);
+};
+
+struct Kernels {
+  const char* isa;
+  KernelTable<float> f32;
+  KernelTable<double> f64;
+  template <class T>
+  const KernelTable<T>& table() const;
+};
+template <>
+inline const KernelTable<float>& Kernels::table<float>() const { return f32; }
+template <>
+inline const KernelTable<double>& Kernels::table<double>() const { return f64; }
+
+// dispatch.cpp: the kernels chosen at import (or forced by RNNKIT_ISA / set_isa).
+const Kernels& active_kernels();
+
+}  // namespace rnnkit

@@ -1,0 +1,60 @@
+// A stack of recurrent layers, one or two directions each: the unit the Python modules call.
+// It runs the per-direction kernels layer by layer, applies dropout between layers, and keeps
+// what backward needs in a StackCache.
+#pragma once
+
+#include <vector>
+
+#include "rnnkit/kernels.hpp"
+
+namespace rnnkit {
+
+struct StackSpec {
+  CellSpec cell;  // cell.input_size is layer 0's input size
+  int num_layers = 1;
+  int num_dirs = 1;
+
+  // Layer l's spec: layers above the first read the concatenated directions of the one below.
+  CellSpec layer(int l) const {
+    CellSpec s = cell;
+    if (l > 0) s.input_size = num_dirs * cell.out_size();
+    return s;
+  }
+};
+
+template <class T>
+struct StackCache {
+  const void* owner = nullptr;  // the Stack that made it
+  int steps = 0, batch = 0;
+  std::vector<int32_t> lengths;     // empty: every sequence has length T
+  std::vector<Buffer<T>> inputs;    // inputs[l]: (T, B, in_l) layer l's input after dropout
+  std::vector<Buffer<T>> masks;     // masks[l-1]: (T, B, D*Hout) dropout scale before layer l
+  std::vector<DirCache<T>> dirs;    // [l*D + d]
+};
+
+template <class T>
+class Stack {
+ public:
+  Stack(const StackSpec& spec, std::vector<DirWeights<T>> weights);
+
+  const StackSpec& spec() const { return spec_; }
+
+  // x (T, B, I) time-major; h0 (L*D, B, Hout), c0 (L*D, B, H) or null; masks (L-1, T, B, D*Hout)
+  // dropout scales or null; y (T, B, D*Hout); hn, cn like h0, c0. cache non-null in training.
+  void forward(const T* x, SeqShape seq, const T* h0, const T* c0, const T* masks, T* y, T* hn,
+               T* cn, StackCache<T>* cache) const;
+
+  // dy like y; dhn, dcn like hn, cn or null; dx like x; dh0, dc0 like h0, c0 (written).
+  // Parameter gradients are accumulated into grads[l*D + d].
+  void backward(const StackCache<T>& cache, const T* dy, const T* dhn, const T* dcn, T* dx,
+                T* dh0, T* dc0, const std::vector<DirGrads<T>>& grads) const;
+
+ private:
+  StackSpec spec_;
+  std::vector<DirWeights<T>> w_;
+};
+
+extern template class Stack<float>;
+extern template class Stack<double>;
+
+}  // namespace rnnkit

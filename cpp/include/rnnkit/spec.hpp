@@ -1,0 +1,61 @@
+// Plain descriptions of a recurrent layer and of the buffers its kernels read and write.
+// No Eigen, no Python: this header is shared by the kernels, the stack driver and the bindings.
+#pragma once
+
+#include <cstdint>
+
+namespace rnnkit {
+
+enum class CellKind : int { LSTM = 0, GRU = 1 };
+
+// Elementwise functions a cell may use. HardSigmoid is Keras 3's clip(x/6 + 1/2, 0, 1).
+enum class Activation : int { Tanh = 0, Relu = 1, Sigmoid = 2, Linear = 3, HardSigmoid = 4 };
+
+// One layer-direction of a recurrent network.
+struct CellSpec {
+  CellKind kind = CellKind::LSTM;
+  int input_size = 0;   // I: width of this layer's input rows
+  int hidden_size = 0;  // H
+  int proj_size = 0;    // P (LSTM only); 0 = no projection
+  bool has_bias = true;
+  bool reset_after = true;  // GRU: n = act(Wx + b_in + r*(Uh + b_hn)) if true, else act(Wx + U(r*h) + b)
+  bool peephole = false;    // LSTM: ONNX peepholes p_i, p_f on c_prev and p_o on c_new
+  Activation act = Activation::Tanh;      // cell input g / candidate n, and the LSTM cell output
+  Activation ract = Activation::Sigmoid;  // gates i, f, o / r, z
+
+  int gates() const { return kind == CellKind::LSTM ? 4 : 3; }
+  int out_size() const { return proj_size > 0 ? proj_size : hidden_size; }  // Hout
+};
+
+// Parameters of one layer-direction, PyTorch's layouts, row-major, gate rows i,f,g,o / r,z,n.
+template <class T>
+struct DirWeights {
+  const T* w_ih = nullptr;  // (G*H, I)
+  const T* w_hh = nullptr;  // (G*H, Hout)
+  const T* b_ih = nullptr;  // (G*H) or null when !has_bias
+  const T* b_hh = nullptr;  // (G*H) or null when !has_bias
+  const T* w_hr = nullptr;  // (P, H) or null
+  const T* peep = nullptr;  // (3H) order i, f, o, or null
+};
+
+// Gradients of one layer-direction; same shapes as DirWeights. Kernels accumulate (+=).
+template <class T>
+struct DirGrads {
+  T* w_ih = nullptr;
+  T* w_hh = nullptr;
+  T* b_ih = nullptr;
+  T* b_hh = nullptr;
+  T* w_hr = nullptr;
+  T* peep = nullptr;
+};
+
+// A batch of sequences, time-major. lengths (B) in 1..T, or null when all have length T.
+struct SeqShape {
+  int T = 0;
+  int B = 0;
+  const int32_t* lengths = nullptr;
+
+  int length(int b) const { return lengths ? lengths[b] : T; }
+};
+
+}  // namespace rnnkit

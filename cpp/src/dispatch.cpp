@@ -1,0 +1,137 @@
+// Picks the kernel build for this CPU at import. RNNKIT_ISA=baseline|avx2|avx512 forces one.
+//
+// The default is not simply the widest instruction set: on AMD Zen 4, which executes 512-bit
+// operations as two 256-bit halves, the AVX2+FMA build of Eigen's GEMM measured faster than the
+// AVX-512 build, so AVX-512 is preferred only on Intel CPUs.
+#include "rnnkit/dispatch.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace rnnkit {
+
+#define RNNKIT_DECLARE_ISA(name) \
+  namespace isa_##name {         \
+  const Kernels& kernels();      \
+  }
+RNNKIT_DECLARE_ISA(baseline)
+#if RNNKIT_HAVE_AVX2
+RNNKIT_DECLARE_ISA(avx2)
+#endif
+#if RNNKIT_HAVE_AVX512
+RNNKIT_DECLARE_ISA(avx512)
+#endif
+
+namespace {
+
+bool cpu_is_intel() {
+#if defined(__x86_64__) || defined(__i386__)
+  return __builtin_cpu_is("intel");
+#else
+  return false;
+#endif
+}
+
+struct Choice {
+  const Kernels* kernels = nullptr;
+  std::string reason;
+};
+
+Choice& current() {
+  static Choice c = [] {
+    Choice d;
+    const char* forced = std::getenv("RNNKIT_ISA");
+    if (forced && *forced) {
+      try {
+        Choice f;
+        f.kernels = &find_isa(forced);
+        f.reason = std::string("forced by RNNKIT_ISA=") + forced;
+        return f;
+      } catch (const std::exception&) {
+        d.reason = std::string("RNNKIT_ISA=") + forced + " is not usable here; ";
+      }
+    }
+    auto avail = available_isas();
+    const bool has512 = std::find(avail.begin(), avail.end(), "avx512") != avail.end();
+    const bool has2 = std::find(avail.begin(), avail.end(), "avx2") != avail.end();
+    if (has512 && cpu_is_intel()) {
+      d.kernels = &find_isa("avx512");
+      d.reason += "AVX-512 on an Intel CPU";
+    } else if (has2) {
+      d.kernels = &find_isa("avx2");
+      d.reason += has512 ? "AVX2+FMA: measured faster than AVX-512 on CPUs that split 512-bit ops"
+                         : "AVX2+FMA is the widest supported instruction set";
+    } else {
+      d.kernels = &find_isa("baseline");
+      d.reason += "no AVX2+FMA on this CPU";
+    }
+    return d;
+  }();
+  return c;
+}
+
+}  // namespace
+
+bool isa_supported(const std::string& name) {
+  if (name == "baseline") return true;
+#if (defined(__x86_64__) || defined(__i386__))
+#if RNNKIT_HAVE_AVX2
+  if (name == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+#if RNNKIT_HAVE_AVX512
+  if (name == "avx512")
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+#endif
+  return false;
+}
+
+std::vector<std::string> compiled_isas() {
+  std::vector<std::string> v{"baseline"};
+#if RNNKIT_HAVE_AVX2
+  v.push_back("avx2");
+#endif
+#if RNNKIT_HAVE_AVX512
+  v.push_back("avx512");
+#endif
+  return v;
+}
+
+std::vector<std::string> available_isas() {
+  std::vector<std::string> v;
+  for (auto& n : compiled_isas())
+    if (isa_supported(n)) v.push_back(n);
+  return v;
+}
+
+const Kernels& find_isa(const std::string& name) {
+  if (!isa_supported(name)) {
+    std::string have;
+    for (auto& n : available_isas()) have += (have.empty() ? "" : ", ") + n;
+    throw std::invalid_argument("[set_isa] ISA '" + name + "' is not available on this CPU/build; available: " + have);
+  }
+  if (name == "baseline") return isa_baseline::kernels();
+#if RNNKIT_HAVE_AVX2
+  if (name == "avx2") return isa_avx2::kernels();
+#endif
+#if RNNKIT_HAVE_AVX512
+  if (name == "avx512") return isa_avx512::kernels();
+#endif
+  throw std::invalid_argument("[set_isa] unknown ISA '" + name + "'");
+}
+
+void set_isa(const std::string& name) {
+  const Kernels& k = find_isa(name);
+  Choice& c = current();
+  c.kernels = &k;
+  c.reason = "set by set_isa('" + name + "')";
+}
+
+const Kernels& active_kernels() { return *current().kernels; }
+std::string active_isa_reason() { return current().reason; }
+
+}  // namespace rnnkit

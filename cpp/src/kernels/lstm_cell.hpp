@@ -1,0 +1,212 @@
+// LSTM forward and backward through time for one layer-direction, side by side.
+//
+//   i = ract(W_i x + b_ii + U_i h + b_hi [+ p_i * c])     f = ract(... [+ p_f * c])
+//   g = act(W_g x + b_ig + U_g h + b_hg)                 c' = f * c + i * g
+//   o = ract(W_o x + b_io + U_o h + b_ho [+ p_o * c'])   m = o * act(c')
+//   h' = m, or h' = W_hr m with a projection.
+#pragma once
+
+#include "kernels/common.hpp"
+
+namespace rnnkit {
+namespace RNNKIT_ISA_NS {
+
+template <class T>
+void lstm_forward(const ForwardArgs<T>& a) {
+  const CellSpec& s = a.spec;
+  const int H = s.hidden_size, Ho = s.out_size(), I = s.input_size, G = 4 * H;
+  const int Tn = a.seq.T, B = a.seq.B;
+  const int64_t TB = int64_t(Tn) * B;
+  const bool proj = s.proj_size > 0;
+  Workspace<T>& ws = workspace<T>();
+
+  // Both biases fold into the hoisted projection.
+  T* bias = nullptr;
+  if (s.has_bias) {
+    bias = ws.bias.reserve(G);
+    for (int j = 0; j < G; ++j) bias[j] = a.w.b_ih[j] + a.w.b_hh[j];
+  }
+  T* gx = ws.gx.reserve(TB * G);  // (T*B, 4H)
+  input_projection(a.x, a.w.w_ih, bias, gx, TB, I, G);
+
+  T* h = ws.h.reserve(int64_t(B) * Ho);  // (B, Hout)
+  T* c = ws.c.reserve(int64_t(B) * H);   // (B, H)
+  copy_or_zero(h, a.h0, int64_t(B) * Ho);
+  copy_or_zero(c, a.c0, int64_t(B) * H);
+  T* acc = ws.acc.reserve(int64_t(B) * G);                // (B, 4H)
+  T* mb = proj ? ws.m.reserve(int64_t(B) * H) : nullptr;  // (B, H) o * act(c) before W_hr
+  T* hp = proj ? ws.hp.reserve(int64_t(B) * Ho) : nullptr;
+  T* tc = ws.tmp.reserve(H);
+
+  DirCache<T>* k = a.cache;
+  if (k) {
+    k->gates.zeros(TB * G);
+    k->h_prev.zeros(TB * Ho);
+    k->c_prev.zeros(TB * H);
+    k->c.zeros(TB * H);
+    if (proj) k->m.zeros(TB * H);
+  }
+  const T* pi = s.peephole ? a.w.peep : nullptr;
+  const T* pf = s.peephole ? a.w.peep + H : nullptr;
+  const T* po = s.peephole ? a.w.peep + 2 * H : nullptr;
+
+  auto U = cmat(a.w.w_hh, G, Ho);
+  for (int step = 0; step < Tn; ++step) {
+    mat(acc, B, G).noalias() = cmat(h, B, Ho) * U.transpose();  // (B, 4H) = h U^T
+    for (int b = 0; b < B; ++b) {
+      const int len = a.seq.length(b);
+      if (step >= len) continue;  // finished sequence: state frozen
+      const int t = a.reverse ? len - 1 - step : step;
+      const int64_t row = int64_t(t) * B + b;
+      T* g = acc + int64_t(b) * G;
+      T* cb = c + int64_t(b) * H;
+      T* hb = h + int64_t(b) * Ho;
+      ArrMap<T>(g, G) += CArrMap<T>(gx + row * G, G);
+      ArrMap<T> gi(g, H), gf(g + H, H), gg(g + 2 * H, H), go(g + 3 * H, H);
+      ArrMap<T> cv(cb, H);
+      if (k) {
+        std::memcpy(k->c_prev.data() + row * H, cb, H * sizeof(T));
+        std::memcpy(k->h_prev.data() + row * Ho, hb, Ho * sizeof(T));
+      }
+      if (pi) {
+        gi += CArrMap<T>(pi, H) * cv;
+        gf += CArrMap<T>(pf, H) * cv;
+      }
+      activate(s.ract, g, g, 2 * H);  // i, f
+      activate(s.act, g + 2 * H, g + 2 * H, H);
+      cv = gf * cv + gi * gg;
+      if (po) go += CArrMap<T>(po, H) * cv;
+      activate(s.ract, g + 3 * H, g + 3 * H, H);
+      activate(s.act, cb, tc, H);
+      T* out = proj ? mb + int64_t(b) * H : hb;
+      ArrMap<T>(out, H) = go * CArrMap<T>(tc, H);
+      if (k) {
+        std::memcpy(k->gates.data() + row * G, g, G * sizeof(T));
+        std::memcpy(k->c.data() + row * H, cb, H * sizeof(T));
+        if (proj) std::memcpy(k->m.data() + row * H, out, H * sizeof(T));
+      }
+      if (!proj) std::memcpy(a.y + row * a.ldy, hb, Ho * sizeof(T));
+    }
+    if (proj) {
+      mat(hp, B, Ho).noalias() = cmat(mb, B, H) * cmat(a.w.w_hr, Ho, H).transpose();
+      for (int b = 0; b < B; ++b) {
+        const int len = a.seq.length(b);
+        if (step >= len) continue;
+        const int t = a.reverse ? len - 1 - step : step;
+        const int64_t row = int64_t(t) * B + b;
+        std::memcpy(h + int64_t(b) * Ho, hp + int64_t(b) * Ho, Ho * sizeof(T));
+        std::memcpy(a.y + row * a.ldy, hp + int64_t(b) * Ho, Ho * sizeof(T));
+      }
+    }
+  }
+  zero_padding(a.seq, a.y, a.ldy, Ho);
+  std::memcpy(a.hn, h, int64_t(B) * Ho * sizeof(T));
+  if (a.cn) std::memcpy(a.cn, c, int64_t(B) * H * sizeof(T));
+}
+
+template <class T>
+void lstm_backward(const BackwardArgs<T>& a) {
+  const CellSpec& s = a.spec;
+  const int H = s.hidden_size, Ho = s.out_size(), I = s.input_size, G = 4 * H;
+  const int Tn = a.seq.T, B = a.seq.B;
+  const int64_t TB = int64_t(Tn) * B;
+  const bool proj = s.proj_size > 0;
+  const DirCache<T>& k = *a.cache;
+  Workspace<T>& ws = workspace<T>();
+
+  T* dG = ws.dgx.zeros(TB * G);                                // (T*B, 4H) gate pre-activation grads
+  T* dHP = proj ? ws.dhp_all.zeros(TB * Ho) : nullptr;         // (T*B, P) projected-output grads
+  T* dh = ws.dh.reserve(int64_t(B) * Ho);                      // (B, Hout) grad of running h
+  T* dc = ws.dc.reserve(int64_t(B) * H);                       // (B, H) grad of running c
+  copy_or_zero(dh, a.dhn, int64_t(B) * Ho);
+  copy_or_zero(dc, a.dcn, int64_t(B) * H);
+  T* dstep = ws.dstep.reserve(int64_t(B) * G);                 // (B, 4H)
+  T* dhb = ws.dhb.reserve(int64_t(B) * Ho);                    // (B, Hout)
+  T* dm = proj ? ws.dm.reserve(int64_t(B) * H) : nullptr;      // (B, H)
+  T* dprev = ws.dprev.reserve(int64_t(B) * Ho);                // (B, Hout)
+  T* tc = ws.tmp.reserve(2 * int64_t(H));                      // act(c) and a scratch row
+  T* tmp = tc + H;
+
+  const T* pi = s.peephole ? a.w.peep : nullptr;
+  const T* pf = s.peephole ? a.w.peep + H : nullptr;
+  const T* po = s.peephole ? a.w.peep + 2 * H : nullptr;
+  T* gpi = s.peephole ? a.g.peep : nullptr;
+  T* gpf = s.peephole ? a.g.peep + H : nullptr;
+  T* gpo = s.peephole ? a.g.peep + 2 * H : nullptr;
+
+  for (int step = Tn - 1; step >= 0; --step) {
+    for (int b = 0; b < B; ++b) {
+      const int len = a.seq.length(b);
+      T* d = dhb + int64_t(b) * Ho;
+      if (step >= len) {
+        std::memset(static_cast<void*>(d), 0, Ho * sizeof(T));
+        continue;
+      }
+      const int t = a.reverse ? len - 1 - step : step;
+      const int64_t row = int64_t(t) * B + b;
+      ArrMap<T>(d, Ho) = CArrMap<T>(dh + int64_t(b) * Ho, Ho) + CArrMap<T>(a.dy + row * a.ldy, Ho);
+      if (proj) std::memcpy(dHP + row * Ho, d, Ho * sizeof(T));
+    }
+    if (proj) mat(dm, B, H).noalias() = cmat(dhb, B, Ho) * cmat(a.w.w_hr, Ho, H);
+    for (int b = 0; b < B; ++b) {
+      const int len = a.seq.length(b);
+      T* ds = dstep + int64_t(b) * G;
+      if (step >= len) {
+        std::memset(static_cast<void*>(ds), 0, G * sizeof(T));
+        continue;
+      }
+      const int t = a.reverse ? len - 1 - step : step;
+      const int64_t row = int64_t(t) * B + b;
+      const T* gr = k.gates.data() + row * G;
+      CArrMap<T> gi(gr, H), gf(gr + H, H), gg(gr + 2 * H, H), go(gr + 3 * H, H);
+      CArrMap<T> cnew(k.c.data() + row * H, H), cprev(k.c_prev.data() + row * H, H);
+      CArrMap<T> dmb(proj ? dm + int64_t(b) * H : dhb + int64_t(b) * Ho, H);
+      ArrMap<T> di(ds, H), df(ds + H, H), dg(ds + 2 * H, H), dO(ds + 3 * H, H);
+      ArrMap<T> dcb(dc + int64_t(b) * H, H);
+      ArrMap<T> t1(tmp, H);
+
+      activate(s.act, cnew.data(), tc, H);
+      CArrMap<T> tcv(tc, H);
+      dO = dmb * tcv;
+      scale_by_derivative(s.ract, go.data(), dO.data(), H);
+      t1 = dmb * go;
+      scale_by_derivative(s.act, tc, tmp, H);
+      dcb += t1;  // dc now holds the gradient of c' for this step
+      if (po) {
+        dcb += dO * CArrMap<T>(po, H);
+        ArrMap<T>(gpo, H) += dO * cnew;
+      }
+      di = dcb * gg;
+      df = dcb * cprev;
+      dg = dcb * gi;
+      scale_by_derivative(s.ract, gi.data(), di.data(), H);
+      scale_by_derivative(s.ract, gf.data(), df.data(), H);
+      scale_by_derivative(s.act, gg.data(), dg.data(), H);
+      dcb *= gf;  // gradient reaching c_prev
+      if (pi) {
+        dcb += di * CArrMap<T>(pi, H) + df * CArrMap<T>(pf, H);
+        ArrMap<T>(gpi, H) += di * cprev;
+        ArrMap<T>(gpf, H) += df * cprev;
+      }
+      std::memcpy(dG + row * G, ds, G * sizeof(T));
+    }
+    mat(dprev, B, Ho).noalias() = cmat(dstep, B, G) * cmat(a.w.w_hh, G, Ho);  // (B, Hout)
+    for (int b = 0; b < B; ++b)
+      if (step < a.seq.length(b))
+        std::memcpy(dh + int64_t(b) * Ho, dprev + int64_t(b) * Ho, Ho * sizeof(T));
+  }
+  std::memcpy(a.dh0, dh, int64_t(B) * Ho * sizeof(T));
+  if (a.dc0) std::memcpy(a.dc0, dc, int64_t(B) * H * sizeof(T));
+
+  // Weight gradients as whole-sequence GEMMs.
+  auto dGm = cmat(dG, TB, G);
+  mat(a.g.w_ih, G, I).noalias() += dGm.transpose() * cmat(a.x, TB, I);
+  mat(a.g.w_hh, G, Ho).noalias() += dGm.transpose() * cmat(k.h_prev.data(), TB, Ho);
+  add_colsum(dG, TB, G, G, a.g.b_ih);
+  add_colsum(dG, TB, G, G, a.g.b_hh);
+  mat(a.dx, TB, I).noalias() += dGm * cmat(a.w.w_ih, G, I);
+  if (proj) mat(a.g.w_hr, Ho, H).noalias() += cmat(dHP, TB, Ho).transpose() * cmat(k.m.data(), TB, H);
+}
+
+}  // namespace RNNKIT_ISA_NS
+}  // namespace rnnkit

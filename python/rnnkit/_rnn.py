@@ -1,0 +1,522 @@
+"""PyTorch-shaped recurrent modules on numpy arrays: ``rnnkit.LSTM`` and ``rnnkit.GRU``."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from . import _core, _random
+from ._checks import (
+    ACTIVATIONS,
+    RECURRENT_ACTIVATIONS,
+    as_float_array,
+    check_choice,
+    check_dtype,
+    check_int,
+    shape_str,
+)
+
+Array = np.ndarray
+LSTMState = tuple[Array, Array]
+
+
+class _RNNBase:
+    """What LSTM and GRU share: parameters, checks, forward, backward and state dicts."""
+
+    _cell = ""
+    _gates = 0
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        dtype: Any = "float32",
+        *,
+        activation: str = "tanh",
+        recurrent_activation: str = "sigmoid",
+        peephole: bool = False,
+        reset_after: bool = True,
+        seed: Optional[int] = None,
+    ) -> None:
+        name = self._cell
+        self.input_size = check_int(name, "input_size", input_size, 1)
+        self.hidden_size = check_int(name, "hidden_size", hidden_size, 1)
+        self.num_layers = check_int(name, "num_layers", num_layers, 1)
+        self.proj_size = check_int(name, "proj_size", proj_size, 0)
+        if self.proj_size >= self.hidden_size:
+            raise ValueError(
+                f"[{name}] proj_size must be smaller than hidden_size ({self.hidden_size}); "
+                f"got {self.proj_size}"
+            )
+        for flag, value in (("bias", bias), ("batch_first", batch_first),
+                            ("bidirectional", bidirectional), ("peephole", peephole),
+                            ("reset_after", reset_after)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"[{name}] {flag} must be a bool; got {value!r}")
+        if isinstance(dropout, (bool, np.bool_)) or not isinstance(dropout, (int, float)):
+            raise TypeError(f"[{name}] dropout must be a number in [0, 1); got {dropout!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"[{name}] dropout must be in [0, 1); got {dropout}")
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.dropout = float(dropout)
+        self.bidirectional = bool(bidirectional)
+        self.peephole = bool(peephole)
+        self.reset_after = bool(reset_after)
+        self.activation = check_choice(name, "activation", activation, ACTIVATIONS)
+        self.recurrent_activation = check_choice(
+            name, "recurrent_activation", recurrent_activation, RECURRENT_ACTIVATIONS
+        )
+        self.dtype = check_dtype(name, dtype)
+        self.training = True
+        self._rng = _random.make(seed)
+        self._params: dict[str, Array] = {}
+        for key, shape in self._param_shapes():
+            k = 1.0 / math.sqrt(self.hidden_size)
+            self._params[key] = self._rng.uniform(-k, k, size=shape).astype(self.dtype)
+        self._grads = {k: np.zeros_like(v) for k, v in self._params.items()}
+        self._cache: Optional[tuple[Any, dict[str, Any]]] = None
+        self._build_core()
+
+    # ----------------------------------------------------------------- structure
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self) -> int:
+        """Hout: proj_size if set, else hidden_size."""
+        return self.proj_size or self.hidden_size
+
+    def _param_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
+        """State-dict keys and shapes in PyTorch's order."""
+        G, H, Ho = self._gates * self.hidden_size, self.hidden_size, self.output_size
+        out = []
+        for layer in range(self.num_layers):
+            fan_in = self.input_size if layer == 0 else self.num_directions * Ho
+            for d in range(self.num_directions):
+                sfx = f"l{layer}" + ("_reverse" if d else "")
+                out += [(f"weight_ih_{sfx}", (G, fan_in)), (f"weight_hh_{sfx}", (G, Ho))]
+                if self.bias:
+                    out += [(f"bias_ih_{sfx}", (G,)), (f"bias_hh_{sfx}", (G,))]
+                if self.proj_size:
+                    out += [(f"weight_hr_{sfx}", (Ho, H))]
+                if self.peephole:
+                    out += [(f"weight_peephole_{sfx}", (3 * H,))]
+        return out
+
+    def _build_core(self) -> None:
+        cls = _core.RNNf32 if self.dtype == np.float32 else _core.RNNf64
+        self._core = cls(
+            self._cell, self.input_size, self.hidden_size, self.num_layers, self.bidirectional,
+            self.proj_size, self.bias, self.reset_after, self.peephole, self.activation,
+            self.recurrent_activation, list(self._params.values()),
+        )
+
+    # ----------------------------------------------------------------- modes, params
+
+    def train(self, mode: bool = True) -> _RNNBase:
+        """Training mode: forward keeps what backward needs; dropout between layers is on."""
+        self.training = bool(mode)
+        if not self.training:
+            self._cache = None
+        return self
+
+    def eval(self) -> _RNNBase:
+        """Inference mode: no cache, no dropout."""
+        return self.train(False)
+
+    def named_parameters(self) -> dict[str, Array]:
+        """The live parameter arrays, keyed like ``state_dict``; update them in place only."""
+        return dict(self._params)
+
+    def parameters(self) -> list[Array]:
+        return list(self._params.values())
+
+    @property
+    def grads(self) -> dict[str, Array]:
+        """Accumulated parameter gradients, keyed like ``state_dict``."""
+        return dict(self._grads)
+
+    def zero_grad(self) -> None:
+        for g in self._grads.values():
+            g.fill(0)
+
+    def num_parameters(self) -> int:
+        return sum(p.size for p in self._params.values())
+
+    def state_dict(self) -> dict[str, Array]:
+        """Copies of the parameters with PyTorch's keys and shapes."""
+        return {k: v.copy() for k, v in self._params.items()}
+
+    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> None:
+        """Copy parameters in. Every key and shape is checked before anything changes.
+
+        Values are cast to the module's dtype (as ``torch.Tensor.copy_`` does); torch tensors
+        are accepted. With ``strict=False`` missing keys keep their values and extra keys
+        are ignored; mis-shaped keys always raise.
+        """
+        name = self._cell
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"[{name}.load_state_dict] expected a dict; got {type(state_dict).__name__}")
+        missing = [k for k in self._params if k not in state_dict]
+        extra = [k for k in state_dict if k not in self._params]
+        if strict and (missing or extra):
+            raise ValueError(
+                f"[{name}.load_state_dict] keys do not match: missing {missing}, unexpected {extra}"
+            )
+        staged = {}
+        for key, target in self._params.items():
+            if key not in state_dict:
+                continue
+            value = state_dict[key]
+            if hasattr(value, "detach") and hasattr(value, "numpy"):
+                value = value.detach().cpu().numpy()
+            try:
+                arr = np.asarray(value)
+            except (TypeError, ValueError) as e:
+                raise TypeError(f"[{name}.load_state_dict] {key} is not an array") from e
+            if arr.dtype.kind not in "fiu":
+                raise TypeError(f"[{name}.load_state_dict] {key} has dtype {arr.dtype}; expected floats")
+            if arr.shape != target.shape:
+                raise ValueError(
+                    f"[{name}.load_state_dict] {key} has shape {shape_str(arr.shape)}; "
+                    f"expected {shape_str(target.shape)}"
+                )
+            staged[key] = arr
+        for key, arr in staged.items():
+            np.copyto(self._params[key], arr, casting="unsafe")
+
+    # ----------------------------------------------------------------- checks
+
+    def _check_x(self, x: Any) -> tuple[Array, bool]:
+        """x as a time-major C-contiguous (T, B, I) array, and whether it was unbatched."""
+        name = self._cell
+        x = as_float_array(name, "x", x, self.dtype)
+        I = self.input_size
+        if x.ndim == 2:
+            if x.shape[1] != I or x.shape[0] < 1:
+                raise ValueError(
+                    f"[{name}] x has shape {shape_str(x.shape)}; expected unbatched (time, {I})"
+                )
+            return np.ascontiguousarray(x[:, None, :]), True
+        layout = f"(batch, time, {I})" if self.batch_first else f"(time, batch, {I})"
+        if x.ndim != 3:
+            raise ValueError(f"[{name}] x has {x.ndim} dims; expected {layout} or unbatched (time, {I})")
+        if x.shape[2] != I:
+            raise ValueError(f"[{name}] x has shape {shape_str(x.shape)}; expected {layout}")
+        if 0 in x.shape:
+            raise ValueError(f"[{name}] x has shape {shape_str(x.shape)}; batch and time must be >= 1")
+        if self.batch_first:
+            x = x.transpose(1, 0, 2)
+        return np.ascontiguousarray(x), False
+
+    def _check_state(self, name: str, value: Any, width: int, B: int, unbatched: bool) -> Optional[Array]:
+        if value is None:
+            return None
+        a = as_float_array(self._cell, name, value, self.dtype)
+        LD = self.num_layers * self.num_directions
+        expected = (LD, width) if unbatched else (LD, B, width)
+        if a.shape != expected:
+            raise ValueError(
+                f"[{self._cell}] {name} has shape {shape_str(a.shape)}; expected {shape_str(expected)} "
+                f"(num_layers*num_directions, {'' if unbatched else 'batch, '}{'hidden' if width == self.hidden_size else 'proj'}_size)"
+            )
+        return np.ascontiguousarray(a.reshape(LD, B, width))
+
+    def _check_lengths(self, lengths: Any, T: int, B: int, unbatched: bool) -> Optional[Array]:
+        if lengths is None:
+            return None
+        name = self._cell
+        if hasattr(lengths, "detach") and hasattr(lengths, "numpy"):
+            lengths = lengths.detach().cpu().numpy()
+        a = np.asarray(lengths)
+        if unbatched and a.ndim == 0:
+            a = a.reshape(1)
+        if a.dtype.kind not in "iu":
+            raise TypeError(f"[{name}] lengths must be integers; got dtype {a.dtype}")
+        if a.shape != (B,):
+            raise ValueError(f"[{name}] lengths has shape {shape_str(a.shape)}; expected ({B},), one per sequence")
+        if a.min() < 1 or a.max() > T:
+            raise ValueError(f"[{name}] lengths must be in 1..{T} (the time steps of x); got min {a.min()}, max {a.max()}")
+        return np.ascontiguousarray(a, dtype=np.int32)
+
+    def _from_time_major(self, y: Array, unbatched: bool) -> Array:
+        if unbatched:
+            return y[:, 0, :]
+        if self.batch_first:
+            return np.ascontiguousarray(y.transpose(1, 0, 2))
+        return y
+
+    def _to_time_major(self, name: str, dy: Any, meta: dict[str, Any]) -> Array:
+        a = as_float_array(self._cell, name, dy, self.dtype)
+        if a.shape != meta["y_shape"]:
+            raise ValueError(
+                f"[{self._cell}.backward] {name} has shape {shape_str(a.shape)}; expected "
+                f"{shape_str(meta['y_shape'])}, the shape of the forward's output"
+            )
+        if meta["unbatched"]:
+            a = a[:, None, :]
+        elif self.batch_first:
+            a = a.transpose(1, 0, 2)
+        return np.ascontiguousarray(a)
+
+    # ----------------------------------------------------------------- compute
+
+    def _run(self, x: Any, h0: Any, c0: Any, lengths: Any) -> tuple[Array, Array, Optional[Array]]:
+        xt, unbatched = self._check_x(x)
+        T, B = xt.shape[0], xt.shape[1]
+        h0a = self._check_state("h0", h0, self.output_size, B, unbatched)
+        c0a = self._check_state("c0", c0, self.hidden_size, B, unbatched) if self._cell == "LSTM" else None
+        lens = self._check_lengths(lengths, T, B, unbatched)
+        masks = None
+        if self.training and self.dropout > 0 and self.num_layers > 1:
+            keep = 1.0 - self.dropout
+            shape = (self.num_layers - 1, T, B, self.num_directions * self.output_size)
+            masks = (self._rng.random(shape) < keep).astype(self.dtype) / self.dtype.type(keep)
+        y, hn, cn, cache = self._core.forward(xt, h0a, c0a, lens, masks, self.training)
+        y = self._from_time_major(y, unbatched)
+        if unbatched:
+            hn = hn[:, 0, :]
+            cn = cn[:, 0, :] if cn is not None else None
+        if self.training:
+            meta = {"unbatched": unbatched, "y_shape": y.shape, "h_shape": hn.shape,
+                    "c_shape": None if cn is None else cn.shape}
+            self._cache = (cache, meta)
+        return y, hn, cn
+
+    def _backward(self, dy: Any, dhn: Any, dcn: Any) -> tuple[Array, Array, Optional[Array]]:
+        name = self._cell
+        if self._cache is None:
+            raise ValueError(
+                f"[{name}.backward] no forward to differentiate: call the module in training mode "
+                "(m.train()) before backward; each forward supports one backward"
+            )
+        cache, meta = self._cache
+        dyt = self._to_time_major("dy", dy, meta)
+        unbatched = meta["unbatched"]
+        B = dyt.shape[1]
+
+        def state_grad(label: str, value: Any, shape: tuple[int, ...], width: int) -> Optional[Array]:
+            if value is None:
+                return None
+            a = as_float_array(name, label, value, self.dtype)
+            if a.shape != shape:
+                raise ValueError(
+                    f"[{name}.backward] {label} has shape {shape_str(a.shape)}; expected {shape_str(shape)}"
+                )
+            return np.ascontiguousarray(a.reshape(-1, B, width))
+
+        dh = state_grad("dh_n", dhn, meta["h_shape"], self.output_size)
+        dc = state_grad("dc_n", dcn, meta["c_shape"], self.hidden_size) if dcn is not None else None
+        dx, dh0, dc0 = self._core.backward(cache, dyt, dh, dc, list(self._grads.values()))
+        self._cache = None
+        dx = self._from_time_major(dx, unbatched)
+        if unbatched:
+            dh0 = dh0[:, 0, :]
+            dc0 = dc0[:, 0, :] if dc0 is not None else None
+        return dx, dh0, dc0
+
+    # ----------------------------------------------------------------- pickling, repr
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_core"]
+        state["_cache"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._build_core()
+
+    def __repr__(self) -> str:
+        opts = [f"{self.input_size}", f"{self.hidden_size}"]
+        if self.num_layers != 1:
+            opts.append(f"num_layers={self.num_layers}")
+        if not self.bias:
+            opts.append("bias=False")
+        if self.batch_first:
+            opts.append("batch_first=True")
+        if self.dropout:
+            opts.append(f"dropout={self.dropout}")
+        if self.bidirectional:
+            opts.append("bidirectional=True")
+        if self.proj_size:
+            opts.append(f"proj_size={self.proj_size}")
+        if self.dtype != np.float32:
+            opts.append(f"dtype='{self.dtype}'")
+        return f"{self._cell}({', '.join(opts)})"
+
+
+class LSTM(_RNNBase):
+    r"""A multi-layer LSTM over numpy arrays, with PyTorch's constructor, call and state dict.
+
+    For each layer, direction and step (gate rows i, f, g, o)::
+
+        i = ract(W_i x + b_ii + U_i h + b_hi)     f = ract(W_f x + b_if + U_f h + b_hf)
+        g = act(W_g x + b_ig + U_g h + b_hg)      o = ract(W_o x + b_io + U_o h + b_ho)
+        c' = f * c + i * g                        h' = o * act(c')   (W_hr o * act(c') with proj_size)
+
+    with ``act = activation`` (tanh) and ``ract = recurrent_activation`` (sigmoid). With
+    ``peephole=True`` (ONNX), i and f also see ``p * c`` and o sees ``p * c'``.
+
+    Parameters
+    ----------
+    input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, proj_size
+        As ``torch.nn.LSTM``. Dropout applies between layers, in training mode only.
+    dtype : {"float32", "float64"}
+        Precision of parameters and computation. Inputs are converted only when exact
+        (float16 -> float32/64, float32 -> float64); float64 input into a float32 module
+        raises TypeError, as PyTorch does.
+    activation : {"tanh", "relu", "sigmoid", "linear"}
+    recurrent_activation : {"sigmoid", "hard_sigmoid"}
+        ``hard_sigmoid(x) = clip(x / 6 + 1/2, 0, 1)`` (Keras 3).
+    peephole : bool
+        Adds ``weight_peephole_l{k}`` (3H,), order i, f, o.
+    seed : int, optional
+        Seeds initialization (uniform in ±1/sqrt(H), as PyTorch) and dropout.
+
+    Shapes (L layers, D directions, Hout = proj_size or H)::
+
+        x: (T, B, I) or (B, T, I) if batch_first, or unbatched (T, I)
+        y: (T, B, D*Hout) / (B, T, D*Hout);   h_n: (L*D, B, Hout);   c_n: (L*D, B, H)
+
+    Examples
+    --------
+    >>> m = LSTM(32, 128, num_layers=2, batch_first=True).eval()
+    >>> y, (h_n, c_n) = m(np.zeros((4, 100, 32), np.float32))
+    """
+
+    _cell = "LSTM"
+    _gates = 4
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        dtype: Any = "float32",
+        *,
+        activation: str = "tanh",
+        recurrent_activation: str = "sigmoid",
+        peephole: bool = False,
+        seed: Optional[int] = None,
+    ) -> None:
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+            proj_size, dtype, activation=activation, recurrent_activation=recurrent_activation,
+            peephole=peephole, seed=seed,
+        )
+
+    def forward(
+        self, x: Any, hx: Optional[tuple[Any, Any]] = None, lengths: Any = None
+    ) -> tuple[Array, LSTMState]:
+        """Run the stack. ``hx = (h0, c0)``, either may be None (zeros).
+
+        ``lengths`` (B,) in 1..T gives each sequence's length: outputs past it are zero, its
+        final state is taken at its last step, and the reverse direction starts there.
+        Returns ``y, (h_n, c_n)``.
+        """
+        h0 = c0 = None
+        if hx is not None:
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise TypeError("[LSTM] hx must be a tuple (h0, c0)")
+            h0, c0 = hx
+        y, hn, cn = self._run(x, h0, c0, lengths)
+        assert cn is not None
+        return y, (hn, cn)
+
+    __call__ = forward
+
+    def backward(
+        self, dy: Any, dstate: Optional[tuple[Any, Any]] = None
+    ) -> tuple[Array, tuple[Array, Array]]:
+        """Backpropagate through the last training-mode forward.
+
+        ``dy`` has y's shape; ``dstate = (dh_n, dc_n)``, either may be None (zeros).
+        Adds the parameter gradients into ``grads`` and returns ``dx, (dh0, dc0)``.
+        """
+        dhn = dcn = None
+        if dstate is not None:
+            if not isinstance(dstate, (tuple, list)) or len(dstate) != 2:
+                raise TypeError("[LSTM.backward] dstate must be a tuple (dh_n, dc_n)")
+            dhn, dcn = dstate
+        dx, dh0, dc0 = self._backward(dy, dhn, dcn)
+        assert dc0 is not None
+        return dx, (dh0, dc0)
+
+
+class GRU(_RNNBase):
+    r"""A multi-layer GRU over numpy arrays, with PyTorch's constructor, call and state dict.
+
+    For each layer, direction and step (gate rows r, z, n)::
+
+        r = ract(W_r x + b_ir + U_r h + b_hr)     z = ract(W_z x + b_iz + U_z h + b_hz)
+        n = act(W_n x + b_in + r * (U_n h + b_hn))      reset_after=True (PyTorch, Keras default)
+        n = act(W_n x + b_in + U_n (r * h) + b_hn)      reset_after=False (Cho et al., ONNX default)
+        h' = (1 - z) * n + z * h
+
+    Cho et al. write the update as ``h' = (1 - z) * h + z * n``: the same cell with z
+    replaced by 1 - z (swap the sign of the z rows of W, U and both z biases).
+
+    Parameters are as :class:`LSTM` without ``proj_size`` and ``peephole``, plus
+    ``reset_after``. Shapes: x as LSTM; y (T, B, D*H); h_n (L*D, B, H).
+    """
+
+    _cell = "GRU"
+    _gates = 3
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        dtype: Any = "float32",
+        *,
+        reset_after: bool = True,
+        activation: str = "tanh",
+        recurrent_activation: str = "sigmoid",
+        seed: Optional[int] = None,
+    ) -> None:
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0,
+            dtype, activation=activation, recurrent_activation=recurrent_activation,
+            reset_after=reset_after, seed=seed,
+        )
+
+    def forward(self, x: Any, h0: Any = None, lengths: Any = None) -> tuple[Array, Array]:
+        """Run the stack from ``h0`` (None: zeros). Returns ``y, h_n``. ``lengths`` as LSTM."""
+        y, hn, _ = self._run(x, h0, None, lengths)
+        return y, hn
+
+    __call__ = forward
+
+    def backward(self, dy: Any, dh_n: Any = None) -> tuple[Array, Array]:
+        """Backpropagate through the last training-mode forward; returns ``dx, dh0``."""
+        dx, dh0, _ = self._backward(dy, dh_n, None)
+        return dx, dh0
+
+    def __repr__(self) -> str:
+        base = super().__repr__()
+        return base if self.reset_after else base[:-1] + ", reset_after=False)"
+
+
+RNNModule = Union[LSTM, GRU]
