@@ -21,10 +21,10 @@ _EXACT_CASTS = {
 def check_dtype(owner: str, dtype: Any) -> np.dtype:
     """The module dtype: float32 or float64."""
     try:
-        dt = np.dtype(dtype)
+        dt = np.dtype(dtype) if dtype is not None else None
     except TypeError:
         dt = None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+    if dt is None or dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TypeError(f"[{owner}] dtype must be 'float32' or 'float64'; got {dtype!r}")
     return dt
 
