@@ -182,6 +182,9 @@ class RNN {
     return py::make_tuple(dx, dh0, dc0 ? py::object(*dc0) : py::none());
   }
 
+  void freeze() { stack_->freeze(); }
+  void thaw() { stack_->thaw(); }
+
   int param_count() const {
     int n = 0;
     for_each_param([&](int, const char*, std::vector<py::ssize_t>, auto) { ++n; });
@@ -246,6 +249,9 @@ void register_type(py::module_& m, const char* rnn_name, const char* cache_name)
            py::arg("lengths"), py::arg("masks"), py::arg("train"))
       .def("backward", &RNN<T>::backward, py::arg("cache"), py::arg("dy"), py::arg("dh_n"),
            py::arg("dc_n"), py::arg("grads"))
+      .def("freeze", &RNN<T>::freeze,
+           "Repack the weights for inference; they must not change until thaw().")
+      .def("thaw", &RNN<T>::thaw)
       .def_property_readonly("param_count", &RNN<T>::param_count);
 }
 

@@ -1,8 +1,11 @@
 #include "rnnkit/rnn_stack.hpp"
 
+#include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 
+#include "rnnkit/packing.hpp"
 #include "rnnkit/thread_pool.hpp"
 
 namespace rnnkit {
@@ -14,6 +17,7 @@ struct StackWorkspace {
   Buffer<T> dropped;  // (T, B, D*Hout) a masked layer input when no cache keeps it
   Buffer<T> din[2];   // (T, B, D*Hout) ping-pong gradients of layer inputs
   Buffer<T> dx_rev;   // (T, B, in) the reverse direction's share of dx when directions run concurrently
+  std::vector<Buffer<float>> packs;  // per-call packed recurrent weights when not frozen
 };
 
 template <class T>
@@ -38,6 +42,31 @@ Stack<T>::Stack(const StackSpec& spec, std::vector<DirWeights<T>> weights)
     : spec_(spec), w_(std::move(weights)) {}
 
 template <class T>
+void Stack<T>::pack_into(Packs& packs) const {
+  if constexpr (std::is_same<T, float>::value) {
+    const CellSpec& s = spec_.cell;
+    packs.resize(w_.size());
+    for (size_t ld = 0; ld < w_.size(); ++ld) {
+      float* p = packs[ld].reserve(packed_recurrent_size(s.gates(), s.hidden_size, s.out_size()));
+      pack_recurrent(w_[ld].w_hh, s.gates(), s.hidden_size, s.out_size(), p);
+    }
+  }
+}
+
+template <class T>
+void Stack<T>::freeze() {
+  if (!std::is_same<T, float>::value || !active_kernels().packed_f32) return;
+  auto packs = std::make_shared<Packs>();
+  pack_into(*packs);
+  std::atomic_store(&frozen_, std::shared_ptr<const Packs>(std::move(packs)));
+}
+
+template <class T>
+void Stack<T>::thaw() {
+  std::atomic_store(&frozen_, std::shared_ptr<const Packs>());
+}
+
+template <class T>
 void Stack<T>::forward(const T* x, SeqShape seq, const T* h0, const T* c0, const T* masks, T* y,
                        T* hn, T* cn, StackCache<T>* cache) const {
   const int L = spec_.num_layers, D = spec_.num_dirs;
@@ -59,6 +88,21 @@ void Stack<T>::forward(const T* x, SeqShape seq, const T* h0, const T* c0, const
     std::memcpy(cache->inputs[0].reserve(n0), x, n0 * sizeof(T));
     if (seq.lengths) seq.lengths = cache->lengths.data();
   }
+
+  // Packed recurrent weights: the frozen ones, or packed for this call when the time loop is
+  // long enough to repay it.
+  std::shared_ptr<const Packs> frozen = std::atomic_load(&frozen_);
+  const Packs* packs = nullptr;
+  if (std::is_same<T, float>::value && active_kernels().packed_f32) {
+    if (frozen)
+      packs = frozen.get();
+    else if (seq.T >= 4) {
+      pack_into(ws.packs);
+      packs = &ws.packs;
+    }
+  }
+  const int threads = get_num_threads();
+  const int dir_threads = (D == 2 && threads >= 2) ? std::max(1, threads / 2) : threads;
 
   const T* in = cache ? cache->inputs[0].data() : x;
   for (int l = 0; l < L; ++l) {
@@ -90,6 +134,8 @@ void Stack<T>::forward(const T* x, SeqShape seq, const T* h0, const T* c0, const
       a.hn = hn + int64_t(ld) * B * Ho;
       a.cn = lstm ? cn + int64_t(ld) * B * H : nullptr;
       a.cache = cache ? &cache->dirs[ld] : nullptr;
+      a.threads = dir_threads;
+      if (packs) a.w.packed_hh = (*packs)[ld].data();
       k.forward(a);
     });
     in = out;

@@ -1,5 +1,6 @@
 #include "rnnkit/thread_pool.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
@@ -15,11 +16,21 @@
 #if defined(__linux__)
 #include <sched.h>
 #endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define RNNKIT_PAUSE() _mm_pause()
+#else
+#define RNNKIT_PAUSE() std::this_thread::yield()
+#endif
 
 namespace rnnkit {
 namespace {
 
 thread_local bool inside_pool_task = false;
+
+// Workers spin this many rounds for new work before sleeping, so that back-to-back parallel
+// regions (one per layer, one per call in a serving loop) do not pay a futex wake-up each.
+constexpr int kSpinRounds = 20000;
 
 class Pool {
  public:
@@ -32,7 +43,10 @@ class Pool {
     std::lock_guard<std::mutex> g(run_mutex_);
     stop();
     stopping_ = false;
-    for (int i = 1; i < n; ++i) workers_.emplace_back([this] { work(); });
+    // A worker must start from the generation current now (run_mutex_ is held, so no dispatch
+    // can happen in between): reading it later could skip a dispatch made before it started.
+    const unsigned long gen = generation_.load();
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this, gen] { work(gen); });
     size_.store(n);
   }
 
@@ -42,13 +56,30 @@ class Pool {
       for (int i = 0; i < n; ++i) fn(i);
       return;
     }
+    dispatch(n, fn);
+  }
+
+  void team(int n, void (*fn)(void*, int, int), void* ctx) {
+    std::unique_lock<std::mutex> busy(run_mutex_, std::try_to_lock);
+    const int nt = std::min(n, int(workers_.size()) + 1);
+    if (nt <= 1 || inside_pool_task || !busy.owns_lock()) {
+      fn(ctx, 0, 1);
+      return;
+    }
+    // Every thread takes one task and the tasks wait for each other, so all nt run at once.
+    dispatch(nt, [&](int i) { fn(ctx, i, nt); });
+  }
+
+ private:
+  // Runs fn(0..n-1) on the workers and the caller; run_mutex_ is held by the caller.
+  void dispatch(int n, const std::function<void(int)>& fn) {
     {
       std::lock_guard<std::mutex> g(m_);
       fn_ = &fn;
       n_ = n;
       next_.store(0);
       pending_ = n;
-      ++generation_;
+      generation_.fetch_add(1);
     }
     wake_.notify_all();
     drain();
@@ -58,7 +89,6 @@ class Pool {
     if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
   }
 
- private:
   void drain() {
     inside_pool_task = true;
     for (int i; (i = next_.fetch_add(1)) < n_;) {
@@ -74,14 +104,15 @@ class Pool {
     inside_pool_task = false;
   }
 
-  void work() {
-    unsigned long seen = 0;
+  void work(unsigned long seen) {
     for (;;) {
+      for (int spin = 0; spin < kSpinRounds && generation_.load() == seen && !stopping_flag_.load(); ++spin)
+        RNNKIT_PAUSE();
       {
         std::unique_lock<std::mutex> g(m_);
-        wake_.wait(g, [&] { return stopping_ || generation_ != seen; });
+        wake_.wait(g, [&] { return stopping_ || generation_.load() != seen; });
         if (stopping_) return;
-        seen = generation_;
+        seen = generation_.load();
       }
       drain();
     }
@@ -91,10 +122,12 @@ class Pool {
     {
       std::lock_guard<std::mutex> g(m_);
       stopping_ = true;
+      stopping_flag_.store(true);
     }
     wake_.notify_all();
     for (auto& w : workers_) w.join();
     workers_.clear();
+    stopping_flag_.store(false);
   }
 
   std::mutex run_mutex_;  // one parallel region at a time
@@ -105,8 +138,9 @@ class Pool {
   int n_ = 0;
   std::atomic<int> next_{0};
   int pending_ = 0;
-  unsigned long generation_ = 0;
+  std::atomic<unsigned long> generation_{0};
   bool stopping_ = false;
+  std::atomic<bool> stopping_flag_{false};
   std::exception_ptr error_;
   std::atomic<int> size_{1};
 };
@@ -132,14 +166,12 @@ int physical_cores() {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) == 0) {
     std::set<std::pair<std::string, std::string>> cores;
-    int cpus = 0;
     for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
       if (!CPU_ISSET(cpu, &set)) continue;
-      ++cpus;
       const std::string base = "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";
       std::ifstream pkg(base + "physical_package_id"), core(base + "core_id");
       std::string p, c;
-      if (!(pkg >> p) || !(core >> c)) return cpus > 0 ? CPU_COUNT(&set) : 1;
+      if (!(pkg >> p) || !(core >> c)) return CPU_COUNT(&set);
       cores.insert({p, c});
     }
     if (!cores.empty()) return int(cores.size());
@@ -157,5 +189,28 @@ void set_num_threads(int n) {
 }
 
 void parallel_for(int n, const std::function<void(int)>& fn) { pool().run(n, fn); }
+
+void team_run(int n, void (*fn)(void*, int, int), void* ctx) { pool().team(n, fn, ctx); }
+
+Barrier::Barrier(int n) : n_(n), count_(0), generation_(0) {}
+
+void Barrier::set_size(int n) { __atomic_store_n(&n_, n, __ATOMIC_RELAXED); }
+
+void Barrier::wait() {
+  const int n = __atomic_load_n(&n_, __ATOMIC_RELAXED);
+  if (n <= 1) return;
+  const unsigned gen = __atomic_load_n(&generation_, __ATOMIC_ACQUIRE);
+  if (__atomic_add_fetch(&count_, 1, __ATOMIC_ACQ_REL) == n) {
+    __atomic_store_n(&count_, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&generation_, gen + 1, __ATOMIC_RELEASE);
+    return;
+  }
+  for (int spin = 0; __atomic_load_n(&generation_, __ATOMIC_ACQUIRE) == gen; ++spin) {
+    if (spin < 4000)
+      RNNKIT_PAUSE();
+    else
+      std::this_thread::yield();
+  }
+}
 
 }  // namespace rnnkit

@@ -59,6 +59,8 @@ def as_float_array(owner: str, name: str, value: Any, dtype: np.dtype) -> np.nda
             value = np.asarray(value)
         except (ValueError, TypeError) as e:
             raise TypeError(f"[{owner}] {name} must be a numeric array; got {type(value).__name__}") from e
+    if not value.dtype.isnative:  # byte-swapped: converting to native order is exact
+        value = value.astype(value.dtype.newbyteorder("="))
     if value.dtype == dtype:
         return value
     if value.dtype in _EXACT_CASTS[dtype]:

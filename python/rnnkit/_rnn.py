@@ -125,18 +125,36 @@ class _RNNBase:
     # ----------------------------------------------------------------- modes, params
 
     def train(self, mode: bool = True) -> _RNNBase:
-        """Training mode: forward keeps what backward needs; dropout between layers is on."""
+        """Training mode: forward keeps what backward needs; dropout between layers is on.
+
+        ``train(False)`` is ``eval()``.
+        """
         self.training = bool(mode)
-        if not self.training:
-            self._cache = None
+        self._set_frozen(not self.training)
         return self
 
     def eval(self) -> _RNNBase:
-        """Inference mode: no cache, no dropout."""
+        """Inference mode: no cache, no dropout, and the fast path.
+
+        The recurrent weights are repacked once for the SIMD kernels, and the parameter
+        arrays become read-only until ``train()``, so that the packs can never go stale.
+        """
         return self.train(False)
 
+    def _set_frozen(self, frozen: bool) -> None:
+        for p in self._params.values():
+            p.flags.writeable = not frozen
+        if frozen:
+            self._cache = None
+            self._core.freeze()
+        else:
+            self._core.thaw()
+
     def named_parameters(self) -> dict[str, Array]:
-        """The live parameter arrays, keyed like ``state_dict``; update them in place only."""
+        """The live parameter arrays, keyed like ``state_dict``; update them in place only.
+
+        They are read-only in eval mode (see ``eval``).
+        """
         return dict(self._params)
 
     def parameters(self) -> list[Array]:
@@ -194,7 +212,10 @@ class _RNNBase:
                 )
             staged[key] = arr
         for key, arr in staged.items():
-            np.copyto(self._params[key], arr, casting="unsafe")
+            target = self._params[key]
+            target.flags.writeable = True
+            np.copyto(target, arr, casting="unsafe")
+        self._set_frozen(not self.training)
 
     # ----------------------------------------------------------------- checks
 
@@ -337,6 +358,7 @@ class _RNNBase:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._build_core()
+        self._set_frozen(not self.training)
 
     def __repr__(self) -> str:
         opts = [f"{self.input_size}", f"{self.hidden_size}"]

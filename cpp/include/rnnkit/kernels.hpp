@@ -35,6 +35,7 @@ struct ForwardArgs {
   T* hn = nullptr;        // (B, Hout)
   T* cn = nullptr;        // LSTM (B, H)
   DirCache<T>* cache = nullptr;  // filled in training mode, null for inference
+  int threads = 1;               // at most this many threads may share the time loop
 };
 
 template <class T>
@@ -63,6 +64,7 @@ struct KernelTable {
 
 struct Kernels {
   const char* isa;
+  bool packed_f32;  // the float kernels use DirWeights::packed_hh when given
   KernelTable<float> f32;
   KernelTable<double> f64;
   template <class T>

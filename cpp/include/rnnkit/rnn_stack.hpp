@@ -3,6 +3,7 @@
 // what backward needs in a StackCache.
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "rnnkit/kernels.hpp"
@@ -39,6 +40,12 @@ class Stack {
 
   const StackSpec& spec() const { return spec_; }
 
+  // Inference fast path: repack the recurrent weights once (float only) and use the packs
+  // until thaw(). The caller guarantees the weights do not change in between (the Python
+  // modules make them read-only in eval mode). Safe against concurrent forward calls.
+  void freeze();
+  void thaw();
+
   // x (T, B, I) time-major; h0 (L*D, B, Hout), c0 (L*D, B, H) or null; masks (L-1, T, B, D*Hout)
   // dropout scales or null; y (T, B, D*Hout); hn, cn like h0, c0. cache non-null in training.
   void forward(const T* x, SeqShape seq, const T* h0, const T* c0, const T* masks, T* y, T* hn,
@@ -50,8 +57,12 @@ class Stack {
                 T* dh0, T* dc0, const std::vector<DirGrads<T>>& grads) const;
 
  private:
+  using Packs = std::vector<Buffer<float>>;
+  void pack_into(Packs& packs) const;
+
   StackSpec spec_;
   std::vector<DirWeights<T>> w_;
+  std::shared_ptr<const Packs> frozen_;  // read and swapped with std::atomic_load/store
 };
 
 extern template class Stack<float>;

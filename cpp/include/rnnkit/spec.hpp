@@ -36,6 +36,8 @@ struct DirWeights {
   const T* b_hh = nullptr;  // (G*H) or null when !has_bias
   const T* w_hr = nullptr;  // (P, H) or null
   const T* peep = nullptr;  // (3H) order i, f, o, or null
+  // w_hh repacked for the SIMD kernels (packing.hpp), float only; null: use w_hh as it is.
+  const float* packed_hh = nullptr;
 };
 
 // Gradients of one layer-direction; same shapes as DirWeights. Kernels accumulate (+=).

@@ -16,3 +16,27 @@ void set_num_threads(int n);  // n >= 1
 void parallel_for(int n, const std::function<void(int)>& fn);
 
 }  // namespace rnnkit
+
+namespace rnnkit {
+
+// Runs fn(ctx, tid, nt) on nt <= n threads at once (all started together, so they may wait
+// for each other at a Barrier). nt is 1 when the pool cannot give n threads right now (one
+// thread configured, called from inside a pool task, or the pool busy with another caller).
+// A plain function pointer rather than std::function: callers are compiled once per ISA.
+void team_run(int n, void (*fn)(void* ctx, int tid, int nt), void* ctx);
+
+// A reusable barrier for the threads of one team_run: spins briefly, then yields.
+class Barrier {
+ public:
+  explicit Barrier(int n = 1);
+  // Every thread of the team calls this with the team size before its first wait.
+  void set_size(int n);
+  void wait();
+
+ private:
+  int n_;  // accessed with __atomic builtins
+  alignas(64) int count_;  // accessed with __atomic builtins
+  alignas(64) unsigned generation_;
+};
+
+}  // namespace rnnkit

@@ -4,9 +4,19 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cstring>
 
 #include "rnnkit/kernels.hpp"
+#include "rnnkit/packing.hpp"
+#include "rnnkit/thread_pool.hpp"
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define RNNKIT_PACKED_KERNELS 1
+#else
+#define RNNKIT_PACKED_KERNELS 0
+#endif
 
 namespace rnnkit {
 namespace RNNKIT_ISA_NS {
@@ -123,6 +133,92 @@ template <class T>
 inline void add_colsum(const T* m, Eigen::Index rows, Eigen::Index cols, Eigen::Index ld, T* out) {
   if (!out) return;
   Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(out, cols) += cmat(m, rows, cols, ld).colwise().sum();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packed recurrent product: out (rows, ncols) = h (rows, K) * P(:, c0 : c0 + ncols), where P is
+// one unit block of the packed recurrent weights, (K, W) with row stride W (packing.hpp).
+
+#if RNNKIT_PACKED_KERNELS
+// R rows x NV vectors of 8 columns, accumulators in registers. With one row the weights are
+// FMA memory operands (8 accumulators hide the FMA latency); with several, each weight vector
+// is loaded once and reused for every row.
+template <int R, int NV>
+inline void packed_micro(const float* h, int ldh, const float* P, int W, int K, float* out, int ldo,
+                         bool accumulate) {
+  __m256 c[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v)
+      c[r][v] = accumulate ? _mm256_loadu_ps(out + r * ldo + v * 8) : _mm256_setzero_ps();
+  for (int k = 0; k < K; ++k) {
+    const float* q = P + std::size_t(k) * W;
+    if constexpr (R == 1) {
+      const __m256 hb = _mm256_broadcast_ss(h + k);
+      for (int v = 0; v < NV; ++v) c[0][v] = _mm256_fmadd_ps(_mm256_load_ps(q + v * 8), hb, c[0][v]);
+    } else {
+      __m256 u[NV];
+      for (int v = 0; v < NV; ++v) u[v] = _mm256_load_ps(q + v * 8);
+      for (int r = 0; r < R; ++r) {
+        const __m256 hb = _mm256_broadcast_ss(h + r * ldh + k);
+        for (int v = 0; v < NV; ++v) c[r][v] = _mm256_fmadd_ps(u[v], hb, c[r][v]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) _mm256_storeu_ps(out + r * ldo + v * 8, c[r][v]);
+}
+
+inline void packed_product(const float* h, int rows, int ldh, const float* P, int W, int c0,
+                           int ncols, int K, float* out, int ldo) {
+  constexpr int kc = 256;  // a 16-column slice of kc rows of P (16 KB) stays in L1
+  const int full = rows - rows % 6;  // rows handled six at a time
+  for (int c = 0; c < ncols; c += 16)
+    for (int k0 = 0; k0 < K; k0 += kc)
+      for (int rr = 0; rr < full; rr += 6)
+        packed_micro<6, 2>(h + std::size_t(rr) * ldh + k0, ldh, P + std::size_t(k0) * W + c0 + c, W,
+                           std::min(kc, K - k0), out + std::size_t(rr) * ldo + c, ldo, k0 > 0);
+  for (int r = full; r < rows; ++r) {
+    const float* hr = h + std::size_t(r) * ldh;
+    float* o = out + std::size_t(r) * ldo;
+    int c = 0;
+    for (; c + 64 <= ncols; c += 64) packed_micro<1, 8>(hr, 0, P + c0 + c, W, K, o + c, 0, false);
+    if (ncols - c >= 48) {
+      packed_micro<1, 6>(hr, 0, P + c0 + c, W, K, o + c, 0, false);
+      c += 48;
+    }
+    if (ncols - c >= 32) {
+      packed_micro<1, 4>(hr, 0, P + c0 + c, W, K, o + c, 0, false);
+      c += 32;
+    }
+    if (ncols - c >= 16) packed_micro<1, 2>(hr, 0, P + c0 + c, W, K, o + c, 0, false);
+  }
+}
+#else
+inline void packed_product(const float* h, int rows, int ldh, const float* P, int W, int c0,
+                           int ncols, int K, float* out, int ldo) {
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < ncols; ++c) {
+      float acc = 0;
+      for (int k = 0; k < K; ++k) acc += h[std::size_t(r) * ldh + k] * P[std::size_t(k) * W + c0 + c];
+      out[std::size_t(r) * ldo + c] = acc;
+    }
+}
+#endif
+
+// Runs body(tid, nt) on a team of up to n threads (see team_run).
+template <class F>
+inline void run_team(int n, F& body) {
+  if (n <= 1) {
+    body(0, 1);
+    return;
+  }
+  team_run(n, [](void* p, int tid, int nt) { (*static_cast<F*>(p))(tid, nt); }, &body);
+}
+
+// The unit blocks [first, last) of thread tid out of nt.
+inline void block_range(int blocks, int tid, int nt, int& first, int& last) {
+  first = int(int64_t(blocks) * tid / nt);
+  last = int(int64_t(blocks) * (tid + 1) / nt);
 }
 
 }  // namespace RNNKIT_ISA_NS

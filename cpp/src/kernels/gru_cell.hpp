@@ -6,10 +6,54 @@
 //   h' = (1 - z) * n + z * h  =  n + z * (h - n)
 #pragma once
 
+#include <type_traits>
+
 #include "kernels/common.hpp"
 
 namespace rnnkit {
 namespace RNNKIT_ISA_NS {
+
+// Pointwise pieces of a GRU step for units [u0, u0 + n) of one row. rec holds the recurrent
+// pre-activations of gate r for those units, z and n following at stride gs (H for a
+// whole-row product, 16 for a packed block); gx is the row's input projection (3H).
+
+// r and z, written back over their pre-activations in rec.
+template <class T>
+inline void gru_pointwise_rz(const CellSpec& s, int u0, int n, T* rec, int gs, const T* gx) {
+  const int H = s.hidden_size;
+  for (int q = 0; q < 2; ++q) {
+    ArrMap<T> v(rec + q * gs, n);
+    v += CArrMap<T>(gx + q * H + u0, n);
+    activate(s.ract, v.data(), v.data(), n);
+  }
+}
+
+// n and the new state h' = n + z * (h - n); rec holds r and z (activated) and the n block's
+// recurrent term: U_n h (reset_after, b_hn added here) or U_n (r * h) (reset_before).
+template <class T>
+inline void gru_pointwise_n(const CellSpec& s, const T* bhn, int u0, int n, const T* rec, int gs,
+                            const T* gx, const T* hprev, T* hnew, T* scratch, T* k_gates, T* k_aux) {
+  const int H = s.hidden_size;
+  CArrMap<T> r(rec, n), z(rec + gs, n);
+  ArrMap<T> nv(scratch, n);
+  if (s.reset_after) {
+    ArrMap<T> an(scratch + n, n);  // U_n h + b_hn
+    an = CArrMap<T>(rec + 2 * gs, n);
+    if (bhn) an += CArrMap<T>(bhn + u0, n);
+    if (k_aux) std::memcpy(k_aux + u0, an.data(), n * sizeof(T));
+    nv = CArrMap<T>(gx + 2 * H + u0, n) + r * an;
+  } else {
+    nv = CArrMap<T>(gx + 2 * H + u0, n) + CArrMap<T>(rec + 2 * gs, n);
+  }
+  activate(s.act, nv.data(), nv.data(), n);
+  CArrMap<T> hp(hprev + u0, n);
+  ArrMap<T>(hnew + u0, n) = nv + z * (hp - nv);
+  if (k_gates) {
+    std::memcpy(k_gates + u0, rec, n * sizeof(T));
+    std::memcpy(k_gates + H + u0, rec + gs, n * sizeof(T));
+    std::memcpy(k_gates + 2 * H + u0, nv.data(), n * sizeof(T));
+  }
+}
 
 template <class T>
 void gru_forward(const ForwardArgs<T>& a) {
@@ -32,11 +76,9 @@ void gru_forward(const ForwardArgs<T>& a) {
   T* gx = ws.gx.reserve(TB * G);  // (T*B, 3H)
   input_projection(a.x, a.w.w_ih, bias, gx, TB, I, G);
 
-  T* h = ws.h.reserve(int64_t(B) * H);     // (B, H)
-  copy_or_zero(h, a.h0, int64_t(B) * H);
-  T* acc = ws.acc.reserve(int64_t(B) * G);  // (B, 3H) recurrent pre-activations
-  T* rh = ws.m.zeros(int64_t(B) * H);       // (B, H) reset_before: r * h
-  T* n = ws.tmp.reserve(H);
+  T* hbuf = ws.h.reserve(2 * int64_t(B) * H);  // two (B, H): the state before and after a step
+  copy_or_zero(hbuf, a.h0, int64_t(B) * H);
+  T* rh = ws.m.zeros(int64_t(B) * H);  // (B, H) reset_before: r * h
 
   DirCache<T>* k = a.cache;
   if (k) {
@@ -44,61 +86,106 @@ void gru_forward(const ForwardArgs<T>& a) {
     k->h_prev.zeros(TB * H);
     k->aux.zeros(TB * H);
   }
-  auto U = cmat(a.w.w_hh, G, H);
-  auto active_row = [&](int step, int b, int64_t& row) {
+  auto row_of = [&](int step, int b) -> int64_t {  // -1 once sequence b has ended
     const int len = a.seq.length(b);
-    if (step >= len) return false;
-    row = int64_t(a.reverse ? len - 1 - step : step) * B + b;
-    return true;
+    if (step >= len) return -1;
+    return int64_t(a.reverse ? len - 1 - step : step) * B + b;
   };
 
-  for (int step = 0; step < Tn; ++step) {
-    if (s.reset_after) {
-      mat(acc, B, G).noalias() = cmat(h, B, H) * U.transpose();
-    } else {
-      mat(acc, B, 2 * H, G).noalias() = cmat(h, B, H) * U.topRows(2 * H).transpose();
-    }
-    // r and z (and, in reset_after, n) for every active row.
-    for (int b = 0; b < B; ++b) {
-      int64_t row;
-      if (!active_row(step, b, row)) continue;
-      T* g = acc + int64_t(b) * G;
-      const T* gxr = gx + row * G;
-      ArrMap<T>(g, 2 * H) += CArrMap<T>(gxr, 2 * H);
-      activate(s.ract, g, g, 2 * H);
-      CArrMap<T> hv(h + int64_t(b) * H, H);
-      if (k) std::memcpy(k->h_prev.data() + row * H, hv.data(), H * sizeof(T));
-      if (s.reset_after) {
-        ArrMap<T> an(g + 2 * H, H);  // U_n h + b_hn
-        if (bhn) an += CArrMap<T>(bhn, H);
-        if (k) std::memcpy(k->aux.data() + row * H, an.data(), H * sizeof(T));
-        ArrMap<T>(n, H) = CArrMap<T>(gxr + 2 * H, H) + CArrMap<T>(g, H) * an;
-        activate(s.act, n, g + 2 * H, H);  // the n slot now holds n
-      } else {
-        ArrMap<T>(rh + int64_t(b) * H, H) = CArrMap<T>(g, H) * hv;
-        if (k) std::memcpy(k->aux.data() + row * H, rh + int64_t(b) * H, H * sizeof(T));
+  const float* packed = nullptr;
+  if constexpr (std::is_same<T, float>::value) packed = a.w.packed_hh;
+  const int blocks = unit_blocks(H), W = 3 * kUnitBlock;
+  const int team = (packed && a.threads > 1 && int64_t(B) * G * H >= 128 * 384)
+                       ? std::min(a.threads, blocks) : 1;
+  Barrier barrier;
+  auto U = cmat(a.w.w_hh, G, H);
+
+  auto body = [&](int tid, int nt) {
+    barrier.set_size(nt);
+    Workspace<T>& tw = workspace<T>();
+    int first = 0, last = blocks;
+    if (packed) block_range(blocks, tid, nt, first, last);
+    const int ld = packed ? W : G;  // row stride of acc
+    const int gs = packed ? kUnitBlock : H;
+    T* scratch = tw.tmp.reserve(2 * int64_t(packed ? kUnitBlock : H));
+    T* acc = tw.acc.reserve(int64_t(B) * ld * (packed ? blocks : 1));
+    T* hcur = hbuf;
+    T* hnext = hbuf + int64_t(B) * H;
+    // acc for block ub (packed: each block has its own (B, W) slice so both phases can use it).
+    auto acc_of = [&](int ub) { return packed ? acc + int64_t(ub) * B * W : acc; };
+    auto units = [&](int ub, int& u0, int& n) {
+      u0 = packed ? ub * kUnitBlock : 0;
+      n = packed ? std::min(kUnitBlock, H - u0) : H;
+    };
+    for (int step = 0; step < Tn; ++step) {
+      // Phase 1: recurrent products from h (all gates, or r and z in reset_before), then r, z.
+      if (!packed) {
+        if (s.reset_after)
+          mat(acc, B, G).noalias() = cmat(hcur, B, H) * U.transpose();
+        else
+          mat(acc, B, 2 * H, G).noalias() = cmat(hcur, B, H) * U.topRows(2 * H).transpose();
       }
-    }
-    if (!s.reset_after) {
-      mat(acc + 2 * H, B, H, G).noalias() = cmat(rh, B, H) * U.bottomRows(H).transpose();
-    }
-    for (int b = 0; b < B; ++b) {
-      int64_t row;
-      if (!active_row(step, b, row)) continue;
-      T* g = acc + int64_t(b) * G;
-      ArrMap<T> nv(g + 2 * H, H);
+      for (int ub = first; ub < last; ++ub) {
+        int u0, n;
+        units(ub, u0, n);
+        T* ab = acc_of(ub);
+        if (packed) {
+          if constexpr (std::is_same<T, float>::value)
+            packed_product(hcur, B, H, packed + std::size_t(ub) * H * W, W, 0,
+                           s.reset_after ? W : 2 * kUnitBlock, H, ab, W);
+        }
+        for (int b = 0; b < B; ++b) {
+          const int64_t row = row_of(step, b);
+          if (row < 0) continue;
+          T* rec = ab + int64_t(b) * ld + (packed ? 0 : u0);
+          gru_pointwise_rz(s, u0, n, rec, gs, gx + row * G);
+          if (!s.reset_after)
+            ArrMap<T>(rh + int64_t(b) * H + u0, n) = CArrMap<T>(rec, n) * CArrMap<T>(hcur + int64_t(b) * H + u0, n);
+        }
+        if (!packed) break;
+      }
+      // Phase 2 (reset_before): U_n (r * h) needs every unit's r * h.
       if (!s.reset_after) {
-        nv += CArrMap<T>(gx + row * G + 2 * H, H);
-        activate(s.act, nv.data(), nv.data(), H);
+        barrier.wait();
+        if (!packed) mat(acc + 2 * H, B, H, G).noalias() = cmat(rh, B, H) * U.bottomRows(H).transpose();
       }
-      ArrMap<T> hv(h + int64_t(b) * H, H);
-      hv = nv + CArrMap<T>(g + H, H) * (hv - nv);
-      if (k) std::memcpy(k->gates.data() + row * G, g, G * sizeof(T));
-      std::memcpy(a.y + row * a.ldy, hv.data(), H * sizeof(T));
+      for (int ub = first; ub < last; ++ub) {
+        int u0, n;
+        units(ub, u0, n);
+        T* ab = acc_of(ub);
+        if (packed && !s.reset_after) {
+          if constexpr (std::is_same<T, float>::value)
+            packed_product(rh, B, H, packed + std::size_t(ub) * H * W, W, 2 * kUnitBlock, kUnitBlock, H,
+                           ab + 2 * kUnitBlock, W);
+        }
+        for (int b = 0; b < B; ++b) {
+          const int64_t row = row_of(step, b);
+          const T* hc = hcur + int64_t(b) * H;
+          T* hn = hnext + int64_t(b) * H;
+          if (row < 0) {  // finished sequence: state frozen
+            std::memcpy(hn + u0, hc + u0, n * sizeof(T));
+            continue;
+          }
+          if (k) {
+            std::memcpy(k->h_prev.data() + row * H + u0, hc + u0, n * sizeof(T));
+            if (!s.reset_after) std::memcpy(k->aux.data() + row * H + u0, rh + int64_t(b) * H + u0, n * sizeof(T));
+          }
+          const T* rec = ab + int64_t(b) * ld + (packed ? 0 : u0);
+          gru_pointwise_n(s, bhn, u0, n, rec, gs, gx + row * G, hc, hn, scratch,
+                          k ? k->gates.data() + row * G : nullptr,
+                          (k && s.reset_after) ? k->aux.data() + row * H : nullptr);
+          std::memcpy(a.y + row * a.ldy + u0, hn + u0, n * sizeof(T));
+        }
+        if (!packed) break;
+      }
+      barrier.wait();
+      std::swap(hcur, hnext);
     }
-  }
+  };
+  run_team(team, body);
+
   zero_padding(a.seq, a.y, a.ldy, H);
-  std::memcpy(a.hn, h, int64_t(B) * H * sizeof(T));
+  std::memcpy(a.hn, hbuf + (Tn % 2) * int64_t(B) * H, int64_t(B) * H * sizeof(T));
 }
 
 template <class T>

@@ -6,10 +6,43 @@
 //   h' = m, or h' = W_hr m with a projection.
 #pragma once
 
+#include <type_traits>
+
 #include "kernels/common.hpp"
 
 namespace rnnkit {
 namespace RNNKIT_ISA_NS {
+
+// The pointwise update of units [u0, u0 + n) for one row. rec holds the recurrent
+// pre-activations of gate i for those units, the other gates following at stride gs (H for a
+// whole-row product, 16 for a packed block); gx is the row's input projection (4H, biases
+// included). Updates c in place, writes o * act(c) to out, and fills the cache rows if given.
+template <class T>
+inline void lstm_pointwise(const CellSpec& s, const DirWeights<T>& w, int u0, int n, const T* rec,
+                           int gs, const T* gx, T* c, T* out, T* scratch, T* k_gates, T* k_cprev,
+                           T* k_c) {
+  const int H = s.hidden_size;
+  T* g = scratch;  // (4, n) pre-activations, then gate values
+  T* tc = scratch + 4 * n;
+  for (int q = 0; q < 4; ++q)
+    ArrMap<T>(g + q * n, n) = CArrMap<T>(rec + q * gs, n) + CArrMap<T>(gx + q * H + u0, n);
+  ArrMap<T> gi(g, n), gf(g + n, n), gg(g + 2 * n, n), go(g + 3 * n, n), cv(c + u0, n);
+  if (k_cprev) std::memcpy(k_cprev + u0, c + u0, n * sizeof(T));
+  if (s.peephole) {
+    gi += CArrMap<T>(w.peep + u0, n) * cv;
+    gf += CArrMap<T>(w.peep + H + u0, n) * cv;
+  }
+  activate(s.ract, g, g, 2 * n);  // i, f
+  activate(s.act, g + 2 * n, g + 2 * n, n);
+  cv = gf * cv + gi * gg;
+  if (s.peephole) go += CArrMap<T>(w.peep + 2 * H + u0, n) * cv;
+  activate(s.ract, g + 3 * n, g + 3 * n, n);
+  activate(s.act, c + u0, tc, n);
+  ArrMap<T>(out + u0, n) = go * CArrMap<T>(tc, n);
+  if (k_gates)
+    for (int q = 0; q < 4; ++q) std::memcpy(k_gates + q * H + u0, g + q * n, n * sizeof(T));
+  if (k_c) std::memcpy(k_c + u0, c + u0, n * sizeof(T));
+}
 
 template <class T>
 void lstm_forward(const ForwardArgs<T>& a) {
@@ -29,14 +62,12 @@ void lstm_forward(const ForwardArgs<T>& a) {
   T* gx = ws.gx.reserve(TB * G);  // (T*B, 4H)
   input_projection(a.x, a.w.w_ih, bias, gx, TB, I, G);
 
-  T* h = ws.h.reserve(int64_t(B) * Ho);  // (B, Hout)
-  T* c = ws.c.reserve(int64_t(B) * H);   // (B, H)
-  copy_or_zero(h, a.h0, int64_t(B) * Ho);
+  T* hbuf = ws.h.reserve(2 * int64_t(B) * Ho);  // two (B, Hout): the state before and after a step
+  T* c = ws.c.reserve(int64_t(B) * H);          // (B, H), updated in place
+  copy_or_zero(hbuf, a.h0, int64_t(B) * Ho);
   copy_or_zero(c, a.c0, int64_t(B) * H);
-  T* acc = ws.acc.reserve(int64_t(B) * G);                // (B, 4H)
   T* mb = proj ? ws.m.reserve(int64_t(B) * H) : nullptr;  // (B, H) o * act(c) before W_hr
   T* hp = proj ? ws.hp.reserve(int64_t(B) * Ho) : nullptr;
-  T* tc = ws.tmp.reserve(H);
 
   DirCache<T>* k = a.cache;
   if (k) {
@@ -46,61 +77,78 @@ void lstm_forward(const ForwardArgs<T>& a) {
     k->c.zeros(TB * H);
     if (proj) k->m.zeros(TB * H);
   }
-  const T* pi = s.peephole ? a.w.peep : nullptr;
-  const T* pf = s.peephole ? a.w.peep + H : nullptr;
-  const T* po = s.peephole ? a.w.peep + 2 * H : nullptr;
+  auto row_of = [&](int step, int b) -> int64_t {  // -1 once sequence b has ended
+    const int len = a.seq.length(b);
+    if (step >= len) return -1;
+    return int64_t(a.reverse ? len - 1 - step : step) * B + b;
+  };
 
-  auto U = cmat(a.w.w_hh, G, Ho);
-  for (int step = 0; step < Tn; ++step) {
-    mat(acc, B, G).noalias() = cmat(h, B, Ho) * U.transpose();  // (B, 4H) = h U^T
-    for (int b = 0; b < B; ++b) {
-      const int len = a.seq.length(b);
-      if (step >= len) continue;  // finished sequence: state frozen
-      const int t = a.reverse ? len - 1 - step : step;
-      const int64_t row = int64_t(t) * B + b;
-      T* g = acc + int64_t(b) * G;
-      T* cb = c + int64_t(b) * H;
-      T* hb = h + int64_t(b) * Ho;
-      ArrMap<T>(g, G) += CArrMap<T>(gx + row * G, G);
-      ArrMap<T> gi(g, H), gf(g + H, H), gg(g + 2 * H, H), go(g + 3 * H, H);
-      ArrMap<T> cv(cb, H);
-      if (k) {
-        std::memcpy(k->c_prev.data() + row * H, cb, H * sizeof(T));
-        std::memcpy(k->h_prev.data() + row * Ho, hb, Ho * sizeof(T));
+  const float* packed = nullptr;
+  if constexpr (std::is_same<T, float>::value) packed = a.w.packed_hh;
+  const int blocks = unit_blocks(H), W = 4 * kUnitBlock;
+  // A team shares the time loop when each step has enough work to pay for a barrier.
+  const int team = (packed && !proj && a.threads > 1 && int64_t(B) * G * Ho >= 128 * 512)
+                       ? std::min(a.threads, blocks) : 1;
+  Barrier barrier;
+
+  auto body = [&](int tid, int nt) {
+    barrier.set_size(nt);
+    Workspace<T>& tw = workspace<T>();  // this thread's scratch
+    int first = 0, last = blocks;
+    if (packed) block_range(blocks, tid, nt, first, last);
+    const int u_first = first * kUnitBlock, u_last = std::min(H, last * kUnitBlock);
+    T* scratch = tw.tmp.reserve(5 * int64_t(packed ? kUnitBlock : H));
+    T* acc = tw.acc.reserve(int64_t(B) * (packed ? W : G));
+    T* hcur = hbuf;
+    T* hnext = hbuf + int64_t(B) * Ho;
+    for (int step = 0; step < Tn; ++step) {
+      if (!packed) mat(acc, B, G).noalias() = cmat(hcur, B, Ho) * cmat(a.w.w_hh, G, Ho).transpose();
+      for (int ub = first; ub < last; ++ub) {
+        const int u0 = ub * kUnitBlock, n = packed ? std::min(kUnitBlock, H - u0) : H;
+        if (packed) {
+          if constexpr (std::is_same<T, float>::value)
+            packed_product(hcur, B, Ho, packed + std::size_t(ub) * Ho * W, W, 0, W, Ho, acc, W);
+        }
+        for (int b = 0; b < B; ++b) {
+          const int64_t row = row_of(step, b);
+          T* hn_row = hnext + int64_t(b) * Ho;
+          const T* hc_row = hcur + int64_t(b) * Ho;
+          if (row < 0) {  // finished sequence: state frozen
+            if (!proj) std::memcpy(hn_row + u0, hc_row + u0, n * sizeof(T));
+            continue;
+          }
+          if (k && !proj) std::memcpy(k->h_prev.data() + row * Ho + u0, hc_row + u0, n * sizeof(T));
+          const T* rec = packed ? acc + int64_t(b) * W : acc + int64_t(b) * G + u0;
+          T* out = proj ? mb + int64_t(b) * H : hn_row;
+          lstm_pointwise(s, a.w, u0, n, rec, packed ? kUnitBlock : H, gx + row * G, c + int64_t(b) * H,
+                         out, scratch, k ? k->gates.data() + row * G : nullptr,
+                         k ? k->c_prev.data() + row * H : nullptr, k ? k->c.data() + row * H : nullptr);
+          if (!proj) std::memcpy(a.y + row * a.ldy + u0, out + u0, n * sizeof(T));
+          if (k && proj) std::memcpy(k->m.data() + row * H + u0, out + u0, n * sizeof(T));
+        }
+        if (!packed) break;  // the whole-row product covered every unit
       }
-      if (pi) {
-        gi += CArrMap<T>(pi, H) * cv;
-        gf += CArrMap<T>(pf, H) * cv;
+      if (proj) {  // h = W_hr m for the rows that stepped (single-threaded: team is 1)
+        mat(hp, B, Ho).noalias() = cmat(mb, B, H) * cmat(a.w.w_hr, Ho, H).transpose();
+        for (int b = 0; b < B; ++b) {
+          const int64_t row = row_of(step, b);
+          const T* src = row < 0 ? hcur + int64_t(b) * Ho : hp + int64_t(b) * Ho;
+          std::memcpy(hnext + int64_t(b) * Ho, src, Ho * sizeof(T));
+          if (row < 0) continue;
+          if (k) std::memcpy(k->h_prev.data() + row * Ho, hcur + int64_t(b) * Ho, Ho * sizeof(T));
+          std::memcpy(a.y + row * a.ldy, src, Ho * sizeof(T));
+        }
       }
-      activate(s.ract, g, g, 2 * H);  // i, f
-      activate(s.act, g + 2 * H, g + 2 * H, H);
-      cv = gf * cv + gi * gg;
-      if (po) go += CArrMap<T>(po, H) * cv;
-      activate(s.ract, g + 3 * H, g + 3 * H, H);
-      activate(s.act, cb, tc, H);
-      T* out = proj ? mb + int64_t(b) * H : hb;
-      ArrMap<T>(out, H) = go * CArrMap<T>(tc, H);
-      if (k) {
-        std::memcpy(k->gates.data() + row * G, g, G * sizeof(T));
-        std::memcpy(k->c.data() + row * H, cb, H * sizeof(T));
-        if (proj) std::memcpy(k->m.data() + row * H, out, H * sizeof(T));
-      }
-      if (!proj) std::memcpy(a.y + row * a.ldy, hb, Ho * sizeof(T));
+      barrier.wait();
+      std::swap(hcur, hnext);
     }
-    if (proj) {
-      mat(hp, B, Ho).noalias() = cmat(mb, B, H) * cmat(a.w.w_hr, Ho, H).transpose();
-      for (int b = 0; b < B; ++b) {
-        const int len = a.seq.length(b);
-        if (step >= len) continue;
-        const int t = a.reverse ? len - 1 - step : step;
-        const int64_t row = int64_t(t) * B + b;
-        std::memcpy(h + int64_t(b) * Ho, hp + int64_t(b) * Ho, Ho * sizeof(T));
-        std::memcpy(a.y + row * a.ldy, hp + int64_t(b) * Ho, Ho * sizeof(T));
-      }
-    }
-  }
+    (void)u_first;
+    (void)u_last;
+  };
+  run_team(team, body);
+
   zero_padding(a.seq, a.y, a.ldy, Ho);
-  std::memcpy(a.hn, h, int64_t(B) * Ho * sizeof(T));
+  std::memcpy(a.hn, hbuf + (Tn % 2) * int64_t(B) * Ho, int64_t(B) * Ho * sizeof(T));
   if (a.cn) std::memcpy(a.cn, c, int64_t(B) * H * sizeof(T));
 }
 

@@ -34,7 +34,7 @@ void backward(const BackwardArgs<T>& a) {
 }
 
 const Kernels& kernels() {
-  static const Kernels k{RNNKIT_STR(RNNKIT_ISA_NAME),
+  static const Kernels k{RNNKIT_STR(RNNKIT_ISA_NAME), RNNKIT_PACKED_KERNELS != 0,
                          {&forward<float>, &backward<float>},
                          {&forward<double>, &backward<double>}};
   return k;

@@ -1,0 +1,91 @@
+"""The inference fast path (packed recurrent weights, threads sharing the time loop) against
+the float64 computation, and results identical for any thread count."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import rnnkit
+
+CONFIGS = [
+    ("LSTM", {}),
+    ("LSTM", {"bidirectional": True, "num_layers": 2}),
+    ("LSTM", {"proj_size": 40}),
+    ("LSTM", {"peephole": True, "activation": "relu"}),
+    ("GRU", {}),
+    ("GRU", {"reset_after": False}),
+    ("GRU", {"bidirectional": True, "recurrent_activation": "hard_sigmoid"}),
+]
+
+
+def run(cell: str, kw: dict[str, Any], dtype: str, x: np.ndarray, lengths: Any, train: bool) -> tuple:
+    m = getattr(rnnkit, cell)(x.shape[2], 144, dtype=dtype, seed=3, **kw)  # 144: not a multiple of 16
+    m.train(train)
+    y, state = m(x.astype(dtype), lengths=lengths)
+    h = state[0] if cell == "LSTM" else state
+    return y, h
+
+
+@pytest.mark.parametrize(("cell", "kw"), CONFIGS)
+@pytest.mark.parametrize("batch", [1, 7])
+def test_fast_path_matches_float64_and_any_thread_count(
+    cell: str, kw: dict[str, Any], batch: int, kernel_isa: str
+) -> None:
+    rng = np.random.default_rng(batch)
+    x = rng.standard_normal((12, batch, 9))
+    lengths = None if batch == 1 else rng.integers(1, 13, size=batch)
+    ref_y, ref_h = run(cell, kw, "float64", x, lengths, train=False)
+    before = rnnkit.get_num_threads()
+    results = {}
+    try:
+        for threads in (1, 2):
+            rnnkit.set_num_threads(threads)
+            for train in (False, True):
+                y, h = run(cell, kw, "float32", x, lengths, train)
+                err = max(np.abs(y - ref_y).max(), np.abs(h - ref_h).max())
+                assert err < 2e-5, f"{cell} {kw} threads={threads} train={train}: max err vs float64 {err:.2e}"
+                results[threads, train] = (y, h)
+    finally:
+        rnnkit.set_num_threads(before)
+    for train in (False, True):
+        for a, b in zip(results[1, train], results[2, train]):
+            diff = np.abs(a - b).max()
+            assert diff == 0, f"{cell} {kw} train={train}: 1 vs 2 threads differ by {diff:.2e}"
+
+
+def test_eval_makes_parameters_read_only_and_train_restores() -> None:
+    m = rnnkit.LSTM(4, 32, seed=0).eval()
+    w = m.named_parameters()["weight_hh_l0"]
+    with pytest.raises(ValueError, match="read-only"):
+        w += 1
+    x = np.ones((5, 2, 4), np.float32)
+    y0 = m(x)[0]
+    m.train()
+    w += 0.5  # allowed again, and seen by the next call
+    m.eval()
+    y1 = m(x)[0]
+    assert np.abs(y1 - y0).max() > 1e-3, "the edit made in train mode was not picked up after eval()"
+
+
+def test_load_state_dict_in_eval_mode_repacks() -> None:
+    a = rnnkit.GRU(4, 32, seed=0).eval()
+    b = rnnkit.GRU(4, 32, seed=1).eval()
+    x = np.random.default_rng(0).standard_normal((6, 3, 4)).astype(np.float32)
+    a.load_state_dict(b.state_dict())
+    diff = np.abs(a(x)[0] - b(x)[0]).max()
+    assert diff == 0, f"after load_state_dict in eval mode the outputs differ by {diff}"
+    assert not a.named_parameters()["weight_hh_l0"].flags.writeable
+
+
+def test_streaming_steps_equal_one_call() -> None:
+    m = rnnkit.LSTM(16, 64, seed=0).eval()
+    x = np.random.default_rng(0).standard_normal((30, 1, 16)).astype(np.float32)
+    y_all, _ = m(x)
+    state = None
+    for t in range(30):
+        y_t, state = m(x[t : t + 1], state)
+        diff = np.abs(y_t[0] - y_all[t]).max()
+        assert diff < 1e-6, f"step {t}: streaming differs from the sequence call by {diff:.2e}"
