@@ -16,7 +16,7 @@ struct StackWorkspace {
   Buffer<T> out[2];   // (T, B, D*Hout) ping-pong layer outputs
   Buffer<T> dropped;  // (T, B, D*Hout) a masked layer input when no cache keeps it
   Buffer<T> din[2];   // (T, B, D*Hout) ping-pong gradients of layer inputs
-  Buffer<T> dx_rev;   // (T, B, in) the reverse direction's share of dx when directions run concurrently
+  Buffer<T> dx_rev;   // (T, B, in) the reverse direction's share of dx
   std::vector<Buffer<float>> packs;  // per-call packed recurrent weights when not frozen
 };
 
@@ -152,7 +152,8 @@ void Stack<T>::backward(const StackCache<T>& cache, const T* dy, const T* dhn, c
   const KernelTable<T>& k = active_kernels().table<T>();
   StackWorkspace<T>& ws = stack_workspace<T>();
   SeqShape seq{cache.steps, cache.batch, cache.lengths.empty() ? nullptr : cache.lengths.data()};
-  const bool concurrent = D == 2 && get_num_threads() >= 2;
+  const int threads = get_num_threads();
+  const int dir_threads = (D == 2 && threads >= 2) ? std::max(1, threads / 2) : threads;
 
   const T* dcur = dy;  // gradient of layer l's output, (T, B, D*Hout)
   for (int l = L - 1; l >= 0; --l) {
@@ -160,9 +161,9 @@ void Stack<T>::backward(const StackCache<T>& cache, const T* dy, const T* dhn, c
     const int64_t nin = TB * s.input_size;
     T* din = (l == 0) ? dx : ws.din[l % 2].reserve(nin);
     std::memset(static_cast<void*>(din), 0, nin * sizeof(T));
-    // The directions both add into din; when they run concurrently the reverse one adds into
-    // its own buffer, summed afterwards.
-    T* din_rev = concurrent ? ws.dx_rev.zeros(nin) : din;
+    // The reverse direction adds into its own buffer, summed afterwards, so that the result
+    // does not depend on whether the directions ran concurrently.
+    T* din_rev = D == 2 ? ws.dx_rev.zeros(nin) : din;
     for_each_direction(D, [&](int d) {
       const int ld = l * D + d;
       BackwardArgs<T> a;
@@ -180,6 +181,7 @@ void Stack<T>::backward(const StackCache<T>& cache, const T* dy, const T* dhn, c
       a.dx = d == 1 ? din_rev : din;
       a.dh0 = dh0 + int64_t(ld) * B * Ho;
       a.dc0 = lstm ? dc0 + int64_t(ld) * B * H : nullptr;
+      a.threads = dir_threads;
       k.backward(a);
     });
     if (din_rev != din)

@@ -54,6 +54,7 @@ struct BackwardArgs {
   T* dx = nullptr;         // (T, B, I) accumulated (+=)
   T* dh0 = nullptr;        // (B, Hout) written
   T* dc0 = nullptr;        // LSTM (B, H) written
+  int threads = 1;         // threads for the whole-sequence GEMMs
 };
 
 template <class T>

@@ -110,15 +110,6 @@ inline void copy_or_zero(T* dst, const T* src, std::size_t n) {
     std::memset(static_cast<void*>(dst), 0, n * sizeof(T));
 }
 
-// gx (TB, GH) = x (TB, I) * w_ih^T + bias (GH): the input projection for every step at once.
-template <class T>
-inline void input_projection(const T* x, const T* w_ih, const T* bias, T* gx, Eigen::Index TB,
-                             Eigen::Index I, Eigen::Index GH) {
-  auto Gx = mat(gx, TB, GH);
-  Gx.noalias() = cmat(x, TB, I) * cmat(w_ih, GH, I).transpose();
-  if (bias) Gx.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(bias, GH);
-}
-
 // Output rows of steps past a sequence's length are zero (PyTorch packed-sequence semantics).
 template <class T>
 inline void zero_padding(const SeqShape& q, T* y, int64_t ldy, int width) {
@@ -128,11 +119,15 @@ inline void zero_padding(const SeqShape& q, T* y, int64_t ldy, int width) {
       std::memset(static_cast<void*>(y + (int64_t(t) * q.B + b) * ldy), 0, width * sizeof(T));
 }
 
-// Column sums of a (rows, cols) matrix added into out (cols): bias gradients.
+// Column sums of a (rows, cols) matrix added into out (cols): bias gradients. Summed row by
+// row into an aligned buffer, so every element's order is fixed whatever out's alignment.
 template <class T>
 inline void add_colsum(const T* m, Eigen::Index rows, Eigen::Index cols, Eigen::Index ld, T* out) {
   if (!out) return;
-  Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(out, cols) += cmat(m, rows, cols, ld).colwise().sum();
+  thread_local Buffer<T> sums;
+  ArrMap<T> acc(sums.zeros(cols), cols);
+  for (Eigen::Index r = 0; r < rows; ++r) acc += CArrMap<T>(m + r * ld, cols);
+  for (Eigen::Index c = 0; c < cols; ++c) out[c] += acc[c];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -213,6 +208,48 @@ inline void run_team(int n, F& body) {
     return;
   }
   team_run(n, [](void* p, int tid, int nt) { (*static_cast<F*>(p))(tid, nt); }, &body);
+}
+
+// Splits [0, rows) across up to `threads` threads (when the work is worth it) and calls
+// f(r0, r1) for each part; every part computes its rows exactly as a single call would.
+template <class F>
+inline void split_rows(int threads, Eigen::Index rows, double flops, F&& f) {
+  const int want = (threads > 1 && flops >= 4e6) ? threads : 1;
+  auto body = [&](int tid, int nt) {
+    const Eigen::Index r0 = rows * tid / nt, r1 = rows * (tid + 1) / nt;
+    if (r1 > r0) f(r0, r1);
+  };
+  run_team(want, body);
+}
+
+// gx (TB, GH) = x (TB, I) * w_ih^T + bias (GH): the input projection for every step at once.
+template <class T>
+inline void input_projection(const T* x, const T* w_ih, const T* bias, T* gx, Eigen::Index TB,
+                             Eigen::Index I, Eigen::Index GH, int threads) {
+  split_rows(threads, TB, 2.0 * TB * I * GH, [&](Eigen::Index r0, Eigen::Index r1) {
+    auto Gx = mat(gx + r0 * GH, r1 - r0, GH);
+    Gx.noalias() = cmat(x + r0 * I, r1 - r0, I) * cmat(w_ih, GH, I).transpose();
+    if (bias) Gx.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(bias, GH);
+  });
+}
+
+// The whole-sequence GEMMs of backward, split across threads by output rows:
+// gw (M, N) += d[:, c0:c0+M]^T (TB, M)^T * x (TB, N), where d has row stride ldd.
+template <class T>
+inline void add_weight_grad(int threads, T* gw, const T* d, Eigen::Index ldd, Eigen::Index M,
+                            const T* x, Eigen::Index TB, Eigen::Index N) {
+  split_rows(threads, M, 2.0 * M * N * TB, [&](Eigen::Index r0, Eigen::Index r1) {
+    mat(gw + r0 * N, r1 - r0, N).noalias() += cmat(d + r0, TB, r1 - r0, ldd).transpose() * cmat(x, TB, N);
+  });
+}
+
+// dx (TB, I) += d (TB, G) * w (G, I).
+template <class T>
+inline void add_input_grad(int threads, T* dx, const T* d, const T* w, Eigen::Index TB,
+                           Eigen::Index G, Eigen::Index I) {
+  split_rows(threads, TB, 2.0 * TB * G * I, [&](Eigen::Index r0, Eigen::Index r1) {
+    mat(dx + r0 * I, r1 - r0, I).noalias() += cmat(d + r0 * G, r1 - r0, G) * cmat(w, G, I);
+  });
 }
 
 // The unit blocks [first, last) of thread tid out of nt.

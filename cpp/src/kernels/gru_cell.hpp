@@ -74,7 +74,7 @@ void gru_forward(const ForwardArgs<T>& a) {
     if (s.reset_after) bhn = a.w.b_hh + 2 * H;
   }
   T* gx = ws.gx.reserve(TB * G);  // (T*B, 3H)
-  input_projection(a.x, a.w.w_ih, bias, gx, TB, I, G);
+  input_projection(a.x, a.w.w_ih, bias, gx, TB, I, G, a.threads);
 
   T* hbuf = ws.h.reserve(2 * int64_t(B) * H);  // two (B, H): the state before and after a step
   copy_or_zero(hbuf, a.h0, int64_t(B) * H);
@@ -270,18 +270,15 @@ void gru_backward(const BackwardArgs<T>& a) {
   std::memcpy(a.dh0, dh, int64_t(B) * H * sizeof(T));
 
   // Weight gradients as whole-sequence GEMMs.
-  auto dX = cmat(dGx, TB, G);
-  mat(a.g.w_ih, G, I).noalias() += dX.transpose() * cmat(a.x, TB, I);
+  add_weight_grad(a.threads, a.g.w_ih, dGx, G, G, a.x, TB, I);
   add_colsum(dGx, TB, G, G, a.g.b_ih);
   add_colsum(dGa, TB, G, G, a.g.b_hh);
-  mat(a.dx, TB, I).noalias() += dX * cmat(a.w.w_ih, G, I);
-  auto Hprev = cmat(k.h_prev.data(), TB, H);
+  add_input_grad(a.threads, a.dx, dGx, a.w.w_ih, TB, G, I);
   if (s.reset_after) {
-    mat(a.g.w_hh, G, H).noalias() += cmat(dGa, TB, G).transpose() * Hprev;
+    add_weight_grad(a.threads, a.g.w_hh, dGa, G, G, k.h_prev.data(), TB, H);
   } else {
-    mat(a.g.w_hh, 2 * H, H).noalias() += cmat(dGx, TB, 2 * H, G).transpose() * Hprev;
-    mat(a.g.w_hh + 2 * H * H, H, H).noalias() +=
-        cmat(dGx + 2 * H, TB, H, G).transpose() * cmat(k.aux.data(), TB, H);
+    add_weight_grad(a.threads, a.g.w_hh, dGx, G, 2 * H, k.h_prev.data(), TB, H);
+    add_weight_grad(a.threads, a.g.w_hh + 2 * H * H, dGx + 2 * H, G, H, k.aux.data(), TB, H);
   }
 }
 

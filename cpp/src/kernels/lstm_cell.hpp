@@ -60,7 +60,7 @@ void lstm_forward(const ForwardArgs<T>& a) {
     for (int j = 0; j < G; ++j) bias[j] = a.w.b_ih[j] + a.w.b_hh[j];
   }
   T* gx = ws.gx.reserve(TB * G);  // (T*B, 4H)
-  input_projection(a.x, a.w.w_ih, bias, gx, TB, I, G);
+  input_projection(a.x, a.w.w_ih, bias, gx, TB, I, G, a.threads);
 
   T* hbuf = ws.h.reserve(2 * int64_t(B) * Ho);  // two (B, Hout): the state before and after a step
   T* c = ws.c.reserve(int64_t(B) * H);          // (B, H), updated in place
@@ -247,13 +247,12 @@ void lstm_backward(const BackwardArgs<T>& a) {
   if (a.dc0) std::memcpy(a.dc0, dc, int64_t(B) * H * sizeof(T));
 
   // Weight gradients as whole-sequence GEMMs.
-  auto dGm = cmat(dG, TB, G);
-  mat(a.g.w_ih, G, I).noalias() += dGm.transpose() * cmat(a.x, TB, I);
-  mat(a.g.w_hh, G, Ho).noalias() += dGm.transpose() * cmat(k.h_prev.data(), TB, Ho);
+  add_weight_grad(a.threads, a.g.w_ih, dG, G, G, a.x, TB, I);
+  add_weight_grad(a.threads, a.g.w_hh, dG, G, G, k.h_prev.data(), TB, Ho);
   add_colsum(dG, TB, G, G, a.g.b_ih);
   add_colsum(dG, TB, G, G, a.g.b_hh);
-  mat(a.dx, TB, I).noalias() += dGm * cmat(a.w.w_ih, G, I);
-  if (proj) mat(a.g.w_hr, Ho, H).noalias() += cmat(dHP, TB, Ho).transpose() * cmat(k.m.data(), TB, H);
+  add_input_grad(a.threads, a.dx, dG, a.w.w_ih, TB, G, I);
+  if (proj) add_weight_grad(a.threads, a.g.w_hr, dHP, Ho, Ho, k.m.data(), TB, H);
 }
 
 }  // namespace RNNKIT_ISA_NS
