@@ -84,7 +84,8 @@ class RNN {
   }
 
   py::tuple forward(const py::object& x_obj, const py::object& h0_obj, const py::object& c0_obj,
-                    const py::object& lengths_obj, const py::object& masks_obj, bool train) {
+                    const py::object& lengths_obj, const py::object& masks_obj, bool train,
+                    const py::object& reuse) {
     const rnnkit::CellSpec& s = spec_.cell;
     const bool lstm = s.kind == CellKind::LSTM;
     const int L = spec_.num_layers, D = spec_.num_dirs, H = s.hidden_size, Ho = s.out_size();
@@ -122,15 +123,25 @@ class RNN {
     CArray<T> hn({py::ssize_t(L * D), B, py::ssize_t(Ho)});
     std::optional<CArray<T>> cn;
     if (lstm) cn = CArray<T>({py::ssize_t(L * D), B, py::ssize_t(H)});
-    std::unique_ptr<Cache<T>> cache = train ? std::make_unique<Cache<T>>() : nullptr;
+    // A training forward may reuse the memory of a cache whose backward is done (`reuse`),
+    // so that steady-state training allocates nothing.
+    py::object cache_obj = py::none();
+    rnnkit::StackCache<T>* cache = nullptr;
+    if (train) {
+      if (!reuse.is_none() && py::isinstance<Cache<T>>(reuse) &&
+          (reuse.cast<Cache<T>&>().c.owner == stack_.get() || !reuse.cast<Cache<T>&>().c.owner))
+        cache_obj = reuse;
+      else
+        cache_obj = py::cast(std::make_unique<Cache<T>>());
+      cache = &cache_obj.cast<Cache<T>&>().c;
+    }
     {
       py::gil_scoped_release nogil;
       rnnkit::SeqShape seq{int(T_), int(B), lengths ? lengths->data() : nullptr};
       stack_->forward(x.data(), seq, h0 ? h0->data() : nullptr, c0 ? c0->data() : nullptr,
                       masks ? masks->data() : nullptr, y.mutable_data(), hn.mutable_data(),
-                      cn ? cn->mutable_data() : nullptr, cache ? &cache->c : nullptr);
+                      cn ? cn->mutable_data() : nullptr, cache);
     }
-    py::object cache_obj = cache ? py::cast(std::move(cache)) : py::none();
     return py::make_tuple(y, hn, cn ? py::object(*cn) : py::none(), cache_obj);
   }
 
@@ -246,7 +257,7 @@ void register_type(py::module_& m, const char* rnn_name, const char* cache_name)
            py::arg("peephole"), py::arg("activation"), py::arg("recurrent_activation"),
            py::arg("weights"))
       .def("forward", &RNN<T>::forward, py::arg("x"), py::arg("h0"), py::arg("c0"),
-           py::arg("lengths"), py::arg("masks"), py::arg("train"))
+           py::arg("lengths"), py::arg("masks"), py::arg("train"), py::arg("reuse") = py::none())
       .def("backward", &RNN<T>::backward, py::arg("cache"), py::arg("dy"), py::arg("dh_n"),
            py::arg("dc_n"), py::arg("grads"))
       .def("freeze", &RNN<T>::freeze,

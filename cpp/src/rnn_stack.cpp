@@ -114,11 +114,12 @@ void Stack<T>::forward(const T* x, SeqShape seq, const T* h0, const T* c0, const
       for (int64_t i = 0; i < TB * width; ++i) dropped[i] = in[i] * mk[i];
       if (cache) std::memcpy(cache->masks[l - 1].reserve(TB * width), mk, TB * width * sizeof(T));
       in = dropped;
-    } else if (l > 0 && cache) {
-      std::memcpy(cache->inputs[l].reserve(TB * width), in, TB * width * sizeof(T));
-      in = cache->inputs[l].data();
     }
-    T* out = (l == L - 1) ? y : ws.out[l % 2].reserve(TB * width);
+    // Without dropout a training forward writes each layer's output straight into the cache
+    // as the next layer's input.
+    T* out = (l == L - 1)        ? y
+             : (cache && !masks) ? cache->inputs[l + 1].reserve(TB * width)
+                                 : ws.out[l % 2].reserve(TB * width);
     for_each_direction(D, [&](int d) {
       const int ld = l * D + d;
       ForwardArgs<T> a;

@@ -146,6 +146,7 @@ class _RNNBase:
             p.flags.writeable = not frozen
         if frozen:
             self._cache = None
+            self.__dict__.pop("_spare_cache", None)
             self._core.freeze()
         else:
             self._core.thaw()
@@ -304,7 +305,12 @@ class _RNNBase:
             keep = 1.0 - self.dropout
             shape = (self.num_layers - 1, T, B, self.num_directions * self.output_size)
             masks = (self._rng.random(shape) < keep).astype(self.dtype) / self.dtype.type(keep)
-        y, hn, cn, cache = self._core.forward(xt, h0a, c0a, lens, masks, self.training)
+        # A training forward reuses the memory of the last finished (or abandoned) cache.
+        spare = self.__dict__.pop("_spare_cache", None)
+        if self.training and spare is None and self._cache is not None:
+            spare = self._cache[0]
+        self._cache = None
+        y, hn, cn, cache = self._core.forward(xt, h0a, c0a, lens, masks, self.training, spare)
         y = self._from_time_major(y, unbatched)
         if unbatched:
             hn = hn[:, 0, :]
@@ -341,6 +347,7 @@ class _RNNBase:
         dc = state_grad("dc_n", dcn, meta["c_shape"], self.hidden_size) if dcn is not None else None
         dx, dh0, dc0 = self._core.backward(cache, dyt, dh, dc, list(self._grads.values()))
         self._cache = None
+        self._spare_cache = cache
         dx = self._from_time_major(dx, unbatched)
         if unbatched:
             dh0 = dh0[:, 0, :]
@@ -353,6 +360,7 @@ class _RNNBase:
         state = self.__dict__.copy()
         del state["_core"]
         state["_cache"] = None
+        state.pop("_spare_cache", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "rnnkit/kernels.hpp"
 #include "rnnkit/packing.hpp"
@@ -110,6 +111,14 @@ inline void copy_or_zero(T* dst, const T* src, std::size_t n) {
     std::memset(static_cast<void*>(dst), 0, n * sizeof(T));
 }
 
+// A (T*B, width) buffer with one row per (t, b). Every row is written when all sequences have
+// length T; with lengths, the rows past a sequence's end are never written yet are read by the
+// whole-sequence GEMMs, so they start at zero.
+template <class T>
+inline T* rows_buffer(Buffer<T>& buf, std::size_t n, const SeqShape& q) {
+  return q.lengths ? buf.zeros(n) : buf.reserve(n);
+}
+
 // Output rows of steps past a sequence's length are zero (PyTorch packed-sequence semantics).
 template <class T>
 inline void zero_padding(const SeqShape& q, T* y, int64_t ldy, int width) {
@@ -137,22 +146,23 @@ inline void add_colsum(const T* m, Eigen::Index rows, Eigen::Index cols, Eigen::
 #if RNNKIT_PACKED_KERNELS
 // R rows x NV vectors of 8 columns, accumulators in registers. With one row the weights are
 // FMA memory operands (8 accumulators hide the FMA latency); with several, each weight vector
-// is loaded once and reused for every row.
+// is loaded once and reused for every row. Column chunk j (16 columns) of a row is stored at
+// out + j*ocs: ocs = 16 keeps the row contiguous, ocs = Hp scatters gates into a gate-major row.
 template <int R, int NV>
 inline void packed_micro(const float* h, int ldh, const float* P, int W, int K, float* out, int ldo,
-                         bool accumulate) {
+                         int ocs, bool accumulate) {
   __m256 c[R][NV];
+  auto dst = [&](int r, int v) { return out + std::size_t(r) * ldo + (v / 2) * ocs + (v % 2) * 8; };
   for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v)
-      c[r][v] = accumulate ? _mm256_loadu_ps(out + r * ldo + v * 8) : _mm256_setzero_ps();
+    for (int v = 0; v < NV; ++v) c[r][v] = accumulate ? _mm256_loadu_ps(dst(r, v)) : _mm256_setzero_ps();
   for (int k = 0; k < K; ++k) {
     const float* q = P + std::size_t(k) * W;
     if constexpr (R == 1) {
       const __m256 hb = _mm256_broadcast_ss(h + k);
-      for (int v = 0; v < NV; ++v) c[0][v] = _mm256_fmadd_ps(_mm256_load_ps(q + v * 8), hb, c[0][v]);
+      for (int v = 0; v < NV; ++v) c[0][v] = _mm256_fmadd_ps(_mm256_loadu_ps(q + v * 8), hb, c[0][v]);
     } else {
       __m256 u[NV];
-      for (int v = 0; v < NV; ++v) u[v] = _mm256_load_ps(q + v * 8);
+      for (int v = 0; v < NV; ++v) u[v] = _mm256_loadu_ps(q + v * 8);
       for (int r = 0; r < R; ++r) {
         const __m256 hb = _mm256_broadcast_ss(h + r * ldh + k);
         for (int v = 0; v < NV; ++v) c[r][v] = _mm256_fmadd_ps(u[v], hb, c[r][v]);
@@ -160,45 +170,63 @@ inline void packed_micro(const float* h, int ldh, const float* P, int W, int K, 
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) _mm256_storeu_ps(out + r * ldo + v * 8, c[r][v]);
+    for (int v = 0; v < NV; ++v) _mm256_storeu_ps(dst(r, v), c[r][v]);
 }
 
+// out = h (rows, K) * P(:, c0 : c0 + ncols), ncols a multiple of 16; column chunk j of row r
+// goes to out + r*ldo + j*ocs.
 inline void packed_product(const float* h, int rows, int ldh, const float* P, int W, int c0,
-                           int ncols, int K, float* out, int ldo) {
+                           int ncols, int K, float* out, int ldo, int ocs = 16) {
   constexpr int kc = 256;  // a 16-column slice of kc rows of P (16 KB) stays in L1
   const int full = rows - rows % 6;  // rows handled six at a time
   for (int c = 0; c < ncols; c += 16)
     for (int k0 = 0; k0 < K; k0 += kc)
       for (int rr = 0; rr < full; rr += 6)
         packed_micro<6, 2>(h + std::size_t(rr) * ldh + k0, ldh, P + std::size_t(k0) * W + c0 + c, W,
-                           std::min(kc, K - k0), out + std::size_t(rr) * ldo + c, ldo, k0 > 0);
+                           std::min(kc, K - k0), out + std::size_t(rr) * ldo + (c / 16) * ocs, ldo, ocs,
+                           k0 > 0);
   for (int r = full; r < rows; ++r) {
     const float* hr = h + std::size_t(r) * ldh;
     float* o = out + std::size_t(r) * ldo;
     int c = 0;
-    for (; c + 64 <= ncols; c += 64) packed_micro<1, 8>(hr, 0, P + c0 + c, W, K, o + c, 0, false);
+    for (; c + 64 <= ncols; c += 64) packed_micro<1, 8>(hr, 0, P + c0 + c, W, K, o + (c / 16) * ocs, 0, ocs, false);
     if (ncols - c >= 48) {
-      packed_micro<1, 6>(hr, 0, P + c0 + c, W, K, o + c, 0, false);
+      packed_micro<1, 6>(hr, 0, P + c0 + c, W, K, o + (c / 16) * ocs, 0, ocs, false);
       c += 48;
     }
     if (ncols - c >= 32) {
-      packed_micro<1, 4>(hr, 0, P + c0 + c, W, K, o + c, 0, false);
+      packed_micro<1, 4>(hr, 0, P + c0 + c, W, K, o + (c / 16) * ocs, 0, ocs, false);
       c += 32;
     }
-    if (ncols - c >= 16) packed_micro<1, 2>(hr, 0, P + c0 + c, W, K, o + c, 0, false);
+    if (ncols - c >= 16) packed_micro<1, 2>(hr, 0, P + c0 + c, W, K, o + (c / 16) * ocs, 0, ocs, false);
   }
 }
 #else
 inline void packed_product(const float* h, int rows, int ldh, const float* P, int W, int c0,
-                           int ncols, int K, float* out, int ldo) {
+                           int ncols, int K, float* out, int ldo, int ocs = 16) {
   for (int r = 0; r < rows; ++r)
     for (int c = 0; c < ncols; ++c) {
       float acc = 0;
       for (int k = 0; k < K; ++k) acc += h[std::size_t(r) * ldh + k] * P[std::size_t(k) * W + c0 + c];
-      out[std::size_t(r) * ldo + c] = acc;
+      out[std::size_t(r) * ldo + (c / 16) * ocs + c % 16] = acc;
     }
 }
 #endif
+
+// out (rows, N) = d (rows, K) [row stride ldd] * w (K, N) [row stride ldw]: backward's per-step
+// product with U, which is already laid out K-major for it. Uses the SIMD kernel when it can.
+template <class T>
+inline void step_product(const T* d, int rows, int ldd, const T* w, int ldw, int K, int N, T* out) {
+#if RNNKIT_PACKED_KERNELS
+  if constexpr (std::is_same<T, float>::value) {
+    if (N % 16 == 0) {
+      packed_product(d, rows, ldd, w, ldw, 0, N, K, out, N);
+      return;
+    }
+  }
+#endif
+  mat(out, rows, N).noalias() = cmat(d, rows, K, ldd) * cmat(w, K, N, ldw);
+}
 
 // Runs body(tid, nt) on a team of up to n threads (see team_run).
 template <class F>

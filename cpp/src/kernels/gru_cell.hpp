@@ -82,9 +82,9 @@ void gru_forward(const ForwardArgs<T>& a) {
 
   DirCache<T>* k = a.cache;
   if (k) {
-    k->gates.zeros(TB * G);
-    k->h_prev.zeros(TB * H);
-    k->aux.zeros(TB * H);
+    rows_buffer(k->gates, TB * G, a.seq);
+    rows_buffer(k->h_prev, TB * H, a.seq);
+    rows_buffer(k->aux, TB * H, a.seq);
   }
   auto row_of = [&](int step, int b) -> int64_t {  // -1 once sequence b has ended
     const int len = a.seq.length(b);
@@ -95,6 +95,9 @@ void gru_forward(const ForwardArgs<T>& a) {
   const float* packed = nullptr;
   if constexpr (std::is_same<T, float>::value) packed = a.w.packed_hh;
   const int blocks = unit_blocks(H), W = 3 * kUnitBlock;
+  // acc (B, 3*Hp): each row's recurrent pre-activations, gate-major with gate stride Hp.
+  const int Hp = packed ? blocks * kUnitBlock : H, lda = 3 * Hp;
+  T* acc = ws.acc.reserve(int64_t(B) * lda);
   const int team = (packed && a.threads > 1 && int64_t(B) * G * H >= 128 * 384)
                        ? std::min(a.threads, blocks) : 1;
   Barrier barrier;
@@ -102,81 +105,61 @@ void gru_forward(const ForwardArgs<T>& a) {
 
   auto body = [&](int tid, int nt) {
     barrier.set_size(nt);
-    Workspace<T>& tw = workspace<T>();
     int first = 0, last = blocks;
     if (packed) block_range(blocks, tid, nt, first, last);
-    const int ld = packed ? W : G;  // row stride of acc
-    const int gs = packed ? kUnitBlock : H;
-    T* scratch = tw.tmp.reserve(2 * int64_t(packed ? kUnitBlock : H));
-    T* acc = tw.acc.reserve(int64_t(B) * ld * (packed ? blocks : 1));
+    const int u0 = packed ? first * kUnitBlock : 0;
+    const int n = packed ? std::min(H, last * kUnitBlock) - u0 : H;  // this thread's units
+    T* scratch = workspace<T>().tmp.reserve(2 * int64_t(n));
     T* hcur = hbuf;
     T* hnext = hbuf + int64_t(B) * H;
-    // acc for block ub (packed: each block has its own (B, W) slice so both phases can use it).
-    auto acc_of = [&](int ub) { return packed ? acc + int64_t(ub) * B * W : acc; };
-    auto units = [&](int ub, int& u0, int& n) {
-      u0 = packed ? ub * kUnitBlock : 0;
-      n = packed ? std::min(kUnitBlock, H - u0) : H;
-    };
     for (int step = 0; step < Tn; ++step) {
       // Phase 1: recurrent products from h (all gates, or r and z in reset_before), then r, z.
-      if (!packed) {
-        if (s.reset_after)
-          mat(acc, B, G).noalias() = cmat(hcur, B, H) * U.transpose();
-        else
-          mat(acc, B, 2 * H, G).noalias() = cmat(hcur, B, H) * U.topRows(2 * H).transpose();
-      }
-      for (int ub = first; ub < last; ++ub) {
-        int u0, n;
-        units(ub, u0, n);
-        T* ab = acc_of(ub);
-        if (packed) {
-          if constexpr (std::is_same<T, float>::value)
+      if (packed) {
+        if constexpr (std::is_same<T, float>::value)
+          for (int ub = first; ub < last; ++ub)
             packed_product(hcur, B, H, packed + std::size_t(ub) * H * W, W, 0,
-                           s.reset_after ? W : 2 * kUnitBlock, H, ab, W);
-        }
-        for (int b = 0; b < B; ++b) {
-          const int64_t row = row_of(step, b);
-          if (row < 0) continue;
-          T* rec = ab + int64_t(b) * ld + (packed ? 0 : u0);
-          gru_pointwise_rz(s, u0, n, rec, gs, gx + row * G);
-          if (!s.reset_after)
-            ArrMap<T>(rh + int64_t(b) * H + u0, n) = CArrMap<T>(rec, n) * CArrMap<T>(hcur + int64_t(b) * H + u0, n);
-        }
-        if (!packed) break;
+                           s.reset_after ? W : 2 * kUnitBlock, H, acc + ub * kUnitBlock, lda, Hp);
+      } else if (s.reset_after) {
+        mat(acc, B, G).noalias() = cmat(hcur, B, H) * U.transpose();
+      } else {
+        mat(acc, B, 2 * H, G).noalias() = cmat(hcur, B, H) * U.topRows(2 * H).transpose();
+      }
+      for (int b = 0; b < B; ++b) {
+        const int64_t row = row_of(step, b);
+        if (row < 0) continue;
+        T* rec = acc + int64_t(b) * lda + u0;
+        gru_pointwise_rz(s, u0, n, rec, Hp, gx + row * G);
+        if (!s.reset_after)
+          ArrMap<T>(rh + int64_t(b) * H + u0, n) = CArrMap<T>(rec, n) * CArrMap<T>(hcur + int64_t(b) * H + u0, n);
       }
       // Phase 2 (reset_before): U_n (r * h) needs every unit's r * h.
       if (!s.reset_after) {
         barrier.wait();
-        if (!packed) mat(acc + 2 * H, B, H, G).noalias() = cmat(rh, B, H) * U.bottomRows(H).transpose();
-      }
-      for (int ub = first; ub < last; ++ub) {
-        int u0, n;
-        units(ub, u0, n);
-        T* ab = acc_of(ub);
-        if (packed && !s.reset_after) {
+        if (packed) {
           if constexpr (std::is_same<T, float>::value)
-            packed_product(rh, B, H, packed + std::size_t(ub) * H * W, W, 2 * kUnitBlock, kUnitBlock, H,
-                           ab + 2 * kUnitBlock, W);
+            for (int ub = first; ub < last; ++ub)
+              packed_product(rh, B, H, packed + std::size_t(ub) * H * W, W, 2 * kUnitBlock, kUnitBlock, H,
+                             acc + 2 * Hp + ub * kUnitBlock, lda, Hp);
+        } else {
+          mat(acc + 2 * H, B, H, G).noalias() = cmat(rh, B, H) * U.bottomRows(H).transpose();
         }
-        for (int b = 0; b < B; ++b) {
-          const int64_t row = row_of(step, b);
-          const T* hc = hcur + int64_t(b) * H;
-          T* hn = hnext + int64_t(b) * H;
-          if (row < 0) {  // finished sequence: state frozen
-            std::memcpy(hn + u0, hc + u0, n * sizeof(T));
-            continue;
-          }
-          if (k) {
-            std::memcpy(k->h_prev.data() + row * H + u0, hc + u0, n * sizeof(T));
-            if (!s.reset_after) std::memcpy(k->aux.data() + row * H + u0, rh + int64_t(b) * H + u0, n * sizeof(T));
-          }
-          const T* rec = ab + int64_t(b) * ld + (packed ? 0 : u0);
-          gru_pointwise_n(s, bhn, u0, n, rec, gs, gx + row * G, hc, hn, scratch,
-                          k ? k->gates.data() + row * G : nullptr,
-                          (k && s.reset_after) ? k->aux.data() + row * H : nullptr);
-          std::memcpy(a.y + row * a.ldy + u0, hn + u0, n * sizeof(T));
+      }
+      for (int b = 0; b < B; ++b) {
+        const int64_t row = row_of(step, b);
+        const T* hc = hcur + int64_t(b) * H;
+        T* hn = hnext + int64_t(b) * H;
+        if (row < 0) {  // finished sequence: state frozen
+          std::memcpy(hn + u0, hc + u0, n * sizeof(T));
+          continue;
         }
-        if (!packed) break;
+        if (k) {
+          std::memcpy(k->h_prev.data() + row * H + u0, hc + u0, n * sizeof(T));
+          if (!s.reset_after) std::memcpy(k->aux.data() + row * H + u0, rh + int64_t(b) * H + u0, n * sizeof(T));
+        }
+        gru_pointwise_n(s, bhn, u0, n, acc + int64_t(b) * lda + u0, Hp, gx + row * G, hc, hn, scratch,
+                        k ? k->gates.data() + row * G : nullptr,
+                        (k && s.reset_after) ? k->aux.data() + row * H : nullptr);
+        std::memcpy(a.y + row * a.ldy + u0, hn + u0, n * sizeof(T));
       }
       barrier.wait();
       std::swap(hcur, hnext);
@@ -197,17 +180,16 @@ void gru_backward(const BackwardArgs<T>& a) {
   const DirCache<T>& k = *a.cache;
   Workspace<T>& ws = workspace<T>();
 
-  T* dGx = ws.dgx.zeros(TB * G);  // (T*B, 3H) grads of the input-side pre-activations
+  T* dGx = rows_buffer(ws.dgx, TB * G, a.seq);  // (T*B, 3H) grads of the input-side pre-activations
   // (T*B, 3H) grads of the recurrent-side pre-activations; differs from dGx only in the n block
   // of reset_after (r * dn), so reset_before shares dGx.
-  T* dGa = s.reset_after ? ws.dga.zeros(TB * G) : dGx;
+  T* dGa = s.reset_after ? rows_buffer(ws.dga, TB * G, a.seq) : dGx;
   T* dh = ws.dh.reserve(int64_t(B) * H);  // (B, H)
   copy_or_zero(dh, a.dhn, int64_t(B) * H);
   T* dstep = ws.dstep.reserve(int64_t(B) * G);   // (B, 3H) this step's recurrent-side grads
   T* direct = ws.direct.reserve(int64_t(B) * H); // (B, H) grad to h_prev not through U
   T* dprev = ws.dprev.reserve(int64_t(B) * H);   // (B, H) grad to h_prev through U (or U_n)
   T* dhb = ws.dhb.reserve(H);
-  auto U = cmat(a.w.w_hh, G, H);
   auto active_row = [&](int step, int b, int64_t& row) {
     const int len = a.seq.length(b);
     if (step >= len) return false;
@@ -243,10 +225,10 @@ void gru_backward(const BackwardArgs<T>& a) {
       }
     }
     if (s.reset_after) {
-      mat(dprev, B, H).noalias() = cmat(dstep, B, G) * U;
+      step_product(dstep, B, G, a.w.w_hh, H, G, H, dprev);
     } else {
       // d(r*h) = dn U_n, then r's gradient, then the r/z part of U.
-      mat(dprev, B, H).noalias() = cmat(dstep + 2 * H, B, H, G) * U.bottomRows(H);
+      step_product(dstep + 2 * H, B, G, a.w.w_hh + 2 * H * H, H, H, H, dprev);
       for (int b = 0; b < B; ++b) {
         int64_t row;
         if (!active_row(step, b, row)) continue;
@@ -259,7 +241,7 @@ void gru_backward(const BackwardArgs<T>& a) {
         ArrMap<T>(direct + int64_t(b) * H, H) += drh * CArrMap<T>(gr, H);
         std::memcpy(dGx + row * G, ds, G * sizeof(T));
       }
-      mat(dprev, B, H).noalias() = cmat(dstep, B, 2 * H, G) * U.topRows(2 * H);
+      step_product(dstep, B, G, a.w.w_hh, H, 2 * H, H, dprev);
     }
     for (int b = 0; b < B; ++b) {
       if (step >= a.seq.length(b)) continue;

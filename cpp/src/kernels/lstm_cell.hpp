@@ -71,11 +71,11 @@ void lstm_forward(const ForwardArgs<T>& a) {
 
   DirCache<T>* k = a.cache;
   if (k) {
-    k->gates.zeros(TB * G);
-    k->h_prev.zeros(TB * Ho);
-    k->c_prev.zeros(TB * H);
-    k->c.zeros(TB * H);
-    if (proj) k->m.zeros(TB * H);
+    rows_buffer(k->gates, TB * G, a.seq);
+    rows_buffer(k->h_prev, TB * Ho, a.seq);
+    rows_buffer(k->c_prev, TB * H, a.seq);
+    rows_buffer(k->c, TB * H, a.seq);
+    if (proj) rows_buffer(k->m, TB * H, a.seq);
   }
   auto row_of = [&](int step, int b) -> int64_t {  // -1 once sequence b has ended
     const int len = a.seq.length(b);
@@ -86,6 +86,10 @@ void lstm_forward(const ForwardArgs<T>& a) {
   const float* packed = nullptr;
   if constexpr (std::is_same<T, float>::value) packed = a.w.packed_hh;
   const int blocks = unit_blocks(H), W = 4 * kUnitBlock;
+  // acc (B, 4*Hp): each row's recurrent pre-activations, gate-major with gate stride Hp
+  // (H rounded up to whole unit blocks on the packed path). Shared by the team.
+  const int Hp = packed ? blocks * kUnitBlock : H, lda = 4 * Hp;
+  T* acc = ws.acc.reserve(int64_t(B) * lda);
   // A team shares the time loop when each step has enough work to pay for a barrier.
   const int team = (packed && !proj && a.threads > 1 && int64_t(B) * G * Ho >= 128 * 512)
                        ? std::min(a.threads, blocks) : 1;
@@ -93,40 +97,37 @@ void lstm_forward(const ForwardArgs<T>& a) {
 
   auto body = [&](int tid, int nt) {
     barrier.set_size(nt);
-    Workspace<T>& tw = workspace<T>();  // this thread's scratch
     int first = 0, last = blocks;
     if (packed) block_range(blocks, tid, nt, first, last);
-    const int u_first = first * kUnitBlock, u_last = std::min(H, last * kUnitBlock);
-    T* scratch = tw.tmp.reserve(5 * int64_t(packed ? kUnitBlock : H));
-    T* acc = tw.acc.reserve(int64_t(B) * (packed ? W : G));
+    const int u0 = packed ? first * kUnitBlock : 0;
+    const int n = packed ? std::min(H, last * kUnitBlock) - u0 : H;  // this thread's units
+    T* scratch = workspace<T>().tmp.reserve(5 * int64_t(n));
     T* hcur = hbuf;
     T* hnext = hbuf + int64_t(B) * Ho;
     for (int step = 0; step < Tn; ++step) {
-      if (!packed) mat(acc, B, G).noalias() = cmat(hcur, B, Ho) * cmat(a.w.w_hh, G, Ho).transpose();
-      for (int ub = first; ub < last; ++ub) {
-        const int u0 = ub * kUnitBlock, n = packed ? std::min(kUnitBlock, H - u0) : H;
-        if (packed) {
-          if constexpr (std::is_same<T, float>::value)
-            packed_product(hcur, B, Ho, packed + std::size_t(ub) * Ho * W, W, 0, W, Ho, acc, W);
+      if (packed) {
+        if constexpr (std::is_same<T, float>::value)
+          for (int ub = first; ub < last; ++ub)
+            packed_product(hcur, B, Ho, packed + std::size_t(ub) * Ho * W, W, 0, W, Ho,
+                           acc + ub * kUnitBlock, lda, Hp);
+      } else {
+        mat(acc, B, G).noalias() = cmat(hcur, B, Ho) * cmat(a.w.w_hh, G, Ho).transpose();
+      }
+      for (int b = 0; b < B; ++b) {
+        const int64_t row = row_of(step, b);
+        T* hn_row = hnext + int64_t(b) * Ho;
+        const T* hc_row = hcur + int64_t(b) * Ho;
+        if (row < 0) {  // finished sequence: state frozen
+          if (!proj) std::memcpy(hn_row + u0, hc_row + u0, n * sizeof(T));
+          continue;
         }
-        for (int b = 0; b < B; ++b) {
-          const int64_t row = row_of(step, b);
-          T* hn_row = hnext + int64_t(b) * Ho;
-          const T* hc_row = hcur + int64_t(b) * Ho;
-          if (row < 0) {  // finished sequence: state frozen
-            if (!proj) std::memcpy(hn_row + u0, hc_row + u0, n * sizeof(T));
-            continue;
-          }
-          if (k && !proj) std::memcpy(k->h_prev.data() + row * Ho + u0, hc_row + u0, n * sizeof(T));
-          const T* rec = packed ? acc + int64_t(b) * W : acc + int64_t(b) * G + u0;
-          T* out = proj ? mb + int64_t(b) * H : hn_row;
-          lstm_pointwise(s, a.w, u0, n, rec, packed ? kUnitBlock : H, gx + row * G, c + int64_t(b) * H,
-                         out, scratch, k ? k->gates.data() + row * G : nullptr,
-                         k ? k->c_prev.data() + row * H : nullptr, k ? k->c.data() + row * H : nullptr);
-          if (!proj) std::memcpy(a.y + row * a.ldy + u0, out + u0, n * sizeof(T));
-          if (k && proj) std::memcpy(k->m.data() + row * H + u0, out + u0, n * sizeof(T));
-        }
-        if (!packed) break;  // the whole-row product covered every unit
+        if (k && !proj) std::memcpy(k->h_prev.data() + row * Ho + u0, hc_row + u0, n * sizeof(T));
+        T* out = proj ? mb + int64_t(b) * H : hn_row;
+        lstm_pointwise(s, a.w, u0, n, acc + int64_t(b) * lda + u0, Hp, gx + row * G, c + int64_t(b) * H,
+                       out, scratch, k ? k->gates.data() + row * G : nullptr,
+                       k ? k->c_prev.data() + row * H : nullptr, k ? k->c.data() + row * H : nullptr);
+        if (!proj) std::memcpy(a.y + row * a.ldy + u0, out + u0, n * sizeof(T));
+        if (k && proj) std::memcpy(k->m.data() + row * H + u0, out + u0, n * sizeof(T));
       }
       if (proj) {  // h = W_hr m for the rows that stepped (single-threaded: team is 1)
         mat(hp, B, Ho).noalias() = cmat(mb, B, H) * cmat(a.w.w_hr, Ho, H).transpose();
@@ -142,8 +143,6 @@ void lstm_forward(const ForwardArgs<T>& a) {
       barrier.wait();
       std::swap(hcur, hnext);
     }
-    (void)u_first;
-    (void)u_last;
   };
   run_team(team, body);
 
@@ -162,8 +161,8 @@ void lstm_backward(const BackwardArgs<T>& a) {
   const DirCache<T>& k = *a.cache;
   Workspace<T>& ws = workspace<T>();
 
-  T* dG = ws.dgx.zeros(TB * G);                                // (T*B, 4H) gate pre-activation grads
-  T* dHP = proj ? ws.dhp_all.zeros(TB * Ho) : nullptr;         // (T*B, P) projected-output grads
+  T* dG = rows_buffer(ws.dgx, TB * G, a.seq);                                // (T*B, 4H) gate pre-activation grads
+  T* dHP = proj ? rows_buffer(ws.dhp_all, TB * Ho, a.seq) : nullptr;         // (T*B, P) projected-output grads
   T* dh = ws.dh.reserve(int64_t(B) * Ho);                      // (B, Hout) grad of running h
   T* dc = ws.dc.reserve(int64_t(B) * H);                       // (B, H) grad of running c
   copy_or_zero(dh, a.dhn, int64_t(B) * Ho);
@@ -238,7 +237,7 @@ void lstm_backward(const BackwardArgs<T>& a) {
       }
       std::memcpy(dG + row * G, ds, G * sizeof(T));
     }
-    mat(dprev, B, Ho).noalias() = cmat(dstep, B, G) * cmat(a.w.w_hh, G, Ho);  // (B, Hout)
+    step_product(dstep, B, G, a.w.w_hh, Ho, G, Ho, dprev);  // (B, Hout) = dstep U
     for (int b = 0; b < B; ++b)
       if (step < a.seq.length(b))
         std::memcpy(dh + int64_t(b) * Ho, dprev + int64_t(b) * Ho, Ho * sizeof(T));
