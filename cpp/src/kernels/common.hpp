@@ -173,18 +173,107 @@ inline void packed_micro(const float* h, int ldh, const float* P, int W, int K, 
     for (int v = 0; v < NV; ++v) _mm256_storeu_ps(dst(r, v), c[r][v]);
 }
 
+// Three rows x 32 columns with twelve named accumulators: per k, four weight loads and three
+// broadcasts feed twelve FMAs (the generic template above spills at this size).
+inline void packed_micro_3x32(const float* h, int ldh, const float* P, int W, int K, float* out,
+                              int ldo, int ocs, bool accumulate) {
+  const float* h0 = h;
+  const float* h1 = h + ldh;
+  const float* h2 = h + 2 * ldh;
+  float* o0 = out;
+  float* o1 = out + ldo;
+  float* o2 = out + 2 * ldo;
+  // vector v of a row lives at o + (v / 2) * ocs + (v % 2) * 8
+  const int s1 = 8, s2 = ocs, s3 = ocs + 8;
+  __m256 a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3;
+  if (accumulate) {
+    a0 = _mm256_loadu_ps(o0); a1 = _mm256_loadu_ps(o0 + s1); a2 = _mm256_loadu_ps(o0 + s2); a3 = _mm256_loadu_ps(o0 + s3);
+    b0 = _mm256_loadu_ps(o1); b1 = _mm256_loadu_ps(o1 + s1); b2 = _mm256_loadu_ps(o1 + s2); b3 = _mm256_loadu_ps(o1 + s3);
+    c0 = _mm256_loadu_ps(o2); c1 = _mm256_loadu_ps(o2 + s1); c2 = _mm256_loadu_ps(o2 + s2); c3 = _mm256_loadu_ps(o2 + s3);
+  } else {
+    a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = c0 = c1 = c2 = c3 = _mm256_setzero_ps();
+  }
+  const float* q = P;
+  for (int k = 0; k < K; ++k, q += W) {
+    const __m256 u0 = _mm256_loadu_ps(q), u1 = _mm256_loadu_ps(q + 8);
+    const __m256 u2 = _mm256_loadu_ps(q + 16), u3 = _mm256_loadu_ps(q + 24);
+    __m256 x = _mm256_broadcast_ss(h0 + k);
+    a0 = _mm256_fmadd_ps(u0, x, a0); a1 = _mm256_fmadd_ps(u1, x, a1);
+    a2 = _mm256_fmadd_ps(u2, x, a2); a3 = _mm256_fmadd_ps(u3, x, a3);
+    x = _mm256_broadcast_ss(h1 + k);
+    b0 = _mm256_fmadd_ps(u0, x, b0); b1 = _mm256_fmadd_ps(u1, x, b1);
+    b2 = _mm256_fmadd_ps(u2, x, b2); b3 = _mm256_fmadd_ps(u3, x, b3);
+    x = _mm256_broadcast_ss(h2 + k);
+    c0 = _mm256_fmadd_ps(u0, x, c0); c1 = _mm256_fmadd_ps(u1, x, c1);
+    c2 = _mm256_fmadd_ps(u2, x, c2); c3 = _mm256_fmadd_ps(u3, x, c3);
+  }
+  _mm256_storeu_ps(o0, a0); _mm256_storeu_ps(o0 + s1, a1); _mm256_storeu_ps(o0 + s2, a2); _mm256_storeu_ps(o0 + s3, a3);
+  _mm256_storeu_ps(o1, b0); _mm256_storeu_ps(o1 + s1, b1); _mm256_storeu_ps(o1 + s2, b2); _mm256_storeu_ps(o1 + s3, b3);
+  _mm256_storeu_ps(o2, c0); _mm256_storeu_ps(o2 + s1, c1); _mm256_storeu_ps(o2 + s2, c2); _mm256_storeu_ps(o2 + s3, c3);
+}
+
+// Six rows x 16 columns (one column chunk): two weight loads and six broadcasts per k.
+inline void packed_micro_6x16(const float* h, int ldh, const float* P, int W, int K, float* out,
+                              int ldo, bool accumulate) {
+  __m256 r0a, r0b, r1a, r1b, r2a, r2b, r3a, r3b, r4a, r4b, r5a, r5b;
+  if (accumulate) {
+    r0a = _mm256_loadu_ps(out); r0b = _mm256_loadu_ps(out + 8);
+    r1a = _mm256_loadu_ps(out + ldo); r1b = _mm256_loadu_ps(out + ldo + 8);
+    r2a = _mm256_loadu_ps(out + 2 * ldo); r2b = _mm256_loadu_ps(out + 2 * ldo + 8);
+    r3a = _mm256_loadu_ps(out + 3 * ldo); r3b = _mm256_loadu_ps(out + 3 * ldo + 8);
+    r4a = _mm256_loadu_ps(out + 4 * ldo); r4b = _mm256_loadu_ps(out + 4 * ldo + 8);
+    r5a = _mm256_loadu_ps(out + 5 * ldo); r5b = _mm256_loadu_ps(out + 5 * ldo + 8);
+  } else {
+    r0a = r0b = r1a = r1b = r2a = r2b = r3a = r3b = r4a = r4b = r5a = r5b = _mm256_setzero_ps();
+  }
+  const float* q = P;
+  for (int k = 0; k < K; ++k, q += W) {
+    const __m256 u0 = _mm256_loadu_ps(q), u1 = _mm256_loadu_ps(q + 8);
+    __m256 x = _mm256_broadcast_ss(h + k);
+    r0a = _mm256_fmadd_ps(u0, x, r0a); r0b = _mm256_fmadd_ps(u1, x, r0b);
+    x = _mm256_broadcast_ss(h + ldh + k);
+    r1a = _mm256_fmadd_ps(u0, x, r1a); r1b = _mm256_fmadd_ps(u1, x, r1b);
+    x = _mm256_broadcast_ss(h + 2 * ldh + k);
+    r2a = _mm256_fmadd_ps(u0, x, r2a); r2b = _mm256_fmadd_ps(u1, x, r2b);
+    x = _mm256_broadcast_ss(h + 3 * ldh + k);
+    r3a = _mm256_fmadd_ps(u0, x, r3a); r3b = _mm256_fmadd_ps(u1, x, r3b);
+    x = _mm256_broadcast_ss(h + 4 * ldh + k);
+    r4a = _mm256_fmadd_ps(u0, x, r4a); r4b = _mm256_fmadd_ps(u1, x, r4b);
+    x = _mm256_broadcast_ss(h + 5 * ldh + k);
+    r5a = _mm256_fmadd_ps(u0, x, r5a); r5b = _mm256_fmadd_ps(u1, x, r5b);
+  }
+  _mm256_storeu_ps(out, r0a); _mm256_storeu_ps(out + 8, r0b);
+  _mm256_storeu_ps(out + ldo, r1a); _mm256_storeu_ps(out + ldo + 8, r1b);
+  _mm256_storeu_ps(out + 2 * ldo, r2a); _mm256_storeu_ps(out + 2 * ldo + 8, r2b);
+  _mm256_storeu_ps(out + 3 * ldo, r3a); _mm256_storeu_ps(out + 3 * ldo + 8, r3b);
+  _mm256_storeu_ps(out + 4 * ldo, r4a); _mm256_storeu_ps(out + 4 * ldo + 8, r4b);
+  _mm256_storeu_ps(out + 5 * ldo, r5a); _mm256_storeu_ps(out + 5 * ldo + 8, r5b);
+}
+
 // out = h (rows, K) * P(:, c0 : c0 + ncols), ncols a multiple of 16; column chunk j of row r
 // goes to out + r*ldo + j*ocs.
 inline void packed_product(const float* h, int rows, int ldh, const float* P, int W, int c0,
                            int ncols, int K, float* out, int ldo, int ocs = 16) {
-  constexpr int kc = 256;  // a 16-column slice of kc rows of P (16 KB) stays in L1
-  const int full = rows - rows % 6;  // rows handled six at a time
-  for (int c = 0; c < ncols; c += 16)
+  constexpr int kc = 128;  // a 32-column slice of kc rows of P (16 KB) stays in L1
+  const int full = rows >= 3 ? rows - rows % 3 : 0;  // rows handled three at a time
+  const int wide = ncols - ncols % 32;               // columns handled 32 at a time
+  for (int c = 0; c < wide; c += 32)
     for (int k0 = 0; k0 < K; k0 += kc)
-      for (int rr = 0; rr < full; rr += 6)
-        packed_micro<6, 2>(h + std::size_t(rr) * ldh + k0, ldh, P + std::size_t(k0) * W + c0 + c, W,
-                           std::min(kc, K - k0), out + std::size_t(rr) * ldo + (c / 16) * ocs, ldo, ocs,
-                           k0 > 0);
+      for (int rr = 0; rr < full; rr += 3)
+        packed_micro_3x32(h + std::size_t(rr) * ldh + k0, ldh, P + std::size_t(k0) * W + c0 + c, W,
+                          std::min(kc, K - k0), out + std::size_t(rr) * ldo + (c / 16) * ocs, ldo, ocs,
+                          k0 > 0);
+  if (wide < ncols) {  // a last 16 columns: six rows at a time, then one by one
+    const int six = full - full % 6;
+    for (int k0 = 0; k0 < K; k0 += 2 * kc)
+      for (int rr = 0; rr < six; rr += 6)
+        packed_micro_6x16(h + std::size_t(rr) * ldh + k0, ldh, P + std::size_t(k0) * W + c0 + wide, W,
+                          std::min(2 * kc, K - k0), out + std::size_t(rr) * ldo + (wide / 16) * ocs, ldo,
+                          k0 > 0);
+    for (int rr = six; rr < full; ++rr)
+      packed_micro<1, 2>(h + std::size_t(rr) * ldh, 0, P + c0 + wide, W, K,
+                         out + std::size_t(rr) * ldo + (wide / 16) * ocs, 0, ocs, false);
+  }
   for (int r = full; r < rows; ++r) {
     const float* hr = h + std::size_t(r) * ldh;
     float* o = out + std::size_t(r) * ldo;
