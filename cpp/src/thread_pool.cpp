@@ -14,7 +14,13 @@
 #include <vector>
 
 #if defined(__linux__)
+#include <linux/futex.h>
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdint>
 #endif
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -192,7 +198,7 @@ void parallel_for(int n, const std::function<void(int)>& fn) { pool().run(n, fn)
 
 void team_run(int n, void (*fn)(void*, int, int), void* ctx) { pool().team(n, fn, ctx); }
 
-Barrier::Barrier(int n) : n_(n), count_(0), generation_(0) {}
+Barrier::Barrier(int n) : n_(n), count_(0), generation_(0), sleepers_(0) {}
 
 void Barrier::set_size(int n) { __atomic_store_n(&n_, n, __ATOMIC_RELAXED); }
 
@@ -203,14 +209,26 @@ void Barrier::wait() {
   if (__atomic_add_fetch(&count_, 1, __ATOMIC_ACQ_REL) == n) {
     __atomic_store_n(&count_, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&generation_, gen + 1, __ATOMIC_RELEASE);
+#if defined(__linux__)
+    if (__atomic_load_n(&sleepers_, __ATOMIC_ACQUIRE) > 0)
+      syscall(SYS_futex, &generation_, FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
+#endif
     return;
   }
-  for (int spin = 0; __atomic_load_n(&generation_, __ATOMIC_ACQUIRE) == gen; ++spin) {
-    if (spin < 4000)
-      RNNKIT_PAUSE();
-    else
-      std::this_thread::yield();
+  // Spin briefly (a step of the time loop takes microseconds), then sleep: on a busy machine
+  // a spinning thread would burn the time slice its partner needs to arrive.
+  for (int spin = 0; spin < 2000; ++spin) {
+    if (__atomic_load_n(&generation_, __ATOMIC_ACQUIRE) != gen) return;
+    RNNKIT_PAUSE();
   }
+#if defined(__linux__)
+  __atomic_add_fetch(&sleepers_, 1, __ATOMIC_ACQ_REL);
+  while (__atomic_load_n(&generation_, __ATOMIC_ACQUIRE) == gen)
+    syscall(SYS_futex, &generation_, FUTEX_WAIT_PRIVATE, gen, nullptr, nullptr, 0);
+  __atomic_sub_fetch(&sleepers_, 1, __ATOMIC_ACQ_REL);
+#else
+  while (__atomic_load_n(&generation_, __ATOMIC_ACQUIRE) == gen) std::this_thread::yield();
+#endif
 }
 
 }  // namespace rnnkit

@@ -25,7 +25,7 @@ namespace rnnkit {
 // A plain function pointer rather than std::function: callers are compiled once per ISA.
 void team_run(int n, void (*fn)(void* ctx, int tid, int nt), void* ctx);
 
-// A reusable barrier for the threads of one team_run: spins briefly, then yields.
+// A reusable barrier for the threads of one team_run: spins briefly, then sleeps.
 class Barrier {
  public:
   explicit Barrier(int n = 1);
@@ -36,7 +36,8 @@ class Barrier {
  private:
   int n_;  // accessed with __atomic builtins
   alignas(64) int count_;  // accessed with __atomic builtins
-  alignas(64) unsigned generation_;
+  alignas(64) unsigned generation_;  // a futex word on Linux
+  int sleepers_;                     // threads asleep on generation_
 };
 
 }  // namespace rnnkit
