@@ -39,8 +39,10 @@ for _ in range(20):
     model(x)
     times.append(time.perf_counter() - t0)
 print(f"rnnkit {model}: x {x.shape} -> y {y.shape}, h_n {h_n.shape}, c_n {c_n.shape}")
-print(f"median forward time: {1e3 * float(np.median(times)):.3f} ms "
-      f"({rnnkit.get_isa()}, {rnnkit.get_num_threads()} threads)")
+print(
+    f"median forward time: {1e3 * float(np.median(times)):.3f} ms "
+    f"({rnnkit.get_isa()}, {rnnkit.get_num_threads()} threads)"
+)
 
 try:
     import torch

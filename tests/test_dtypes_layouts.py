@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 import rnnkit
 
 IN, HID, PROJ, STEPS, BATCH = 3, 4, 2, 5, 3

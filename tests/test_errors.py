@@ -58,16 +58,28 @@ def x32(*shape: int) -> np.ndarray:
 
 
 def test_wrong_ndim(module: Any) -> None:
-    expect(ValueError, r"x has 4 dims; expected \(time, batch, 4\)", module,
-           lambda: module(x32(T, B, I, 1)))
+    expect(
+        ValueError,
+        r"x has 4 dims; expected \(time, batch, 4\)",
+        module,
+        lambda: module(x32(T, B, I, 1)),
+    )
     expect(ValueError, r"x has 1 dims", module, lambda: module(x32(I)))
 
 
 def test_wrong_feature_size(module: Any) -> None:
-    expect(ValueError, re.escape("x has shape (6, 3, 7); expected (time, batch, 4)"), module,
-           lambda: module(x32(T, B, 7)))
-    expect(ValueError, re.escape("x has shape (6, 7); expected unbatched (time, 4)"), module,
-           lambda: module(x32(T, 7)))
+    expect(
+        ValueError,
+        re.escape("x has shape (6, 3, 7); expected (time, batch, 4)"),
+        module,
+        lambda: module(x32(T, B, 7)),
+    )
+    expect(
+        ValueError,
+        re.escape("x has shape (6, 7); expected unbatched (time, 4)"),
+        module,
+        lambda: module(x32(T, 7)),
+    )
 
 
 def test_batch_first_message_names_the_layout() -> None:
@@ -82,12 +94,23 @@ def test_empty_batch_or_time(module: Any, shape: tuple[int, ...]) -> None:
 
 def test_float64_into_float32_module(module: Any) -> None:
     x = np.zeros((T, B, I))
-    expect(TypeError, r"x has dtype float64; this module computes in float32; pass x.astype",
-           module, lambda: module(x))
+    expect(
+        TypeError,
+        r"x has dtype float64; this module computes in float32; pass x.astype",
+        module,
+        lambda: module(x),
+    )
 
 
-@pytest.mark.parametrize("bad", [np.zeros((T, B, I), np.int64), np.zeros((T, B, I), np.complex64),
-                                 [["a"]], np.zeros((T, B, I), object)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((T, B, I), np.int64),
+        np.zeros((T, B, I), np.complex64),
+        [["a"]],
+        np.zeros((T, B, I), object),
+    ],
+)
 def test_non_float_input(module: Any, bad: Any) -> None:
     expect(TypeError, r"x (has dtype|must be)", module, lambda: module(bad))
 
@@ -96,19 +119,43 @@ def test_state_shapes(module: Any) -> None:
     LD = 2
     if module._cell == "LSTM":
         good_h, good_c = np.zeros((LD, B, H), np.float32), np.zeros((LD, B, H), np.float32)
-        expect(ValueError, re.escape("h0 has shape (1, 3, 5); expected (2, 3, 5)"), module,
-               lambda: module(x32(T, B, I), (np.zeros((1, B, H), np.float32), good_c)))
-        expect(ValueError, re.escape("c0 has shape (2, 4, 5); expected (2, 3, 5)"), module,
-               lambda: module(x32(T, B, I), (good_h, np.zeros((LD, 4, H), np.float32))))
-        expect(TypeError, r"hx must be a tuple \(h0, c0\)", module,
-               lambda: module(x32(T, B, I), good_h))
-        expect(TypeError, r"h0 has dtype float64", module,
-               lambda: module(x32(T, B, I), (np.zeros((LD, B, H)), good_c)))
+        expect(
+            ValueError,
+            re.escape("h0 has shape (1, 3, 5); expected (2, 3, 5)"),
+            module,
+            lambda: module(x32(T, B, I), (np.zeros((1, B, H), np.float32), good_c)),
+        )
+        expect(
+            ValueError,
+            re.escape("c0 has shape (2, 4, 5); expected (2, 3, 5)"),
+            module,
+            lambda: module(x32(T, B, I), (good_h, np.zeros((LD, 4, H), np.float32))),
+        )
+        expect(
+            TypeError,
+            r"hx must be a tuple \(h0, c0\)",
+            module,
+            lambda: module(x32(T, B, I), good_h),
+        )
+        expect(
+            TypeError,
+            r"h0 has dtype float64",
+            module,
+            lambda: module(x32(T, B, I), (np.zeros((LD, B, H)), good_c)),
+        )
     else:
-        expect(ValueError, re.escape("h0 has shape (2, 3, 4); expected (2, 3, 5)"), module,
-               lambda: module(x32(T, B, I), np.zeros((LD, B, 4), np.float32)))
-        expect(ValueError, re.escape("h0 has shape (2, 5); expected (2, 3, 5)"), module,
-               lambda: module(x32(T, B, I), np.zeros((LD, H), np.float32)))
+        expect(
+            ValueError,
+            re.escape("h0 has shape (2, 3, 4); expected (2, 3, 5)"),
+            module,
+            lambda: module(x32(T, B, I), np.zeros((LD, B, 4), np.float32)),
+        )
+        expect(
+            ValueError,
+            re.escape("h0 has shape (2, 5); expected (2, 3, 5)"),
+            module,
+            lambda: module(x32(T, B, I), np.zeros((LD, H), np.float32)),
+        )
 
 
 @pytest.mark.parametrize(
@@ -133,8 +180,16 @@ def test_bad_lengths(module: Any, lengths: Any, exc: type[Exception], pattern: s
 @pytest.mark.parametrize(
     ("kwargs", "exc", "pattern"),
     [
-        ({"activation": "gelu"}, ValueError, r"activation must be one of 'tanh', 'relu', 'sigmoid', 'linear'; got 'gelu'"),
-        ({"recurrent_activation": "tanh"}, ValueError, r"recurrent_activation must be one of 'sigmoid', 'hard_sigmoid'; got 'tanh'"),
+        (
+            {"activation": "gelu"},
+            ValueError,
+            r"activation must be one of 'tanh', 'relu', 'sigmoid', 'linear'; got 'gelu'",
+        ),
+        (
+            {"recurrent_activation": "tanh"},
+            ValueError,
+            r"recurrent_activation must be one of 'sigmoid', 'hard_sigmoid'; got 'tanh'",
+        ),
         ({"num_layers": 0}, ValueError, r"num_layers must be >= 1; got 0"),
         ({"num_layers": 1.5}, TypeError, r"num_layers must be an int"),
         ({"dropout": 1.0}, ValueError, r"dropout must be in \[0, 1\); got 1.0"),
@@ -145,21 +200,30 @@ def test_bad_lengths(module: Any, lengths: Any, exc: type[Exception], pattern: s
     ],
 )
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
-def test_constructor_errors(cell: str, kwargs: dict[str, Any], exc: type[Exception], pattern: str) -> None:
+def test_constructor_errors(
+    cell: str, kwargs: dict[str, Any], exc: type[Exception], pattern: str
+) -> None:
     with pytest.raises(exc, match=pattern):
         getattr(rnnkit, cell)(I, H, **kwargs)
 
 
-@pytest.mark.parametrize(("args", "pattern"), [((0, H), "input_size must be >= 1"),
-                                               ((I, -2), "hidden_size must be >= 1"),
-                                               ((True, H), "input_size must be an int")])
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        ((0, H), "input_size must be >= 1"),
+        ((I, -2), "hidden_size must be >= 1"),
+        ((True, H), "input_size must be an int"),
+    ],
+)
 def test_constructor_sizes(args: tuple[Any, ...], pattern: str) -> None:
     with pytest.raises((ValueError, TypeError), match=pattern):
         rnnkit.LSTM(*args)
 
 
 def test_proj_size_must_be_smaller_than_hidden() -> None:
-    with pytest.raises(ValueError, match=r"proj_size must be smaller than hidden_size \(5\); got 5"):
+    with pytest.raises(
+        ValueError, match=r"proj_size must be smaller than hidden_size \(5\); got 5"
+    ):
         rnnkit.LSTM(I, H, proj_size=H)
 
 
@@ -168,27 +232,43 @@ def test_proj_size_must_be_smaller_than_hidden() -> None:
 
 def test_backward_before_forward() -> None:
     for m in (rnnkit.LSTM(I, H), rnnkit.GRU(I, H)):
-        expect(ValueError, r"no forward to differentiate: call the module in training mode", m,
-               lambda m=m: m.backward(np.zeros((T, B, H), np.float32)))
+        expect(
+            ValueError,
+            r"no forward to differentiate: call the module in training mode",
+            m,
+            lambda m=m: m.backward(np.zeros((T, B, H), np.float32)),
+        )
 
 
 def test_backward_after_eval_forward() -> None:
     m = rnnkit.LSTM(I, H).eval()
     m(x32(T, B, I))
-    expect(ValueError, r"no forward to differentiate", m,
-           lambda: m.backward(np.zeros((T, B, H), np.float32)))
+    expect(
+        ValueError,
+        r"no forward to differentiate",
+        m,
+        lambda: m.backward(np.zeros((T, B, H), np.float32)),
+    )
 
 
 def test_backward_twice(module: Any) -> None:
     y = module(x32(T, B, I))[0]
     module.backward(np.ones_like(y))
-    expect(ValueError, r"each forward supports one backward", module,
-           lambda: module.backward(np.ones_like(y)))
+    expect(
+        ValueError,
+        r"each forward supports one backward",
+        module,
+        lambda: module.backward(np.ones_like(y)),
+    )
 
 
 def test_backward_bad_dy_keeps_cache(module: Any) -> None:
-    expect(ValueError, re.escape("dy has shape (6, 3, 4); expected (6, 3, 5), the shape of the forward's output"),
-           module, lambda: module.backward(np.zeros((T, B, 4), np.float32)))
+    expect(
+        ValueError,
+        re.escape("dy has shape (6, 3, 4); expected (6, 3, 5), the shape of the forward's output"),
+        module,
+        lambda: module.backward(np.zeros((T, B, 4), np.float32)),
+    )
     expect(TypeError, r"dy has dtype float64", module, lambda: module.backward(np.zeros((T, B, H))))
     # The cache survived the failures: a valid backward still works.
     dx = module.backward(np.ones((T, B, H), np.float32))[0]
@@ -198,8 +278,12 @@ def test_backward_bad_dy_keeps_cache(module: Any) -> None:
 def test_backward_bad_state_grad(module: Any) -> None:
     bad = np.zeros((1, B, H), np.float32)
     dstate = (bad, None) if module._cell == "LSTM" else bad
-    expect(ValueError, re.escape("dh_n has shape (1, 3, 5); expected (2, 3, 5)"), module,
-           lambda: module.backward(np.zeros((T, B, H), np.float32), dstate))
+    expect(
+        ValueError,
+        re.escape("dh_n has shape (1, 3, 5); expected (2, 3, 5)"),
+        module,
+        lambda: module.backward(np.zeros((T, B, H), np.float32), dstate),
+    )
 
 
 # ----------------------------------------------------------------------------- state dicts
@@ -209,16 +293,30 @@ def test_load_state_dict_missing_extra_misshaped(module: Any) -> None:
     good = module.state_dict()
     missing = dict(good)
     del missing["weight_hh_l1"]
-    expect(ValueError, r"missing \['weight_hh_l1'\]", module, lambda: module.load_state_dict(missing))
+    expect(
+        ValueError, r"missing \['weight_hh_l1'\]", module, lambda: module.load_state_dict(missing)
+    )
     extra = dict(good, weight_xx_l0=np.zeros(3))
-    expect(ValueError, r"unexpected \['weight_xx_l0'\]", module, lambda: module.load_state_dict(extra))
+    expect(
+        ValueError, r"unexpected \['weight_xx_l0'\]", module, lambda: module.load_state_dict(extra)
+    )
     # A bad key after good ones: nothing at all may be copied.
     shaped = {k: v + 1 for k, v in good.items()}
     shaped["bias_hh_l1"] = np.zeros(7, np.float32)
-    expect(ValueError, r"bias_hh_l1 has shape \(7,\); expected", module, lambda: module.load_state_dict(shaped))
+    expect(
+        ValueError,
+        r"bias_hh_l1 has shape \(7,\); expected",
+        module,
+        lambda: module.load_state_dict(shaped),
+    )
     expect(TypeError, r"expected a dict", module, lambda: module.load_state_dict([1, 2]))
     strings = dict(good, weight_ih_l0=np.full(good["weight_ih_l0"].shape, "a"))
-    expect(TypeError, r"weight_ih_l0 has dtype <U1; expected floats", module, lambda: module.load_state_dict(strings))
+    expect(
+        TypeError,
+        r"weight_ih_l0 has dtype <U1; expected floats",
+        module,
+        lambda: module.load_state_dict(strings),
+    )
 
 
 def test_load_state_dict_non_strict(module: Any) -> None:
@@ -263,16 +361,42 @@ def test_core_rejects_malformed_calls() -> None:
     with pytest.raises(ValueError, match=r"weights: expected 2 arrays, got 1"):
         _core.RNNf32("LSTM", I, H, 1, False, 0, False, True, False, "tanh", "sigmoid", w[:1])
     with pytest.raises(ValueError, match=r"weight_hh of layer-direction 0 has shape \(20, 4\)"):
-        _core.RNNf32("LSTM", I, H, 1, False, 0, False, True, False, "tanh", "sigmoid",
-                     [w[0], np.zeros((20, 4), np.float32)])
+        _core.RNNf32(
+            "LSTM",
+            I,
+            H,
+            1,
+            False,
+            0,
+            False,
+            True,
+            False,
+            "tanh",
+            "sigmoid",
+            [w[0], np.zeros((20, 4), np.float32)],
+        )
     with pytest.raises(TypeError, match=r"must be a C-contiguous float32 numpy array"):
-        _core.RNNf32("LSTM", I, H, 1, False, 0, False, True, False, "tanh", "sigmoid",
-                     [w[0], np.zeros((H, 20), np.float32).T])
+        _core.RNNf32(
+            "LSTM",
+            I,
+            H,
+            1,
+            False,
+            0,
+            False,
+            True,
+            False,
+            "tanh",
+            "sigmoid",
+            [w[0], np.zeros((H, 20), np.float32).T],
+        )
     core = _core.RNNf32("LSTM", I, H, 1, False, 0, False, True, False, "tanh", "sigmoid", w)
     with pytest.raises(ValueError, match=r"x has shape \(2, 3\)"):
         core.forward(np.zeros((2, 3), np.float32), None, None, None, None, False)
     with pytest.raises(ValueError, match=r"lengths\[0\] = 9; expected 1..2"):
-        core.forward(np.zeros((2, 1, I), np.float32), None, None, np.array([9], np.int32), None, False)
+        core.forward(
+            np.zeros((2, 1, I), np.float32), None, None, np.array([9], np.int32), None, False
+        )
     other = _core.RNNf32("LSTM", I, H, 1, False, 0, False, True, False, "tanh", "sigmoid", w)
     _, _, _, cache = other.forward(np.zeros((2, 1, I), np.float32), None, None, None, None, True)
     grads = [np.zeros_like(a) for a in w]

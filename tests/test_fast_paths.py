@@ -21,8 +21,12 @@ CONFIGS = [
 ]
 
 
-def run(cell: str, kw: dict[str, Any], dtype: str, x: np.ndarray, lengths: Any, train: bool) -> tuple:
-    m = getattr(rnnkit, cell)(x.shape[2], 144, dtype=dtype, seed=3, **kw)  # 144: not a multiple of 16
+def run(
+    cell: str, kw: dict[str, Any], dtype: str, x: np.ndarray, lengths: Any, train: bool
+) -> tuple:
+    m = getattr(rnnkit, cell)(
+        x.shape[2], 144, dtype=dtype, seed=3, **kw
+    )  # 144: not a multiple of 16
     m.train(train)
     y, state = m(x.astype(dtype), lengths=lengths)
     h = state[0] if cell == "LSTM" else state
@@ -46,7 +50,9 @@ def test_fast_path_matches_float64_and_any_thread_count(
             for train in (False, True):
                 y, h = run(cell, kw, "float32", x, lengths, train)
                 err = max(np.abs(y - ref_y).max(), np.abs(h - ref_h).max())
-                assert err < 2e-5, f"{cell} {kw} threads={threads} train={train}: max err vs float64 {err:.2e}"
+                assert err < 2e-5, (
+                    f"{cell} {kw} threads={threads} train={train}: max err vs float64 {err:.2e}"
+                )
                 results[threads, train] = (y, h)
     finally:
         rnnkit.set_num_threads(before)
@@ -67,7 +73,9 @@ def test_eval_makes_parameters_read_only_and_train_restores() -> None:
     w += 0.5  # allowed again, and seen by the next call
     m.eval()
     y1 = m(x)[0]
-    assert np.abs(y1 - y0).max() > 1e-3, "the edit made in train mode was not picked up after eval()"
+    assert np.abs(y1 - y0).max() > 1e-3, (
+        "the edit made in train mode was not picked up after eval()"
+    )
 
 
 def test_load_state_dict_in_eval_mode_repacks() -> None:
@@ -91,9 +99,18 @@ def test_streaming_steps_equal_one_call() -> None:
         assert diff < 1e-6, f"step {t}: streaming differs from the sequence call by {diff:.2e}"
 
 
-@pytest.mark.parametrize(("cell", "kw"), [("LSTM", {"proj_size": 48}), ("LSTM", {"bidirectional": True}),
-                                          ("GRU", {"reset_after": False}), ("GRU", {})])
-def test_training_identical_for_any_thread_count(cell: str, kw: dict[str, Any], kernel_isa: str) -> None:
+@pytest.mark.parametrize(
+    ("cell", "kw"),
+    [
+        ("LSTM", {"proj_size": 48}),
+        ("LSTM", {"bidirectional": True}),
+        ("GRU", {"reset_after": False}),
+        ("GRU", {}),
+    ],
+)
+def test_training_identical_for_any_thread_count(
+    cell: str, kw: dict[str, Any], kernel_isa: str
+) -> None:
     """Large enough that the input projection and the weight-gradient GEMMs are split."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((20, 16, 64)).astype(np.float32)

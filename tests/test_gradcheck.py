@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 import rnnkit
 
 EPS = 1e-6  # central-difference step

@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-import rnnkit
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import rnnkit
 
 TOL = {
     "float32": {"rtol": 1e-5, "atol": 1e-5},

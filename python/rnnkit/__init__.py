@@ -28,3 +28,23 @@ __all__ = [
     "set_num_threads",
     "show_config",
 ]
+
+# --- training API (issue 3) ---
+from . import callbacks, data, layers, losses, metrics, models, optimizers, utils  # noqa: E402
+from . import keras  # noqa: E402  (``import rnnkit as tf`` runs ``tf.keras.…`` code)
+from .models import Sequential, load_model  # noqa: E402
+
+__all__ += [
+    "Sequential",
+    "callbacks",
+    "data",
+    "keras",
+    "layers",
+    "load_model",
+    "losses",
+    "metrics",
+    "models",
+    "optimizers",
+    "utils",
+]
+# --- end training API (issue 3) ---

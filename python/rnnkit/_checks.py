@@ -58,7 +58,9 @@ def as_float_array(owner: str, name: str, value: Any, dtype: np.dtype) -> np.nda
         try:
             value = np.asarray(value)
         except (ValueError, TypeError) as e:
-            raise TypeError(f"[{owner}] {name} must be a numeric array; got {type(value).__name__}") from e
+            raise TypeError(
+                f"[{owner}] {name} must be a numeric array; got {type(value).__name__}"
+            ) from e
     if not value.dtype.isnative:  # byte-swapped: converting to native order is exact
         value = value.astype(value.dtype.newbyteorder("="))
     if value.dtype == dtype:
@@ -68,7 +70,9 @@ def as_float_array(owner: str, name: str, value: Any, dtype: np.dtype) -> np.nda
     hint = ""
     if value.dtype == np.float64 and dtype == np.float32:
         hint = f"; pass {name}.astype(np.float32) or build the module with dtype='float64'"
-    raise TypeError(f"[{owner}] {name} has dtype {value.dtype}; this module computes in {dtype}{hint}")
+    raise TypeError(
+        f"[{owner}] {name} has dtype {value.dtype}; this module computes in {dtype}{hint}"
+    )
 
 
 def check_finite(owner: str, name: str, a: np.ndarray) -> None:

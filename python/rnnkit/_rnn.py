@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -44,7 +44,7 @@ class _RNNBase:
         recurrent_activation: str = "sigmoid",
         peephole: bool = False,
         reset_after: bool = True,
-        seed: Optional[int] = None,
+        seed: int | None = None,
     ) -> None:
         name = self._cell
         self.input_size = check_int(name, "input_size", input_size, 1)
@@ -56,9 +56,13 @@ class _RNNBase:
                 f"[{name}] proj_size must be smaller than hidden_size ({self.hidden_size}); "
                 f"got {self.proj_size}"
             )
-        for flag, value in (("bias", bias), ("batch_first", batch_first),
-                            ("bidirectional", bidirectional), ("peephole", peephole),
-                            ("reset_after", reset_after)):
+        for flag, value in (
+            ("bias", bias),
+            ("batch_first", batch_first),
+            ("bidirectional", bidirectional),
+            ("peephole", peephole),
+            ("reset_after", reset_after),
+        ):
             if not isinstance(value, (bool, np.bool_)):
                 raise TypeError(f"[{name}] {flag} must be a bool; got {value!r}")
         if isinstance(dropout, (bool, np.bool_)) or not isinstance(dropout, (int, float)):
@@ -83,7 +87,7 @@ class _RNNBase:
             k = 1.0 / math.sqrt(self.hidden_size)
             self._params[key] = self._rng.uniform(-k, k, size=shape).astype(self.dtype)
         self._grads = {k: np.zeros_like(v) for k, v in self._params.items()}
-        self._cache: Optional[tuple[Any, dict[str, Any]]] = None
+        self._cache: tuple[Any, dict[str, Any]] | None = None
         self._build_core()
 
     # ----------------------------------------------------------------- structure
@@ -100,7 +104,7 @@ class _RNNBase:
     def _param_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
         """State-dict keys and shapes in PyTorch's order."""
         G, H, Ho = self._gates * self.hidden_size, self.hidden_size, self.output_size
-        out = []
+        out: list[tuple[str, tuple[int, ...]]] = []
         for layer in range(self.num_layers):
             fan_in = self.input_size if layer == 0 else self.num_directions * Ho
             for d in range(self.num_directions):
@@ -117,9 +121,18 @@ class _RNNBase:
     def _build_core(self) -> None:
         cls = _core.RNNf32 if self.dtype == np.float32 else _core.RNNf64
         self._core = cls(
-            self._cell, self.input_size, self.hidden_size, self.num_layers, self.bidirectional,
-            self.proj_size, self.bias, self.reset_after, self.peephole, self.activation,
-            self.recurrent_activation, list(self._params.values()),
+            self._cell,
+            self.input_size,
+            self.hidden_size,
+            self.num_layers,
+            self.bidirectional,
+            self.proj_size,
+            self.bias,
+            self.reset_after,
+            self.peephole,
+            self.activation,
+            self.recurrent_activation,
+            list(self._params.values()),
         )
 
     # ----------------------------------------------------------------- modes, params
@@ -186,7 +199,9 @@ class _RNNBase:
         """
         name = self._cell
         if not isinstance(state_dict, dict):
-            raise TypeError(f"[{name}.load_state_dict] expected a dict; got {type(state_dict).__name__}")
+            raise TypeError(
+                f"[{name}.load_state_dict] expected a dict; got {type(state_dict).__name__}"
+            )
         missing = [k for k in self._params if k not in state_dict]
         extra = [k for k in state_dict if k not in self._params]
         if strict and (missing or extra):
@@ -205,7 +220,9 @@ class _RNNBase:
             except (TypeError, ValueError) as e:
                 raise TypeError(f"[{name}.load_state_dict] {key} is not an array") from e
             if arr.dtype.kind not in "fiu":
-                raise TypeError(f"[{name}.load_state_dict] {key} has dtype {arr.dtype}; expected floats")
+                raise TypeError(
+                    f"[{name}.load_state_dict] {key} has dtype {arr.dtype}; expected floats"
+                )
             if arr.shape != target.shape:
                 raise ValueError(
                     f"[{name}.load_state_dict] {key} has shape {shape_str(arr.shape)}; "
@@ -233,29 +250,37 @@ class _RNNBase:
             return np.ascontiguousarray(x[:, None, :]), True
         layout = f"(batch, time, {I})" if self.batch_first else f"(time, batch, {I})"
         if x.ndim != 3:
-            raise ValueError(f"[{name}] x has {x.ndim} dims; expected {layout} or unbatched (time, {I})")
+            raise ValueError(
+                f"[{name}] x has {x.ndim} dims; expected {layout} or unbatched (time, {I})"
+            )
         if x.shape[2] != I:
             raise ValueError(f"[{name}] x has shape {shape_str(x.shape)}; expected {layout}")
         if 0 in x.shape:
-            raise ValueError(f"[{name}] x has shape {shape_str(x.shape)}; batch and time must be >= 1")
+            raise ValueError(
+                f"[{name}] x has shape {shape_str(x.shape)}; batch and time must be >= 1"
+            )
         if self.batch_first:
             x = x.transpose(1, 0, 2)
         return np.ascontiguousarray(x), False
 
-    def _check_state(self, name: str, value: Any, width: int, B: int, unbatched: bool) -> Optional[Array]:
+    def _check_state(
+        self, name: str, value: Any, width: int, B: int, unbatched: bool
+    ) -> Array | None:
         if value is None:
             return None
         a = as_float_array(self._cell, name, value, self.dtype)
         LD = self.num_layers * self.num_directions
         expected = (LD, width) if unbatched else (LD, B, width)
         if a.shape != expected:
+            batch = "" if unbatched else "batch, "
+            size = "hidden_size" if width == self.hidden_size else "proj_size"
             raise ValueError(
-                f"[{self._cell}] {name} has shape {shape_str(a.shape)}; expected {shape_str(expected)} "
-                f"(num_layers*num_directions, {'' if unbatched else 'batch, '}{'hidden' if width == self.hidden_size else 'proj'}_size)"
+                f"[{self._cell}] {name} has shape {shape_str(a.shape)}; "
+                f"expected {shape_str(expected)} (num_layers*num_directions, {batch}{size})"
             )
         return np.ascontiguousarray(a.reshape(LD, B, width))
 
-    def _check_lengths(self, lengths: Any, T: int, B: int, unbatched: bool) -> Optional[Array]:
+    def _check_lengths(self, lengths: Any, T: int, B: int, unbatched: bool) -> Array | None:
         if lengths is None:
             return None
         name = self._cell
@@ -267,9 +292,15 @@ class _RNNBase:
         if a.dtype.kind not in "iu":
             raise TypeError(f"[{name}] lengths must be integers; got dtype {a.dtype}")
         if a.shape != (B,):
-            raise ValueError(f"[{name}] lengths has shape {shape_str(a.shape)}; expected ({B},), one per sequence")
+            raise ValueError(
+                f"[{name}] lengths has shape {shape_str(a.shape)}; "
+                f"expected ({B},), one per sequence"
+            )
         if a.min() < 1 or a.max() > T:
-            raise ValueError(f"[{name}] lengths must be in 1..{T} (the time steps of x); got min {a.min()}, max {a.max()}")
+            raise ValueError(
+                f"[{name}] lengths must be in 1..{T} (the time steps of x); "
+                f"got min {a.min()}, max {a.max()}"
+            )
         return np.ascontiguousarray(a, dtype=np.int32)
 
     def _from_time_major(self, y: Array, unbatched: bool) -> Array:
@@ -294,11 +325,15 @@ class _RNNBase:
 
     # ----------------------------------------------------------------- compute
 
-    def _run(self, x: Any, h0: Any, c0: Any, lengths: Any) -> tuple[Array, Array, Optional[Array]]:
+    def _run(self, x: Any, h0: Any, c0: Any, lengths: Any) -> tuple[Array, Array, Array | None]:
         xt, unbatched = self._check_x(x)
         T, B = xt.shape[0], xt.shape[1]
         h0a = self._check_state("h0", h0, self.output_size, B, unbatched)
-        c0a = self._check_state("c0", c0, self.hidden_size, B, unbatched) if self._cell == "LSTM" else None
+        c0a = (
+            self._check_state("c0", c0, self.hidden_size, B, unbatched)
+            if self._cell == "LSTM"
+            else None
+        )
         lens = self._check_lengths(lengths, T, B, unbatched)
         masks = None
         if self.training and self.dropout > 0 and self.num_layers > 1:
@@ -316,12 +351,16 @@ class _RNNBase:
             hn = hn[:, 0, :]
             cn = cn[:, 0, :] if cn is not None else None
         if self.training:
-            meta = {"unbatched": unbatched, "y_shape": y.shape, "h_shape": hn.shape,
-                    "c_shape": None if cn is None else cn.shape}
+            meta = {
+                "unbatched": unbatched,
+                "y_shape": y.shape,
+                "h_shape": hn.shape,
+                "c_shape": None if cn is None else cn.shape,
+            }
             self._cache = (cache, meta)
         return y, hn, cn
 
-    def _backward(self, dy: Any, dhn: Any, dcn: Any) -> tuple[Array, Array, Optional[Array]]:
+    def _backward(self, dy: Any, dhn: Any, dcn: Any) -> tuple[Array, Array, Array | None]:
         name = self._cell
         if self._cache is None:
             raise ValueError(
@@ -333,13 +372,16 @@ class _RNNBase:
         unbatched = meta["unbatched"]
         B = dyt.shape[1]
 
-        def state_grad(label: str, value: Any, shape: tuple[int, ...], width: int) -> Optional[Array]:
+        def state_grad(
+            label: str, value: Any, shape: tuple[int, ...], width: int
+        ) -> Array | None:
             if value is None:
                 return None
             a = as_float_array(name, label, value, self.dtype)
             if a.shape != shape:
                 raise ValueError(
-                    f"[{name}.backward] {label} has shape {shape_str(a.shape)}; expected {shape_str(shape)}"
+                    f"[{name}.backward] {label} has shape {shape_str(a.shape)}; "
+                    f"expected {shape_str(shape)}"
                 )
             return np.ascontiguousarray(a.reshape(-1, B, width))
 
@@ -394,7 +436,8 @@ class LSTM(_RNNBase):
 
         i = ract(W_i x + b_ii + U_i h + b_hi)     f = ract(W_f x + b_if + U_f h + b_hf)
         g = act(W_g x + b_ig + U_g h + b_hg)      o = ract(W_o x + b_io + U_o h + b_ho)
-        c' = f * c + i * g                        h' = o * act(c')   (W_hr o * act(c') with proj_size)
+        c' = f * c + i * g                        h' = o * act(c')
+        (with proj_size: h' = W_hr (o * act(c')))
 
     with ``act = activation`` (tanh) and ``ract = recurrent_activation`` (sigmoid). With
     ``peephole=True`` (ONNX), i and f also see ``p * c`` and o sees ``p * c'``.
@@ -444,16 +487,26 @@ class LSTM(_RNNBase):
         activation: str = "tanh",
         recurrent_activation: str = "sigmoid",
         peephole: bool = False,
-        seed: Optional[int] = None,
+        seed: int | None = None,
     ) -> None:
         super().__init__(
-            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            proj_size, dtype, activation=activation, recurrent_activation=recurrent_activation,
-            peephole=peephole, seed=seed,
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size,
+            dtype,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            peephole=peephole,
+            seed=seed,
         )
 
     def forward(
-        self, x: Any, hx: Optional[tuple[Any, Any]] = None, lengths: Any = None
+        self, x: Any, hx: tuple[Any, Any] | None = None, lengths: Any = None
     ) -> tuple[Array, LSTMState]:
         """Run the stack. ``hx = (h0, c0)``, either may be None (zeros).
 
@@ -473,7 +526,7 @@ class LSTM(_RNNBase):
     __call__ = forward
 
     def backward(
-        self, dy: Any, dstate: Optional[tuple[Any, Any]] = None
+        self, dy: Any, dstate: tuple[Any, Any] | None = None
     ) -> tuple[Array, tuple[Array, Array]]:
         """Backpropagate through the last training-mode forward.
 
@@ -524,12 +577,22 @@ class GRU(_RNNBase):
         reset_after: bool = True,
         activation: str = "tanh",
         recurrent_activation: str = "sigmoid",
-        seed: Optional[int] = None,
+        seed: int | None = None,
     ) -> None:
         super().__init__(
-            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0,
-            dtype, activation=activation, recurrent_activation=recurrent_activation,
-            reset_after=reset_after, seed=seed,
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            0,
+            dtype,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            reset_after=reset_after,
+            seed=seed,
         )
 
     def forward(self, x: Any, h0: Any = None, lengths: Any = None) -> tuple[Array, Array]:
