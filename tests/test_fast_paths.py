@@ -128,3 +128,29 @@ def test_training_identical_for_any_thread_count(
     for key, a in out[1].items():
         diff = np.abs(a - out[2][key]).max()
         assert diff == 0, f"{cell} {kw}: {key} differs between 1 and 2 threads by {diff:.2e}"
+
+
+def _child_forward(queue: Any) -> None:
+    m = rnnkit.LSTM(8, 128, seed=0).eval()
+    y, _ = m(np.ones((50, 1, 8), np.float32))
+    queue.put((rnnkit.get_num_threads(), float(y.sum())))
+
+
+def test_forked_child_gets_a_working_pool() -> None:
+    """After fork() the child has none of the parent's pool threads; it must not hang."""
+    import multiprocessing
+    import warnings
+
+    m = rnnkit.LSTM(8, 128, seed=0).eval()
+    expected = float(m(np.ones((50, 1, 8), np.float32))[0].sum())  # the pool is running now
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+        child = ctx.Process(target=_child_forward, args=(queue,))
+        child.start()
+        child.join(60)
+    assert child.exitcode == 0, f"forked child did not finish cleanly (exit code {child.exitcode})"
+    threads, total = queue.get(timeout=5)
+    assert threads == rnnkit.get_num_threads()
+    assert total == expected, f"child computed {total}, parent {expected}"

@@ -13,6 +13,10 @@
 #include <utility>
 #include <vector>
 
+#include <pthread.h>
+
+#include <new>
+
 #if defined(__linux__)
 #include <linux/futex.h>
 #include <sched.h>
@@ -160,9 +164,39 @@ int initial_threads() {
   return physical_cores();
 }
 
+// The pool lives on the heap and is never destroyed: its workers may still be parked when the
+// process exits. After fork() the child has none of the parent's worker threads, so the child
+// forgets the inherited pool (leaking it: its mutexes may be held) and starts a new one on first
+// use, with the same size.
+std::atomic<Pool*> g_pool{nullptr};
+std::atomic<int> g_pool_size{0};
+std::mutex g_pool_create;
+
+void forget_pool_in_child() {
+  Pool* p = g_pool.load();
+  if (p) g_pool_size.store(p->size());
+  g_pool.store(nullptr);
+  new (&g_pool_create) std::mutex();  // the parent's may have been held at fork time
+}
+
 Pool& pool() {
-  static Pool p(initial_threads());
-  return p;
+  Pool* p = g_pool.load(std::memory_order_acquire);
+  if (p) return *p;
+  std::lock_guard<std::mutex> g(g_pool_create);
+  p = g_pool.load();
+  if (!p) {
+    static const bool registered = [] {
+#if defined(__linux__) || defined(__APPLE__)
+      pthread_atfork(nullptr, nullptr, &forget_pool_in_child);
+#endif
+      return true;
+    }();
+    (void)registered;
+    const int inherited = g_pool_size.load();
+    p = new Pool(inherited > 0 ? inherited : initial_threads());
+    g_pool.store(p, std::memory_order_release);
+  }
+  return *p;
 }
 
 }  // namespace
