@@ -30,8 +30,18 @@ __all__ = [
 ]
 
 # --- training API (issue 3) ---
-from . import callbacks, data, layers, losses, metrics, models, optimizers, utils  # noqa: E402
-from . import keras  # noqa: E402  (``import rnnkit as tf`` runs ``tf.keras.…`` code)
+# (``keras`` is a Keras-shaped namespace: ``import rnnkit as tf`` runs ``tf.keras.…`` code.)
+from . import (  # noqa: E402
+    callbacks,
+    data,
+    keras,
+    layers,
+    losses,
+    metrics,
+    models,
+    optimizers,
+    utils,
+)
 from .models import Sequential, load_model  # noqa: E402
 
 __all__ += [

@@ -98,7 +98,7 @@ void gru_forward(const ForwardArgs<T>& a) {
   // acc (B, 3*Hp): each row's recurrent pre-activations, gate-major with gate stride Hp.
   const int Hp = packed ? blocks * kUnitBlock : H, lda = 3 * Hp;
   T* acc = ws.acc.reserve(int64_t(B) * lda);
-  const int team = (packed && a.threads > 1 && int64_t(B) * G * H >= 128 * 384)
+  const int team = (packed && a.threads > 1 && H >= 128 && int64_t(B) * G * H >= 128 * 384)
                        ? std::min(a.threads, blocks) : 1;
   Barrier barrier;
   auto U = cmat(a.w.w_hh, G, H);

@@ -90,8 +90,9 @@ void lstm_forward(const ForwardArgs<T>& a) {
   // (H rounded up to whole unit blocks on the packed path). Shared by the team.
   const int Hp = packed ? blocks * kUnitBlock : H, lda = 4 * Hp;
   T* acc = ws.acc.reserve(int64_t(B) * lda);
-  // A team shares the time loop when each step has enough work to pay for a barrier.
-  const int team = (packed && !proj && a.threads > 1 && int64_t(B) * G * Ho >= 128 * 512)
+  // A team shares the time loop when each step has enough work to pay for a barrier: from
+  // H = 128 at batch 1 (where one core's L2 bandwidth is the limit), never for small H.
+  const int team = (packed && !proj && a.threads > 1 && H >= 128 && int64_t(B) * G * Ho >= 128 * 512)
                        ? std::min(a.threads, blocks) : 1;
   Barrier barrier;
 

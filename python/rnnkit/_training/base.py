@@ -1,0 +1,324 @@
+"""The Layer base class shared by every Keras-shaped layer.
+
+A layer maps ``x -> y`` in ``forward``, and after a forward with ``training=True`` maps
+``dL/dy -> dL/dx`` in ``backward`` while accumulating ``dL/dw`` into ``gradients()``
+(``zero_grad()`` clears them). ``parameters()`` are the live arrays the optimizer updates in
+place, in the layer's internal layout; ``get_weights()`` / ``set_weights()`` speak Keras's
+layout and names. Shapes are batch-first; ``None`` marks the batch dimension (and any
+dimension left free, such as time) in shape tuples.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+Array = np.ndarray
+Shape = tuple  # tuple[int | None, ...]
+
+_name_counts: dict[str, int] = {}
+
+
+def unique_name(base: str) -> str:
+    """Keras-style auto names: ``dense``, ``dense_1``, ``dense_2`` ... per process."""
+    n = _name_counts.get(base, 0)
+    _name_counts[base] = n + 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+def clear_session() -> None:
+    """Reset the automatic layer and model name counters (like ``keras.backend.clear_session``)."""
+    _name_counts.clear()
+
+
+def snake_case(name: str) -> str:
+    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s)
+    return s.lower()
+
+
+def resolve_dtype(dtype: Any, owner: str) -> np.dtype:
+    """float32 (default) or float64; anything else raises TypeError."""
+    if dtype is None:
+        return np.dtype(np.float32)
+    try:
+        d = np.dtype(dtype)
+    except TypeError:
+        d = None
+    if d not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"[{owner}] dtype must be 'float32' or 'float64'; got {dtype!r}")
+    return d
+
+
+def format_shape(shape: Shape) -> str:
+    return "(" + ", ".join("None" if s is None else str(s) for s in shape) + (
+        ",)" if len(shape) == 1 else ")"
+    )
+
+
+def expected_shape_text(shape: Shape) -> str:
+    """``(batch, 10, 1)`` for ``(None, 10, 1)``; free non-batch dims read ``time``/``any``."""
+    parts = ["batch"]
+    for i, s in enumerate(shape[1:]):
+        parts.append(str(s) if s is not None else ("time" if i == 0 else "any"))
+    return "(" + ", ".join(parts) + ")"
+
+
+class Layer:
+    """Base class: naming, dtype, build-on-first-call, weights I/O and config.
+
+    Parameters
+    ----------
+    name : str, optional
+        Unique name; defaults to the snake-cased class name plus a counter.
+    trainable : bool
+        When False, ``fit`` leaves this layer's weights unchanged.
+    dtype : {"float32", "float64"}
+        Dtype of weights, outputs and gradients. Inputs are cast to it, as Keras does.
+    input_shape : tuple, optional
+        Shape of one sample (without the batch axis); lets the layer build before data.
+    input_dim : int, optional
+        Shorthand for ``input_shape=(input_dim,)``.
+    batch_input_shape, batch_size : optional
+        Keras 2 spellings; ``batch_input_shape`` includes the batch axis.
+    """
+
+    #: Keras names of the tensors ``get_weights`` returns, in order.
+    weight_names: tuple[str, ...] = ()
+    #: Whether inputs are floating point (cast to ``dtype``) or integer indices.
+    _float_input = True
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        trainable: bool = True,
+        dtype: Any = None,
+        input_shape: Shape | None = None,
+        input_dim: int | None = None,
+        batch_input_shape: Shape | None = None,
+        batch_size: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        cls = type(self).__name__
+        if kwargs:
+            raise TypeError(
+                f"[{cls}] unexpected keyword argument(s): {', '.join(sorted(kwargs))}"
+            )
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"[{cls}] name must be a string; got {type(name).__name__}")
+        self.name: str = name if name is not None else unique_name(snake_case(cls))
+        self.trainable: bool = bool(trainable)
+        self.dtype: np.dtype = resolve_dtype(dtype, cls)
+        self.built: bool = False
+        self._build_input_shape: Shape | None = None
+        hint: Shape | None = None
+        if batch_input_shape is not None:
+            hint = tuple(batch_input_shape)
+        elif input_shape is not None:
+            hint = (batch_size, *tuple(input_shape))
+        elif input_dim is not None:
+            hint = (batch_size, int(input_dim))
+        if hint is not None:
+            for s in hint[1:]:
+                if s is not None and (not isinstance(s, (int, np.integer)) or s <= 0):
+                    raise ValueError(
+                        f"[{cls}] input_shape entries must be positive ints or None; "
+                        f"got {format_shape(hint[1:])}"
+                    )
+            hint = tuple(None if s is None else int(s) for s in hint)
+        #: (batch, ...) shape given at construction, used by Sequential to build early.
+        self.input_shape_hint: Shape | None = hint
+
+    # ----------------------------------------------------------------- to override
+    def build(self, input_shape: Shape) -> None:
+        """Create the weights for inputs of ``input_shape`` (batch axis first, may be None)."""
+        self._build_input_shape = tuple(input_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return tuple(input_shape)
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        """Compute the output; with ``training=True`` also keep what backward needs."""
+        raise NotImplementedError
+
+    def _backward(self, dy: Array, need_dx: bool) -> Array | None:
+        raise NotImplementedError(f"[{type(self).__name__}] has no backward")
+
+    def parameters(self) -> list[Array]:
+        """The live trainable arrays (internal layout), updated in place by optimizers."""
+        return []
+
+    def gradients(self) -> list[Array]:
+        """Accumulated ``dL/dw`` arrays, one per ``parameters()`` entry, same shapes."""
+        return []
+
+    def zero_grad(self) -> None:
+        """Clear the accumulated gradients."""
+
+    def _keras_weights(self) -> list[Array]:
+        """Weights in Keras's layout (may be views; ``get_weights`` copies)."""
+        return []
+
+    def _set_keras_weights(self, weights: list[Array]) -> None:
+        """Write validated, dtype-cast Keras-layout weights into the live parameters."""
+
+    def _config(self) -> dict[str, Any]:
+        """Layer-specific constructor arguments for ``get_config``."""
+        return {}
+
+    # ------------------------------------------------------------------ shared API
+    def __call__(self, x: Any, training: bool = False) -> Any:
+        """Run the layer on ``x`` (building it first if needed) and return the output."""
+        x = self._convert_input(x, "x")
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+        self._check_input_shape(x.shape)
+        return self.forward(x, training=training)
+
+    def backward(self, dy: Any) -> Array | None:
+        """``dL/dx`` for the last ``forward(..., training=True)``; accumulates ``dL/dw``.
+
+        Returns None for layers whose input is not differentiable (Embedding indices).
+        """
+        if isinstance(dy, (list, tuple)):
+            dy = [None if d is None else np.asarray(d, dtype=self.dtype) for d in dy]
+        else:
+            dy = np.asarray(dy, dtype=self.dtype)
+        return self._backward(dy, True)
+
+    def _convert_input(self, x: Any, argument: str) -> Array:
+        owner = f"{type(self).__name__} {self.name!r}"
+        if self._float_input:
+            arr = np.asarray(x)
+            if arr.dtype.kind not in "fiub":
+                raise TypeError(
+                    f"[{owner}] {argument} must be numeric; got dtype {arr.dtype}"
+                )
+            return np.asarray(arr, dtype=self.dtype)
+        return _as_indices(x, owner, argument)
+
+    def _check_input_shape(self, shape: tuple[int, ...], argument: str = "x") -> None:
+        # Only the rank and the feature (last) axis are fixed for most layers: Dense and the
+        # recurrent layers accept any batch size and any number of time steps.
+        expected = self._build_input_shape
+        if expected is None:
+            return
+        ok = len(shape) == len(expected) and (expected[-1] is None or expected[-1] == shape[-1])
+        if not ok:
+            raise ValueError(
+                f"[{type(self).__name__} {self.name!r}] {argument} has shape "
+                f"{format_shape(shape)}; expected {expected_shape_text(expected)}"
+            )
+
+    def get_weights(self) -> list[Array]:
+        """Copies of the weights in Keras's layout and order (see ``weight_names``)."""
+        return [np.array(w, dtype=self.dtype, copy=True) for w in self._keras_weights()]
+
+    def set_weights(self, weights: list[Any]) -> None:
+        """Set the weights from arrays in Keras's layout; shapes are checked first.
+
+        Values are cast to the layer's dtype. Nothing changes if any shape is wrong.
+        """
+        owner = f"{type(self).__name__} {self.name!r}"
+        if not self.built:
+            raise RuntimeError(
+                f"[{owner}] set_weights before the layer is built; call it on data or "
+                "pass input_shape first"
+            )
+        current = self._keras_weights()
+        weights = list(weights)
+        if len(weights) != len(current):
+            raise ValueError(
+                f"[{owner}] set_weights got {len(weights)} arrays; expected {len(current)} "
+                f"({', '.join(self._weight_labels())})"
+            )
+        converted = []
+        for label, w, cur in zip(self._weight_labels(), weights, current):
+            arr = np.asarray(w)
+            if arr.shape != cur.shape:
+                raise ValueError(
+                    f"[{owner}] weight {label} has shape {format_shape(arr.shape)}; expected "
+                    f"{format_shape(cur.shape)}"
+                )
+            if arr.dtype.kind not in "fiu":
+                raise TypeError(f"[{owner}] weight {label} has non-numeric dtype {arr.dtype}")
+            converted.append(np.asarray(arr, dtype=self.dtype))
+        self._set_keras_weights(converted)
+
+    def _weight_labels(self) -> list[str]:
+        return list(self.weight_names)
+
+    def weight_shapes(self) -> list[tuple[int, ...]]:
+        """Shapes of ``get_weights()`` without copying."""
+        return [tuple(w.shape) for w in self._keras_weights()]
+
+    def count_params(self) -> int:
+        """Number of scalars in the Keras-layout weights (what ``summary`` shows)."""
+        return int(sum(int(np.prod(s)) for s in self.weight_shapes()))
+
+    @property
+    def output_shape(self) -> Shape:
+        if self._build_input_shape is None:
+            raise AttributeError(f"[{self.name}] output_shape: the layer is not built")
+        return self.compute_output_shape(self._build_input_shape)
+
+    @property
+    def input_shape(self) -> Shape:
+        if self._build_input_shape is None:
+            raise AttributeError(f"[{self.name}] input_shape: the layer is not built")
+        return self._build_input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments as JSON-compatible values (Keras-style)."""
+        config: dict[str, Any] = {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": self.dtype.name,
+        }
+        if self.input_shape_hint is not None:
+            config["batch_input_shape"] = list(self.input_shape_hint)
+        config.update(self._config())
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        return cls(**config)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        weights = self.get_weights() if self.built else None
+        return (
+            _rebuild_layer,
+            (type(self), self.get_config(), self._build_input_shape, weights),
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r}, built={self.built}>"
+
+
+def _rebuild_layer(
+    cls: type[Layer], config: dict[str, Any], shape: Shape | None, weights: list[Array] | None
+) -> Layer:
+    layer = cls.from_config(config)
+    if shape is not None:
+        layer.build(tuple(shape))
+        if weights is not None:
+            layer.set_weights(weights)
+    return layer
+
+
+def _as_indices(x: Any, owner: str, argument: str) -> Array:
+    """Integer index array; float input must hold whole numbers (Keras casts to int)."""
+    arr = np.asarray(x)
+    if arr.dtype.kind in "iu":
+        return arr
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise ValueError(f"[{owner}] {argument} must hold integer indices; got fractions")
+        return arr.astype(np.int64)
+    if arr.dtype.kind == "b":
+        return arr.astype(np.int64)
+    raise TypeError(f"[{owner}] {argument} must be an integer array; got dtype {arr.dtype}")

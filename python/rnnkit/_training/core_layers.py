@@ -1,0 +1,478 @@
+"""Non-recurrent layers: InputLayer, Dense, Dropout, Embedding, Flatten, RepeatVector."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import activations, initializers
+from .base import Array, Layer, Shape, expected_shape_text, format_shape
+from .random import get_rng
+
+
+def _reject_unsupported(owner: str, **options: Any) -> None:
+    given = [k for k, v in options.items() if v is not None]
+    if given:
+        raise NotImplementedError(
+            f"[{owner}] {', '.join(given)} not supported by rnnkit yet; pass None"
+        )
+
+
+class _Accumulator:
+    """Gradient buffers that the first backward after ``zero_grad`` overwrites (no memset)."""
+
+    def __init__(self, shapes: list[tuple[int, ...]], dtype: np.dtype) -> None:
+        self.arrays = [np.zeros(s, dtype=dtype) for s in shapes]
+        self.fresh = True
+
+    def zero(self) -> None:
+        if not self.fresh:
+            for a in self.arrays:
+                a.fill(0)
+            self.fresh = True
+
+
+class InputLayer(Layer):
+    """Declares the input shape of a ``Sequential`` model; passes data through unchanged.
+
+    Parameters
+    ----------
+    shape : tuple
+        Shape of one sample without the batch axis, e.g. ``(T, I)``; ``None`` entries
+        are free (such as a variable number of time steps).
+    batch_size : int, optional
+        Fixed batch size (needed only by ``stateful`` recurrent layers in Keras).
+    batch_shape : tuple, optional
+        Full shape including the batch axis, instead of ``shape``/``batch_size``.
+    """
+
+    def __init__(
+        self,
+        shape: Shape | None = None,
+        batch_size: int | None = None,
+        dtype: Any = None,
+        name: str | None = None,
+        batch_shape: Shape | None = None,
+        sparse: bool | None = None,
+        input_shape: Shape | None = None,
+        batch_input_shape: Shape | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if sparse:
+            raise NotImplementedError("[InputLayer] sparse inputs are not supported")
+        if batch_shape is None:
+            batch_shape = batch_input_shape
+        if shape is None:
+            shape = input_shape
+        if batch_shape is None and shape is None:
+            raise ValueError("[InputLayer] give shape=(...) (one sample, no batch axis)")
+        if batch_shape is None:
+            batch_shape = (batch_size, *tuple(shape))
+        # Integer inputs (token ids for an Embedding) keep their dtype.
+        self._int_input = dtype is not None and np.dtype(dtype).kind in "iu"
+        super().__init__(
+            name=name,
+            dtype=None if self._int_input else dtype,
+            batch_input_shape=batch_shape,
+            **kwargs,
+        )
+        self._float_input = not self._int_input
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        return x
+
+    def _backward(self, dy: Array, need_dx: bool) -> Array | None:
+        return dy if need_dx else None
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "batch_shape": list(self.input_shape_hint or ()),
+            "dtype": "int64" if self._int_input else self.dtype.name,
+        }
+
+
+def Input(  # noqa: N802 - Keras's name
+    shape: Shape | None = None,
+    batch_size: int | None = None,
+    dtype: Any = None,
+    name: str | None = None,
+    batch_shape: Shape | None = None,
+) -> InputLayer:
+    """Keras's ``Input(shape)``: in rnnkit an :class:`InputLayer` for ``Sequential``."""
+    return InputLayer(
+        shape=shape, batch_size=batch_size, dtype=dtype, name=name, batch_shape=batch_shape
+    )
+
+
+class Dense(Layer):
+    """Fully connected layer ``y = act(x @ kernel + bias)`` on the last axis.
+
+    Shapes: ``x (B, I) -> y (B, U)``, or per time step ``x (B, T, I) -> y (B, T, U)``;
+    ``kernel (I, U)``, ``bias (U,)`` (Keras's layout, also the internal one).
+
+    Parameters
+    ----------
+    units : int
+        Output size U.
+    activation : str or None
+        ``None``/"linear", "relu", "tanh", "sigmoid", "softmax" (last axis), and
+        "hard_sigmoid", "elu", "softplus".
+    use_bias : bool
+    kernel_initializer, bias_initializer : str
+        Keras initializer names ("glorot_uniform", "zeros", ...).
+    """
+
+    def __init__(
+        self,
+        units: int,
+        activation: str | None = None,
+        use_bias: bool = True,
+        kernel_initializer: str = "glorot_uniform",
+        bias_initializer: str = "zeros",
+        kernel_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        bias_constraint: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        owner = f"Dense {self.name!r}"
+        _reject_unsupported(
+            owner,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+        )
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
+            raise ValueError(f"[{owner}] units must be a positive int; got {units!r}")
+        self.units = int(units)
+        self.activation = activations.resolve(activation, owner)
+        self._act, self._act_grad = activations.ACTIVATIONS[self.activation]
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.resolve(
+            kernel_initializer, owner, "kernel_initializer"
+        )
+        self.bias_initializer = initializers.resolve(bias_initializer, owner, "bias_initializer")
+        self.weight_names = ("kernel", "bias") if self.use_bias else ("kernel",)
+        self._cache: tuple[Array, Array, Array, tuple[int, ...]] | None = None
+
+    def build(self, input_shape: Shape) -> None:
+        fan_in = input_shape[-1]
+        if fan_in is None or len(input_shape) < 2:
+            raise ValueError(
+                f"[Dense {self.name!r}] cannot build from input shape "
+                f"{format_shape(input_shape)}: the last axis (features) must be known"
+            )
+        self.kernel = initializers.initialize(
+            self.kernel_initializer, (fan_in, self.units), self.dtype
+        )
+        params = [self.kernel]
+        if self.use_bias:
+            self.bias = initializers.initialize(self.bias_initializer, (self.units,), self.dtype)
+            params.append(self.bias)
+        self._params = params
+        self._grads = _Accumulator([p.shape for p in params], self.dtype)
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return (*tuple(input_shape[:-1]), self.units)
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, x.shape[-1])
+        z = x2 @ self.kernel
+        if self.use_bias:
+            z += self.bias
+        y = self._act(z)
+        self._cache = (x2, z, y, lead) if training else None
+        self._z = z
+        return y.reshape(*lead, self.units)
+
+    @property
+    def last_logits(self) -> Array:
+        """Pre-activation ``z (N, U)`` of the last forward (N = B, or B·T for 3-D input)."""
+        z = getattr(self, "_z", None)
+        if z is None:
+            raise RuntimeError(f"[Dense {self.name!r}] no forward to read logits from")
+        return z
+
+    def _backward(self, dy: Array, need_dx: bool) -> Array | None:
+        if self._cache is None:
+            raise RuntimeError(
+                f"[Dense {self.name!r}] backward needs a forward with training=True first"
+            )
+        _, z, y, _ = self._cache
+        dz = self._act_grad(z, y, dy.reshape(z.shape))
+        return self.backward_from_logits(dz, need_dx)
+
+    def backward_from_logits(self, dz: Array, need_dx: bool = True) -> Array | None:
+        """Backward from ``dL/dz`` (the pre-activation), skipping the activation.
+
+        Used by the fused softmax/sigmoid + cross-entropy gradient. ``dz`` is ``(N, U)``
+        with N = product of the leading input dims.
+        """
+        if self._cache is None:
+            raise RuntimeError(
+                f"[Dense {self.name!r}] backward needs a forward with training=True first"
+            )
+        x2, _, _, lead = self._cache
+        acc = self._grads
+        dkernel = acc.arrays[0]
+        if acc.fresh:
+            np.matmul(x2.T, dz, out=dkernel)
+            if self.use_bias:
+                np.sum(dz, axis=0, out=acc.arrays[1])
+            acc.fresh = False
+        else:
+            dkernel += x2.T @ dz
+            if self.use_bias:
+                acc.arrays[1] += dz.sum(axis=0)
+        if not need_dx:
+            return None
+        return (dz @ self.kernel.T).reshape(*lead, self.kernel.shape[0])
+
+    def parameters(self) -> list[Array]:
+        return list(self._params) if self.built else []
+
+    def gradients(self) -> list[Array]:
+        if not self.built:
+            return []
+        if self._grads.fresh:
+            self._grads.zero()  # report zeros, not stale values, after zero_grad
+        return list(self._grads.arrays)
+
+    def zero_grad(self) -> None:
+        if self.built:
+            self._grads.zero()
+
+    def _keras_weights(self) -> list[Array]:
+        return list(self._params) if self.built else []
+
+    def _set_keras_weights(self, weights: list[Array]) -> None:
+        for p, w in zip(self._params, weights):
+            p[...] = w
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            "units": self.units,
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+            "kernel_initializer": self.kernel_initializer,
+            "bias_initializer": self.bias_initializer,
+        }
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zero each element with probability ``rate`` and scale
+    the rest by ``1 / (1 - rate)``; identity at inference.
+
+    ``noise_shape`` (Keras): shape of the mask, broadcast over axes given as 1, e.g.
+    ``(None, 1, F)`` drops the same features at every time step. ``None`` entries take
+    the input's size.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        noise_shape: Shape | None = None,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        rate = float(rate)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"[Dropout {self.name!r}] rate must be in [0, 1); got {rate}")
+        self.rate = rate
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        self.seed = seed
+        self._rng = None if seed is None else np.random.default_rng(seed)
+        self._mask: Array | None = None
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        if not training or self.rate == 0.0:
+            self._mask = None
+            return x
+        shape = x.shape
+        if self.noise_shape is not None:
+            shape = tuple(s if n is None else n for s, n in zip(x.shape, self.noise_shape))
+        rng = self._rng if self._rng is not None else get_rng()
+        keep = rng.random(shape, dtype=self.dtype) >= self.rate
+        self._mask = keep * self.dtype.type(1.0 / (1.0 - self.rate))
+        return x * self._mask
+
+    def _backward(self, dy: Array, need_dx: bool) -> Array | None:
+        if not need_dx:
+            return None
+        return dy if self._mask is None else dy * self._mask
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            "rate": self.rate,
+            "noise_shape": None if self.noise_shape is None else list(self.noise_shape),
+            "seed": self.seed,
+        }
+
+
+class Embedding(Layer):
+    """Lookup table: integer ids ``x (B, T)`` -> vectors ``y (B, T, D)``.
+
+    ``embeddings (V, D)`` with V = ``input_dim``; ids must lie in ``0..V-1``.
+    The input is not differentiable: ``backward`` returns None.
+    """
+
+    _float_input = False
+    weight_names = ("embeddings",)
+
+    def __init__(
+        self,
+        input_dim: int,
+        output_dim: int,
+        embeddings_initializer: str = "uniform",
+        embeddings_regularizer: Any = None,
+        embeddings_constraint: Any = None,
+        mask_zero: bool = False,
+        input_length: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if input_length is not None and "input_shape" not in kwargs:
+            kwargs["input_shape"] = (input_length,)
+        super().__init__(**kwargs)
+        owner = f"Embedding {self.name!r}"
+        _reject_unsupported(
+            owner,
+            embeddings_regularizer=embeddings_regularizer,
+            embeddings_constraint=embeddings_constraint,
+        )
+        if mask_zero:
+            raise NotImplementedError(
+                f"[{owner}] mask_zero=True is not supported; pad to equal lengths instead"
+            )
+        for arg, v in (("input_dim", input_dim), ("output_dim", output_dim)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+                raise ValueError(f"[{owner}] {arg} must be a positive int; got {v!r}")
+        self.input_dim = int(input_dim)
+        self.output_dim = int(output_dim)
+        self.embeddings_initializer = initializers.resolve(
+            embeddings_initializer, owner, "embeddings_initializer"
+        )
+        self._idx: Array | None = None
+
+    def build(self, input_shape: Shape) -> None:
+        self.embeddings = initializers.initialize(
+            self.embeddings_initializer, (self.input_dim, self.output_dim), self.dtype
+        )
+        self._grads = _Accumulator([self.embeddings.shape], self.dtype)
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return (*tuple(input_shape), self.output_dim)
+
+    def check_indices(self, idx: Array, argument: str = "x") -> None:
+        if idx.size and (idx.min() < 0 or idx.max() >= self.input_dim):
+            bad = idx[(idx < 0) | (idx >= self.input_dim)]
+            raise ValueError(
+                f"[Embedding {self.name!r}] {argument} holds ids outside 0..{self.input_dim - 1} "
+                f"(input_dim={self.input_dim}), e.g. {int(bad.flat[0])}"
+            )
+
+    def __call__(self, x: Any, training: bool = False) -> Any:
+        x = self._convert_input(x, "x")
+        self.check_indices(x)
+        return super().__call__(x, training)
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        self._idx = x if training else None
+        return self.embeddings[x]
+
+    def _backward(self, dy: Array, need_dx: bool) -> None:
+        if self._idx is None:
+            raise RuntimeError(
+                f"[Embedding {self.name!r}] backward needs a forward with training=True first"
+            )
+        acc = self._grads
+        if acc.fresh:
+            acc.arrays[0].fill(0)
+            acc.fresh = False
+        np.add.at(acc.arrays[0], self._idx.ravel(), dy.reshape(-1, self.output_dim))
+        return None
+
+    def parameters(self) -> list[Array]:
+        return [self.embeddings] if self.built else []
+
+    def gradients(self) -> list[Array]:
+        if not self.built:
+            return []
+        if self._grads.fresh:
+            self._grads.zero()
+        return list(self._grads.arrays)
+
+    def zero_grad(self) -> None:
+        if self.built:
+            self._grads.zero()
+
+    def _keras_weights(self) -> list[Array]:
+        return [self.embeddings] if self.built else []
+
+    def _set_keras_weights(self, weights: list[Array]) -> None:
+        self.embeddings[...] = weights[0]
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+            "embeddings_initializer": self.embeddings_initializer,
+        }
+
+
+class Flatten(Layer):
+    """``x (B, d1, d2, ...) -> y (B, d1*d2*...)``."""
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        rest = input_shape[1:]
+        n = None if any(s is None for s in rest) else int(np.prod(rest))
+        return (input_shape[0], n)
+
+    def _check_input_shape(self, shape: tuple[int, ...], argument: str = "x") -> None:
+        expected = self._build_input_shape
+        if expected is not None and (
+            len(shape) != len(expected)
+            or any(e is not None and e != s for e, s in zip(expected[1:], shape[1:]))
+        ):
+            raise ValueError(
+                f"[Flatten {self.name!r}] {argument} has shape {format_shape(shape)}; "
+                f"expected {expected_shape_text(expected)}"
+            )
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def _backward(self, dy: Array, need_dx: bool) -> Array | None:
+        return dy.reshape(self._shape) if need_dx else None
+
+
+class RepeatVector(Layer):
+    """``x (B, F) -> y (B, n, F)``: the same vector at each of n steps (seq2seq decoders)."""
+
+    def __init__(self, n: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+            raise ValueError(f"[RepeatVector {self.name!r}] n must be a positive int; got {n!r}")
+        self.n = int(n)
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return (input_shape[0], self.n, *tuple(input_shape[1:]))
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        return np.repeat(x[:, None], self.n, axis=1)
+
+    def _backward(self, dy: Array, need_dx: bool) -> Array | None:
+        return dy.sum(axis=1) if need_dx else None
+
+    def _config(self) -> dict[str, Any]:
+        return {"n": self.n}

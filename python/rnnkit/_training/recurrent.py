@@ -1,0 +1,649 @@
+"""Keras-shaped recurrent layers over the core modules: LSTM, GRU, Bidirectional.
+
+Each layer owns one ``rnnkit.LSTM``/``rnnkit.GRU`` core module (``batch_first=True``,
+one layer, one or two directions) and never computes a cell itself: forward and backward
+are single core calls over the whole sequence.
+
+Weight layouts. Internally the core keeps PyTorch's layout (gate rows LSTM i,f,g,o; GRU
+r,z,n). ``get_weights``/``set_weights`` speak Keras's: ``kernel (I, G·U)``,
+``recurrent_kernel (U, G·U)``, LSTM ``bias (4U,)`` with blocks [i|f|c|o]; GRU blocks
+[z|r|h] with ``bias (3U,)`` (``reset_after=False``) or ``(2, 3U)`` (``reset_after=True``:
+row 0 input bias, row 1 recurrent bias). Keras has one bias where PyTorch has two, so the
+core's ``bias_hh`` is held at zero and left out of training, except for the GRU
+``reset_after=True`` case, whose recurrent bias sits inside ``r ⊙ (U_h h + b_hh)`` and is
+Keras's bias row 1.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import activations, initializers
+from .base import Array, Layer, Shape, format_shape
+from .core_layers import _reject_unsupported
+from .random import get_rng
+
+
+def _swap_first_blocks(a: Array, units: int) -> Array:
+    """Reorder gate blocks on axis 0 between PyTorch r,z,n and Keras z,r,h (an involution)."""
+    return np.concatenate([a[units:2 * units], a[:units], a[2 * units:]], axis=0)
+
+
+class _RNN(Layer):
+    """Shared machinery of LSTM and GRU (see the module docstring for layouts).
+
+    Shapes, D = 2 inside Bidirectional else 1: ``x (B, T, I)`` -> ``y (B, T, D·U)`` with
+    ``return_sequences`` else ``(B, D·U)`` (the last step). With ``return_state`` the
+    output is ``[y, *states]``, states ``(B, U)`` each: LSTM h, c; GRU h (per direction).
+    """
+
+    _cell = ""
+    _gates = 0
+    weight_names = ("kernel", "recurrent_kernel", "bias")
+
+    def __init__(
+        self,
+        units: int,
+        activation: str | None = "tanh",
+        recurrent_activation: str = "sigmoid",
+        use_bias: bool = True,
+        kernel_initializer: str = "glorot_uniform",
+        recurrent_initializer: str = "orthogonal",
+        bias_initializer: str = "zeros",
+        kernel_regularizer: Any = None,
+        recurrent_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        recurrent_constraint: Any = None,
+        bias_constraint: Any = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        seed: int | None = None,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        use_cudnn: Any = "auto",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        owner = f"{type(self).__name__} {self.name!r}"
+        _reject_unsupported(
+            owner,
+            kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint,
+        )
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
+            raise ValueError(f"[{owner}] units must be a positive int; got {units!r}")
+        self.units = int(units)
+        act = activations.resolve(activation, owner)
+        if act not in activations.RECURRENT_ACTIVATIONS:
+            raise ValueError(f"[{owner}] activation {activation!r} is not available in the "
+                             "core; expected one of "
+                             f"{', '.join(activations.RECURRENT_ACTIVATIONS)}")
+        rec = activations.resolve(recurrent_activation, owner, "recurrent_activation")
+        if rec not in activations.RECURRENT_GATE_ACTIVATIONS:
+            raise ValueError(f"[{owner}] recurrent_activation {recurrent_activation!r} is not "
+                             "available in the core; expected one of "
+                             f"{', '.join(activations.RECURRENT_GATE_ACTIVATIONS)}")
+        self.activation = act
+        self.recurrent_activation = rec
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.resolve(kernel_initializer, owner,
+                                                       "kernel_initializer")
+        self.recurrent_initializer = initializers.resolve(recurrent_initializer, owner,
+                                                          "recurrent_initializer")
+        self.bias_initializer = initializers.resolve(bias_initializer, owner, "bias_initializer")
+        dropout = float(dropout)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"[{owner}] dropout must be in [0, 1); got {dropout}")
+        recurrent_dropout = float(recurrent_dropout)
+        if recurrent_dropout != 0.0:
+            raise NotImplementedError(
+                f"[{owner}] recurrent_dropout={recurrent_dropout} is not supported: it needs a "
+                "per-step mask on h inside the core, which rnnkit does not have yet. Use "
+                "dropout= (on the inputs) or a Dropout layer between recurrent layers."
+            )
+        self.dropout = dropout
+        self.recurrent_dropout = 0.0
+        self.seed = seed
+        self._rng = None if seed is None else np.random.default_rng(seed)
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.unroll = bool(unroll)  # accepted for compatibility; no effect on results
+        self._directions = 1
+        self._core: Any = None
+        self._states: tuple[Array, ...] | None = None
+        self._mask: Array | None = None
+        self._steps = 0
+
+    # ---------------------------------------------------------------- core set-up
+    def _core_kwargs(self) -> dict[str, Any]:
+        return {"activation": self.activation, "recurrent_activation": self.recurrent_activation}
+
+    def _core_class(self) -> Any:
+        import rnnkit
+
+        return getattr(rnnkit, self._cell)
+
+    def _suffixes(self) -> list[str]:
+        return ["_l0", "_l0_reverse"][: self._directions]
+
+    def _trainable_keys(self) -> list[str]:
+        keys = []
+        for s in self._suffixes():
+            keys += ["weight_ih" + s, "weight_hh" + s]
+            if self.use_bias:
+                keys.append("bias_ih" + s)
+                if self._trains_bias_hh():
+                    keys.append("bias_hh" + s)
+        return keys
+
+    def _trains_bias_hh(self) -> bool:
+        return False
+
+    def build(self, input_shape: Shape) -> None:
+        owner = f"{type(self).__name__} {self.name!r}"
+        if len(input_shape) != 3 or input_shape[-1] is None:
+            raise ValueError(f"[{owner}] expects inputs (batch, time, features) with a known "
+                             f"feature size; got input shape {format_shape(input_shape)}")
+        features = int(input_shape[-1])
+        self._core = self._core_class()(
+            features,
+            self.units,
+            num_layers=1,
+            bias=self.use_bias,
+            batch_first=True,
+            bidirectional=self._directions == 2,
+            dtype=self.dtype.name,
+            **self._core_kwargs(),
+        )
+        self._keys = self._trainable_keys()
+        super().build(input_shape)
+        weights = []
+        for _ in self._suffixes():
+            weights += self._initial_keras_weights(features)
+        self._set_keras_weights(weights)
+
+    def _initial_keras_weights(self, features: int) -> list[Array]:
+        g, u = self._gates, self.units
+        out = [
+            initializers.initialize(self.kernel_initializer, (features, g * u), self.dtype),
+            initializers.initialize(self.recurrent_initializer, (u, g * u), self.dtype),
+        ]
+        if self.use_bias:
+            out.append(self._initial_bias())
+        return out
+
+    def _initial_bias(self) -> Array:
+        raise NotImplementedError
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        b, t = input_shape[0], input_shape[1]
+        width = self._directions * self.units
+        return (b, t, width) if self.return_sequences else (b, width)
+
+    # ------------------------------------------------------------- forward/backward
+    def _run_core(self, x: Array, hx: Any) -> tuple[Array, list[Array]]:
+        """Core call: returns y (B, T, D·U) and the final states, each (D, B, U)."""
+        raise NotImplementedError
+
+    def _run_core_backward(self, dy: Array, dstates: list[Array | None]) -> Array:
+        raise NotImplementedError
+
+    def _check_input_shape(self, shape: tuple[int, ...], argument: str = "x") -> None:
+        super()._check_input_shape(shape, argument)
+        if len(shape) == 3 and shape[1] == 0:
+            raise ValueError(f"[{type(self).__name__} {self.name!r}] {argument} has no time "
+                             "steps")
+
+    def forward(self, x: Array, training: bool = False) -> Any:
+        core = self._core
+        if core.training != training:
+            if training:
+                core.train()
+            else:
+                core.eval()
+        self._mask = None
+        if training and self.dropout > 0.0:
+            rng = self._rng if self._rng is not None else get_rng()
+            keep = rng.random((x.shape[0], 1, x.shape[2]), dtype=self.dtype) >= self.dropout
+            self._mask = keep * self.dtype.type(1.0 / (1.0 - self.dropout))
+            x = x * self._mask
+        if self.go_backwards:
+            x = x[:, ::-1]
+        hx = None
+        if self.stateful and self._states is not None:
+            if self._states[0].shape[1] != x.shape[0]:
+                raise ValueError(
+                    f"[{type(self).__name__} {self.name!r}] stateful layer got a batch of "
+                    f"{x.shape[0]} after batches of {self._states[0].shape[1]}; use one batch "
+                    "size (drop the remainder) or call reset_states()"
+                )
+            hx = self._states
+        y, states = self._run_core(x, hx)
+        if self.stateful:
+            self._states = tuple(np.array(s, copy=True) for s in states)
+        self._shape = (x.shape[0], x.shape[1])
+        if self.return_sequences:
+            out = y
+        elif self._directions == 1:
+            out = states[0][0]
+        else:
+            out = np.concatenate([states[0][0], states[0][1]], axis=-1)
+        if not self.return_state:
+            return out
+        per_dir = [s[d] for d in range(self._directions) for s in states]
+        return [out, *per_dir]
+
+    def _backward(self, dy: Any, need_dx: bool) -> Array | None:
+        if not self._core.training:
+            raise RuntimeError(f"[{type(self).__name__} {self.name!r}] backward needs a "
+                               "forward with training=True first")
+        n_states = self._n_states()
+        d = self._directions
+        dstate_list: list[Array | None] = [None] * n_states
+        if self.return_state:
+            if not isinstance(dy, (list, tuple)) or len(dy) != 1 + n_states * d:
+                raise ValueError(f"[{type(self).__name__} {self.name!r}] with return_state, "
+                                 f"backward takes [dy, {n_states * d} state gradients]")
+            dy, *dstates = dy
+            for k in range(n_states):
+                parts = [dstates[di * n_states + k] for di in range(d)]
+                if any(p is not None for p in parts):
+                    dstate_list[k] = np.stack([
+                        np.zeros((self._shape[0], self.units), self.dtype) if p is None else p
+                        for p in parts
+                    ])
+        b, t = self._shape
+        if self.return_sequences:
+            dy_seq = np.ascontiguousarray(dy, dtype=self.dtype)
+        else:
+            dy_seq = np.zeros((b, t, d * self.units), dtype=self.dtype)
+            dh = np.ascontiguousarray(
+                np.asarray(dy, dtype=self.dtype).reshape(b, d, self.units).transpose(1, 0, 2))
+            dstate_list[0] = dh if dstate_list[0] is None else dstate_list[0] + dh
+        dx = self._run_core_backward(dy_seq, dstate_list)
+        if not need_dx:
+            return None
+        if self.go_backwards:
+            dx = dx[:, ::-1]
+        if self._mask is not None:
+            dx = dx * self._mask
+        return dx
+
+    def _n_states(self) -> int:
+        return 1
+
+    # ------------------------------------------------------------------ parameters
+    def parameters(self) -> list[Array]:
+        if not self.built:
+            return []
+        named = self._core.named_parameters()
+        return [named[k] for k in self._keys]
+
+    def gradients(self) -> list[Array]:
+        if not self.built:
+            return []
+        grads = self._core.grads
+        return [grads[k] for k in self._keys]
+
+    def zero_grad(self) -> None:
+        if self.built:
+            self._core.zero_grad()
+
+    def reset_states(self, states: Any = None) -> None:
+        """Forget the kept state of a ``stateful`` layer (or set it: arrays (B, U))."""
+        if states is None:
+            self._states = None
+            return
+        states = [np.asarray(s, dtype=self.dtype) for s in (
+            states if isinstance(states, (list, tuple)) else [states])]
+        n = self._n_states()
+        if len(states) != n * self._directions:
+            raise ValueError(f"[{type(self).__name__} {self.name!r}] reset_states expects "
+                             f"{n * self._directions} arrays")
+        self._states = tuple(
+            np.ascontiguousarray(np.stack([states[di * n + k] for di in range(self._directions)]))
+            for k in range(n)
+        )
+
+    @property
+    def core(self) -> Any:
+        """The underlying ``rnnkit.LSTM``/``rnnkit.GRU`` module (PyTorch layout)."""
+        return self._core
+
+    # ------------------------------------------------------------ Keras weights I/O
+    def _weight_labels(self) -> list[str]:
+        names = list(self.weight_names[: 3 if self.use_bias else 2])
+        if self._directions == 1:
+            return names
+        return [f"forward_{n}" for n in names] + [f"backward_{n}" for n in names]
+
+    def _keras_weights(self) -> list[Array]:
+        if not self.built:
+            return []
+        named = self._core.named_parameters()
+        out = []
+        for s in self._suffixes():
+            out.append(self._to_keras(named["weight_ih" + s]).T)
+            out.append(self._to_keras(named["weight_hh" + s]).T)
+            if self.use_bias:
+                out.append(self._keras_bias(named["bias_ih" + s], named["bias_hh" + s]))
+        return out
+
+    def _set_keras_weights(self, weights: list[Array]) -> None:
+        # Through load_state_dict: the core re-packs its inference weights after a change.
+        state: dict[str, Array] = {}
+        per = 3 if self.use_bias else 2
+        for k, s in enumerate(self._suffixes()):
+            w = weights[k * per:(k + 1) * per]
+            state["weight_ih" + s] = self._to_keras(w[0].T)
+            state["weight_hh" + s] = self._to_keras(w[1].T)
+            if self.use_bias:
+                state["bias_ih" + s], state["bias_hh" + s] = self._core_bias(w[2])
+        self._core.load_state_dict(state, strict=True)
+
+    def _to_keras(self, a: Array) -> Array:
+        """Gate reorder on axis 0 between core and Keras order (identity for LSTM)."""
+        return a
+
+    def _keras_bias(self, b_ih: Array, b_hh: Array) -> Array:
+        return self._to_keras(b_ih + b_hh)
+
+    def _core_bias(self, bias: Array) -> tuple[Array, Array]:
+        return self._to_keras(bias), np.zeros(bias.shape[-1], dtype=self.dtype)
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            "units": self.units,
+            "activation": self.activation,
+            "recurrent_activation": self.recurrent_activation,
+            "use_bias": self.use_bias,
+            "kernel_initializer": self.kernel_initializer,
+            "recurrent_initializer": self.recurrent_initializer,
+            "bias_initializer": self.bias_initializer,
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
+            "stateful": self.stateful,
+            "unroll": self.unroll,
+        }
+
+
+class LSTM(_RNN):
+    """Keras's LSTM layer on the rnnkit core.
+
+    ``i = σ(x W_i + h U_i + b_i)``, ``f = σ(x W_f + h U_f + b_f)``,
+    ``c̃ = act(x W_c + h U_c + b_c)``, ``o = σ(x W_o + h U_o + b_o)``,
+    ``c' = f ⊙ c + i ⊙ c̃``, ``h' = o ⊙ act(c')``; σ = ``recurrent_activation``.
+
+    Shapes: ``x (B, T, I)`` -> ``(B, T, U)`` with ``return_sequences`` else ``(B, U)``;
+    with ``return_state`` the output is ``[y, h (B, U), c (B, U)]``.
+
+    Parameters
+    ----------
+    units : int
+    activation : {"tanh", "relu", "sigmoid", "linear"}
+    recurrent_activation : {"sigmoid", "hard_sigmoid"}
+    use_bias, unit_forget_bias : bool
+        ``unit_forget_bias`` initialises the forget-gate bias to 1 (Keras default).
+    dropout : float
+        Input dropout in training; one mask per sequence, shared by all time steps.
+    recurrent_dropout : float
+        Must be 0 (NotImplementedError otherwise).
+    return_sequences, return_state, go_backwards, stateful : bool
+        Keras semantics; with ``go_backwards`` the output sequence stays reversed.
+    input_shape : tuple, optional
+        ``(T, I)``; T may be None.
+    """
+
+    _cell = "LSTM"
+    _gates = 4
+
+    def __init__(self, units: int, activation: str | None = "tanh",
+                 recurrent_activation: str = "sigmoid", use_bias: bool = True,
+                 unit_forget_bias: bool = True, **kwargs: Any) -> None:
+        self.unit_forget_bias = bool(unit_forget_bias)
+        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation,
+                         use_bias=use_bias, **kwargs)
+
+    def _initial_bias(self) -> Array:
+        u = self.units
+        if self.unit_forget_bias:
+            parts = [initializers.initialize(self.bias_initializer, (u,), self.dtype),
+                     np.ones(u, dtype=self.dtype),
+                     initializers.initialize(self.bias_initializer, (2 * u,), self.dtype)]
+            return np.concatenate(parts)
+        return initializers.initialize(self.bias_initializer, (4 * u,), self.dtype)
+
+    def _n_states(self) -> int:
+        return 2
+
+    def _run_core(self, x, hx):
+        y, (h, c) = self._core(x, hx)
+        return y, [h, c]
+
+    def _run_core_backward(self, dy, dstates):
+        dx, _ = self._core.backward(dy, (dstates[0], dstates[1]))
+        return dx
+
+    def _config(self):
+        config = super()._config()
+        config["unit_forget_bias"] = self.unit_forget_bias
+        return config
+
+
+class GRU(_RNN):
+    """Keras's GRU layer on the rnnkit core.
+
+    ``z = σ(x W_z + h U_z + b_z)``, ``r = σ(x W_r + h U_r + b_r)``;
+    ``reset_after=True`` (Keras default): ``h̃ = act(x W_h + b_h + r ⊙ (h U_h + b_rh))``;
+    ``reset_after=False``: ``h̃ = act(x W_h + (r ⊙ h) U_h + b_h)``;
+    ``h' = z ⊙ h + (1 - z) ⊙ h̃``.
+
+    Shapes as :class:`LSTM`; with ``return_state`` the output is ``[y, h (B, U)]``.
+    ``bias`` is ``(2, 3U)`` when ``reset_after`` (input row, recurrent row) else ``(3U,)``.
+    """
+
+    _cell = "GRU"
+    _gates = 3
+
+    def __init__(self, units: int, activation: str | None = "tanh",
+                 recurrent_activation: str = "sigmoid", use_bias: bool = True,
+                 reset_after: bool = True, **kwargs: Any) -> None:
+        self.reset_after = bool(reset_after)
+        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation,
+                         use_bias=use_bias, **kwargs)
+
+    def _core_kwargs(self) -> dict[str, Any]:
+        kw = super()._core_kwargs()
+        kw["reset_after"] = self.reset_after
+        return kw
+
+    def _trains_bias_hh(self) -> bool:
+        return self.reset_after
+
+    def _initial_bias(self) -> Array:
+        shape = (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+        return initializers.initialize(self.bias_initializer, shape, self.dtype)
+
+    def _to_keras(self, a: Array) -> Array:
+        return _swap_first_blocks(a, self.units)
+
+    def _keras_bias(self, b_ih, b_hh):
+        if self.reset_after:
+            return np.stack([self._to_keras(b_ih), self._to_keras(b_hh)])
+        return self._to_keras(b_ih + b_hh)
+
+    def _core_bias(self, bias):
+        if self.reset_after:
+            return self._to_keras(bias[0]), self._to_keras(bias[1])
+        return self._to_keras(bias), np.zeros(bias.shape[-1], dtype=self.dtype)
+
+    def _run_core(self, x, hx):
+        y, h = self._core(x, None if hx is None else hx[0])
+        return y, [h]
+
+    def _run_core_backward(self, dy, dstates):
+        dx, _ = self._core.backward(dy, dstates[0])
+        return dx
+
+    def _config(self):
+        config = super()._config()
+        config["reset_after"] = self.reset_after
+        return config
+
+
+class Bidirectional(Layer):
+    """Runs a recurrent layer forwards and backwards in time and merges the two outputs.
+
+    Both directions run in one bidirectional core call. The backward direction's output
+    sequence is re-aligned to the input's time order (Keras semantics); without
+    ``return_sequences`` each direction contributes its final state.
+
+    Shapes: ``x (B, T, I)`` -> ``(B, T, 2U)`` ("concat") or ``(B, T, U)`` ("sum", "mul",
+    "ave"), without the T axis unless ``return_sequences``. With ``return_state`` the
+    output is ``[y, *forward_states, *backward_states]``.
+
+    Weights (Keras order): the forward layer's ``kernel, recurrent_kernel, bias`` then the
+    backward layer's. With ``dropout`` both directions share one input mask.
+    """
+
+    def __init__(self, layer: _RNN, merge_mode: str | None = "concat", weights: Any = None,
+                 backward_layer: Any = None, **kwargs: Any) -> None:
+        if not isinstance(layer, _RNN):
+            raise TypeError(f"[Bidirectional] wraps an LSTM or GRU layer; got "
+                            f"{type(layer).__name__}")
+        if backward_layer is not None:
+            raise NotImplementedError("[Bidirectional] backward_layer= is not supported; the "
+                                      "backward direction mirrors the wrapped layer")
+        if layer.go_backwards:
+            raise NotImplementedError("[Bidirectional] the wrapped layer must have "
+                                      "go_backwards=False")
+        if merge_mode not in ("concat", "sum", "mul", "ave"):
+            raise ValueError(f"[Bidirectional] merge_mode must be 'concat', 'sum', 'mul' or "
+                             f"'ave'; got {merge_mode!r}")
+        if layer.input_shape_hint is not None and not any(
+                k in kwargs for k in ("input_shape", "batch_input_shape", "input_dim")):
+            kwargs["batch_input_shape"] = layer.input_shape_hint
+        kwargs.setdefault("dtype", layer.dtype.name)
+        super().__init__(**kwargs)
+        config = layer.get_config()
+        config.pop("batch_input_shape", None)
+        config["name"] = f"{self.name}_{layer.name}"
+        inner = type(layer).from_config(config)
+        inner._directions = 2
+        self.layer = inner
+        self.merge_mode = merge_mode
+        self.return_sequences = inner.return_sequences
+        self.return_state = inner.return_state
+        self._halves: tuple[Array, Array] | None = None
+        if weights is not None:
+            self._pending_weights = list(weights)
+
+    @property
+    def units(self) -> int:
+        return self.layer.units
+
+    def build(self, input_shape: Shape) -> None:
+        self.layer.build(input_shape)
+        super().build(input_shape)
+        pending = getattr(self, "_pending_weights", None)
+        if pending is not None:
+            self.set_weights(pending)
+            del self._pending_weights
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        shape = self.layer.compute_output_shape(input_shape)
+        if self.merge_mode == "concat":
+            return shape
+        return (*shape[:-1], self.layer.units)
+
+    def forward(self, x: Array, training: bool = False) -> Any:
+        out = self.layer.forward(x, training)
+        states = None
+        if self.return_state:
+            out, *states = out
+        u = self.layer.units
+        if self.merge_mode == "concat":
+            merged = out
+        else:
+            f, b = out[..., :u], out[..., u:]
+            if self.merge_mode == "sum":
+                merged = f + b
+            elif self.merge_mode == "ave":
+                merged = (f + b) * self.dtype.type(0.5)
+            else:
+                merged = f * b
+                self._halves = (f, b)
+        return merged if states is None else [merged, *states]
+
+    def _backward(self, dy: Any, need_dx: bool) -> Array | None:
+        rest = None
+        if self.return_state:
+            dy, *rest = dy
+        if self.merge_mode == "concat":
+            d = dy
+        elif self.merge_mode == "sum":
+            d = np.concatenate([dy, dy], axis=-1)
+        elif self.merge_mode == "ave":
+            half = dy * self.dtype.type(0.5)
+            d = np.concatenate([half, half], axis=-1)
+        else:
+            assert self._halves is not None
+            f, b = self._halves
+            d = np.concatenate([dy * b, dy * f], axis=-1)
+        return self.layer._backward(d if rest is None else [d, *rest], need_dx)
+
+    def parameters(self) -> list[Array]:
+        return self.layer.parameters()
+
+    def gradients(self) -> list[Array]:
+        return self.layer.gradients()
+
+    def zero_grad(self) -> None:
+        self.layer.zero_grad()
+
+    def reset_states(self, states: Any = None) -> None:
+        self.layer.reset_states(states)
+
+    def _weight_labels(self) -> list[str]:
+        return self.layer._weight_labels()
+
+    def _keras_weights(self) -> list[Array]:
+        return self.layer._keras_weights()
+
+    def _set_keras_weights(self, weights: list[Array]) -> None:
+        self.layer._set_keras_weights(weights)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        inner = self.layer.get_config()
+        inner["name"] = inner["name"].removeprefix(f"{self.name}_")
+        config["layer"] = {"class_name": type(self.layer).__name__, "config": inner}
+        config["merge_mode"] = self.merge_mode
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Bidirectional:
+        config = dict(config)
+        entry = config.pop("layer")
+        layer_cls = {"LSTM": LSTM, "GRU": GRU}.get(entry.get("class_name"))
+        if layer_cls is None:
+            raise ValueError(f"[Bidirectional] cannot wrap {entry.get('class_name')!r}")
+        return cls(layer_cls.from_config(dict(entry["config"])), **config)

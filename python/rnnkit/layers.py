@@ -1,0 +1,68 @@
+"""Keras-shaped layers (batch-first): ``Input``, ``InputLayer``, ``Dense``, ``Dropout``,
+``Embedding``, ``Flatten``, ``RepeatVector``, ``LSTM``, ``GRU``, ``Bidirectional``.
+
+``from rnnkit.layers import LSTM, Dense, Dropout`` replaces
+``from tensorflow.keras.layers import LSTM, Dense, Dropout``. The recurrent layers run on
+the C++ core modules (``rnnkit.LSTM``/``rnnkit.GRU``); ``get_weights``/``set_weights``
+use Keras's weight layout, so weights move between Keras and rnnkit unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._training.base import Layer
+from ._training.core_layers import (
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    Input,
+    InputLayer,
+    RepeatVector,
+)
+from ._training.recurrent import GRU, LSTM, Bidirectional
+
+#: Layer classes that ``deserialize`` (and so ``load_model``) may construct.
+LAYER_CLASSES: dict[str, type[Layer]] = {
+    cls.__name__: cls
+    for cls in (InputLayer, Dense, Dropout, Embedding, Flatten, RepeatVector, LSTM, GRU,
+                Bidirectional)
+}
+
+
+def serialize(layer: Layer) -> dict[str, Any]:
+    """``{"class_name": ..., "config": layer.get_config()}``."""
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def deserialize(entry: dict[str, Any]) -> Layer:
+    """Rebuild a layer from ``serialize`` output; only rnnkit's own classes are allowed."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"layer entry must be a dict; got {type(entry).__name__}")
+    name = entry.get("class_name")
+    cls = LAYER_CLASSES.get(name)  # type: ignore[arg-type]
+    if cls is None:
+        raise ValueError(f"unknown layer class {name!r}; rnnkit layers: "
+                         f"{', '.join(sorted(LAYER_CLASSES))}")
+    config = entry.get("config", {})
+    if not isinstance(config, dict):
+        raise ValueError(f"config of layer {name!r} must be a dict")
+    return cls.from_config(dict(config))
+
+
+__all__ = [
+    "GRU",
+    "LSTM",
+    "Bidirectional",
+    "Dense",
+    "Dropout",
+    "Embedding",
+    "Flatten",
+    "Input",
+    "InputLayer",
+    "Layer",
+    "RepeatVector",
+    "deserialize",
+    "serialize",
+]

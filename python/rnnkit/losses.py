@@ -1,0 +1,487 @@
+"""Losses with Keras's names, values and reduction, plus their gradients.
+
+A loss maps ``(y_true, y_pred)`` to one number: a per-sample loss over the last axis,
+averaged over all remaining elements (Keras's ``"sum_over_batch_size"``). ``value_and_grad``
+also returns ``dL/dy_pred``. The cross-entropies can instead take logits
+(``from_logits=True``); ``Sequential`` uses that path when the last Dense has a softmax or
+sigmoid activation, which fuses the activation's gradient into the loss (``p - y``) and
+keeps it finite when probabilities saturate.
+
+Shapes: ``y_pred (B, ..., C)``. ``y_true`` has the same shape, or one axis less when C is
+1 (Keras squeezes), or integer class ids ``(B, ...)``/``(B, ..., 1)`` for the sparse
+categorical cross-entropy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._training.activations import sigmoid
+
+Array = np.ndarray
+
+#: Keras's probability clipping epsilon (``keras.config.epsilon()``).
+EPSILON = 1e-7
+
+
+def _align(y_true: Array, y_pred: Array, name: str) -> Array:
+    """Give y_true y_pred's rank the way Keras does; check shapes agree."""
+    if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1:
+        y_true = y_true[..., None]
+    elif y_true.ndim == y_pred.ndim + 1 and y_true.shape[-1] == 1:
+        y_true = y_true[..., 0]
+    if y_true.shape != y_pred.shape:
+        raise ValueError(
+            f"[{name}] y_true has shape {y_true.shape} but y_pred has shape {y_pred.shape}"
+        )
+    return y_true
+
+
+class Loss:
+    """Base class. Subclasses implement ``_value_and_grad(y_true, y_pred)``.
+
+    ``__call__`` returns the mean loss (float); ``value_and_grad`` returns it with
+    ``dL/dy_pred`` (y_pred's shape and dtype).
+    """
+
+    name = "loss"
+    #: Whether y_true holds class ids (checked against the number of classes by fit).
+    sparse_labels = False
+    #: Whether ``value_and_grad_from_logits`` exists for this loss.
+    supports_logits = False
+    #: Which output activation the logits path fuses: "softmax" or "sigmoid".
+    fused_activation: str | None = None
+
+    def __init__(self, name: str | None = None, reduction: str = "sum_over_batch_size") -> None:
+        if reduction not in ("sum_over_batch_size", "auto"):
+            raise NotImplementedError(
+                f"[{type(self).__name__}] reduction={reduction!r} is not supported; "
+                "rnnkit averages over the batch (Keras's 'sum_over_batch_size')"
+            )
+        if name is not None:
+            self.name = name
+
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> float:
+        if sample_weight is not None:
+            raise NotImplementedError(f"[{self.name}] sample_weight is not supported")
+        value, _ = self.value_and_grad(y_true, y_pred, need_grad=False)
+        return value
+
+    def value_and_grad(
+        self, y_true: Any, y_pred: Any, need_grad: bool = True
+    ) -> tuple[float, Array | None]:
+        y_pred = np.asarray(y_pred)
+        if y_pred.dtype.kind != "f":
+            y_pred = y_pred.astype(np.float32)
+        y_true = self._prepare_true(np.asarray(y_true), y_pred)
+        return self._value_and_grad(y_true, y_pred, need_grad)
+
+    def _prepare_true(self, y_true: Array, y_pred: Array) -> Array:
+        return _align(y_true, y_pred, self.name).astype(y_pred.dtype, copy=False)
+
+    def _value_and_grad(
+        self, y_true: Array, y_pred: Array, need_grad: bool
+    ) -> tuple[float, Array | None]:
+        raise NotImplementedError
+
+    def value_and_grad_from_logits(
+        self, y_true: Any, logits: Any, need_grad: bool = True
+    ) -> tuple[float, Array | None]:
+        """Loss of ``activation(logits)`` and ``dL/dlogits`` in one stable pass."""
+        raise NotImplementedError(f"[{self.name}] has no logits path")
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Loss:
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.get_config()})"
+
+
+class MeanSquaredError(Loss):
+    """``mean((y_pred - y_true)^2)``; gradient ``2 (y_pred - y_true) / N``."""
+
+    name = "mean_squared_error"
+
+    def _value_and_grad(self, y_true, y_pred, need_grad):
+        diff = y_pred - y_true
+        value = float(np.mean(np.square(diff, dtype=np.float64)))
+        if not need_grad:
+            return value, None
+        diff *= y_pred.dtype.type(2.0 / diff.size)
+        return value, diff
+
+
+class MeanAbsoluteError(Loss):
+    """``mean(|y_pred - y_true|)``; gradient ``sign(y_pred - y_true) / N``."""
+
+    name = "mean_absolute_error"
+
+    def _value_and_grad(self, y_true, y_pred, need_grad):
+        diff = y_pred - y_true
+        value = float(np.mean(np.abs(diff), dtype=np.float64))
+        if not need_grad:
+            return value, None
+        grad = np.sign(diff)
+        grad *= y_pred.dtype.type(1.0 / diff.size)
+        return value, grad
+
+
+class Huber(Loss):
+    """``0.5 d^2`` where ``|d| <= delta``, else ``delta (|d| - 0.5 delta)``; d = y_pred - y_true."""
+
+    name = "huber_loss"
+
+    def __init__(self, delta: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if delta <= 0:
+            raise ValueError(f"[Huber] delta must be positive; got {delta}")
+        self.delta = float(delta)
+
+    def _value_and_grad(self, y_true, y_pred, need_grad):
+        d = y_pred - y_true
+        a = np.abs(d)
+        small = a <= self.delta
+        per = np.where(small, 0.5 * d * d, self.delta * (a - 0.5 * self.delta))
+        value = float(np.mean(per, dtype=np.float64))
+        if not need_grad:
+            return value, None
+        grad = np.where(small, d, self.delta * np.sign(d)).astype(y_pred.dtype, copy=False)
+        grad *= y_pred.dtype.type(1.0 / d.size)
+        return value, grad
+
+    def get_config(self):
+        return {"name": self.name, "delta": self.delta}
+
+
+class BinaryCrossentropy(Loss):
+    """``-mean(y log p + (1 - y) log(1 - p))`` with p clipped to ``[eps, 1 - eps]``.
+
+    With ``from_logits=True`` (or fused after a sigmoid Dense) the stable form
+    ``max(z, 0) - z y + log(1 + exp(-|z|))`` is used, with gradient ``(sigmoid(z) - y)/N``.
+    """
+
+    name = "binary_crossentropy"
+    supports_logits = True
+    fused_activation = "sigmoid"
+
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = float(label_smoothing)
+
+    def _smooth(self, y: Array) -> Array:
+        if self.label_smoothing:
+            return y * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
+        return y
+
+    def _value_and_grad(self, y_true, y_pred, need_grad):
+        if self.from_logits:
+            return self._logits(y_true, y_pred, need_grad)
+        y = self._smooth(y_true)
+        p = np.clip(y_pred, EPSILON, 1.0 - EPSILON)
+        per = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+        value = float(np.mean(per, dtype=np.float64))
+        if not need_grad:
+            return value, None
+        inside = (y_pred > EPSILON) & (y_pred < 1.0 - EPSILON)
+        grad = (-(y / p) + (1 - y) / (1 - p)) * inside / y_pred.size
+        return value, grad.astype(y_pred.dtype, copy=False)
+
+    def _logits(self, y_true, z, need_grad):
+        y = self._smooth(y_true)
+        per = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+        value = float(np.mean(per, dtype=np.float64))
+        if not need_grad:
+            return value, None
+        grad = sigmoid(z) - y
+        grad *= z.dtype.type(1.0 / z.size)
+        return value, grad.astype(z.dtype, copy=False)
+
+    def value_and_grad_from_logits(self, y_true, logits, need_grad=True):
+        logits = np.asarray(logits)
+        y_true = self._prepare_true(np.asarray(y_true), logits)
+        return self._logits(y_true, logits, need_grad)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "from_logits": self.from_logits,
+            "label_smoothing": self.label_smoothing,
+        }
+
+
+def _log_softmax(z: Array) -> Array:
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+class CategoricalCrossentropy(Loss):
+    """``-mean_over_samples(sum_c y_c log p_c)`` for one-hot (or soft) targets ``(B, ..., C)``.
+
+    Probabilities are renormalised to sum to 1 and clipped to ``[eps, 1 - eps]`` (Keras).
+    The logits path uses ``log_softmax`` with gradient ``(softmax(z) sum_c y_c - y) / N``.
+    """
+
+    name = "categorical_crossentropy"
+    supports_logits = True
+    fused_activation = "softmax"
+
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = float(label_smoothing)
+
+    def _smooth(self, y: Array) -> Array:
+        if self.label_smoothing:
+            c = y.shape[-1]
+            return y * (1.0 - self.label_smoothing) + self.label_smoothing / c
+        return y
+
+    def _value_and_grad(self, y_true, y_pred, need_grad):
+        if self.from_logits:
+            return self._logits(y_true, y_pred, need_grad)
+        y = self._smooth(y_true)
+        s = y_pred.sum(axis=-1, keepdims=True)
+        q = y_pred / s
+        qc = np.clip(q, EPSILON, 1.0 - EPSILON)
+        per = -(y * np.log(qc)).sum(axis=-1)
+        value = float(np.mean(per, dtype=np.float64))
+        if not need_grad:
+            return value, None
+        n = per.size
+        gq = np.where((q > EPSILON) & (q < 1.0 - EPSILON), -y / qc, 0.0) / n
+        grad = (gq - (gq * q).sum(axis=-1, keepdims=True)) / s
+        return value, grad.astype(y_pred.dtype, copy=False)
+
+    def _logits(self, y_true, z, need_grad):
+        y = self._smooth(y_true)
+        logp = _log_softmax(z)
+        per = -(y * logp).sum(axis=-1)
+        value = float(np.mean(per, dtype=np.float64))
+        if not need_grad:
+            return value, None
+        grad = np.exp(logp) * y.sum(axis=-1, keepdims=True) - y
+        grad *= z.dtype.type(1.0 / per.size)
+        return value, grad.astype(z.dtype, copy=False)
+
+    def value_and_grad_from_logits(self, y_true, logits, need_grad=True):
+        logits = np.asarray(logits)
+        y_true = self._prepare_true(np.asarray(y_true), logits)
+        return self._logits(y_true, logits, need_grad)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "from_logits": self.from_logits,
+            "label_smoothing": self.label_smoothing,
+        }
+
+
+class SparseCategoricalCrossentropy(Loss):
+    """Categorical cross-entropy with integer class ids ``y_true (B, ...)`` in ``0..C-1``.
+
+    ``y_pred (B, ..., C)``; ``y_true`` may also carry a trailing axis of 1. Ids outside
+    ``0..C-1`` raise ValueError (Keras silently produces NaN or garbage).
+    """
+
+    name = "sparse_categorical_crossentropy"
+    sparse_labels = True
+    supports_logits = True
+    fused_activation = "softmax"
+
+    def __init__(self, from_logits: bool = False, ignore_class: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if ignore_class is not None:
+            raise NotImplementedError("[SparseCategoricalCrossentropy] ignore_class")
+        self.from_logits = bool(from_logits)
+
+    def _prepare_true(self, y_true: Array, y_pred: Array) -> Array:
+        if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
+            y_true = y_true[..., 0]
+        if y_true.shape != y_pred.shape[:-1]:
+            raise ValueError(
+                f"[{self.name}] y_true has shape {y_true.shape}; expected class ids of shape "
+                f"{y_pred.shape[:-1]} (y_pred has shape {y_pred.shape})"
+            )
+        labels = y_true
+        if labels.dtype.kind == "f":
+            if np.any(labels != np.round(labels)):
+                raise ValueError(f"[{self.name}] y_true must hold integer class ids")
+            labels = labels.astype(np.int64)
+        elif labels.dtype.kind not in "iub":
+            raise TypeError(f"[{self.name}] y_true must hold integer class ids")
+        check_class_ids(labels, y_pred.shape[-1], self.name)
+        return labels
+
+    def _pick(self, logp: Array, labels: Array) -> Array:
+        return np.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
+
+    def _value_and_grad(self, y_true, y_pred, need_grad):
+        if self.from_logits:
+            return self._logits(y_true, y_pred, need_grad)
+        s = y_pred.sum(axis=-1, keepdims=True)
+        q = y_pred / s
+        qc = np.clip(q, EPSILON, 1.0 - EPSILON)
+        qt = self._pick(qc, y_true)
+        per = -np.log(qt)
+        value = float(np.mean(per, dtype=np.float64))
+        if not need_grad:
+            return value, None
+        n = per.size
+        gq = np.zeros_like(q)
+        qraw = self._pick(q, y_true)
+        inside = (qraw > EPSILON) & (qraw < 1.0 - EPSILON)
+        np.put_along_axis(gq, y_true[..., None], (-(inside / qt) / n)[..., None], axis=-1)
+        grad = (gq - (gq * q).sum(axis=-1, keepdims=True)) / s
+        return value, grad.astype(y_pred.dtype, copy=False)
+
+    def _logits(self, y_true, z, need_grad):
+        logp = _log_softmax(z)
+        per = -self._pick(logp, y_true)
+        value = float(np.mean(per, dtype=np.float64))
+        if not need_grad:
+            return value, None
+        grad = np.exp(logp)
+        flat = grad.reshape(-1, grad.shape[-1])
+        flat[np.arange(flat.shape[0]), y_true.reshape(-1)] -= 1
+        grad *= z.dtype.type(1.0 / per.size)
+        return value, grad.astype(z.dtype, copy=False)
+
+    def value_and_grad_from_logits(self, y_true, logits, need_grad=True):
+        logits = np.asarray(logits)
+        y_true = self._prepare_true(np.asarray(y_true), logits)
+        return self._logits(y_true, logits, need_grad)
+
+    def get_config(self):
+        return {"name": self.name, "from_logits": self.from_logits}
+
+
+def check_class_ids(labels: Array, num_classes: int, owner: str) -> None:
+    """Raise ValueError naming an offending id when labels fall outside 0..C-1."""
+    if labels.size == 0:
+        return
+    lo, hi = labels.min(), labels.max()
+    if lo < 0 or hi >= num_classes:
+        bad = lo if lo < 0 else hi
+        raise ValueError(
+            f"[{owner}] y_true holds class id {int(bad)}, outside 0..{num_classes - 1}: the "
+            f"model outputs {num_classes} classes"
+        )
+
+
+# Functional forms (Keras: keras.losses.mean_squared_error(y_true, y_pred) -> per-sample).
+def _functional(cls: type[Loss]):
+    def fn(y_true: Any, y_pred: Any) -> float:
+        return cls()(y_true, y_pred)
+
+    fn.__name__ = cls.name
+    fn.__doc__ = f"Mean {cls.name} of ``y_pred`` against ``y_true`` (see :class:`{cls.__name__}`)."
+    return fn
+
+
+mean_squared_error = _functional(MeanSquaredError)
+mean_absolute_error = _functional(MeanAbsoluteError)
+binary_crossentropy = _functional(BinaryCrossentropy)
+categorical_crossentropy = _functional(CategoricalCrossentropy)
+sparse_categorical_crossentropy = _functional(SparseCategoricalCrossentropy)
+huber = _functional(Huber)
+mse = mean_squared_error
+mae = mean_absolute_error
+
+_BY_NAME: dict[str, type[Loss]] = {
+    "mean_squared_error": MeanSquaredError,
+    "mse": MeanSquaredError,
+    "meansquarederror": MeanSquaredError,
+    "mean_absolute_error": MeanAbsoluteError,
+    "mae": MeanAbsoluteError,
+    "meanabsoluteerror": MeanAbsoluteError,
+    "huber": Huber,
+    "huber_loss": Huber,
+    "binary_crossentropy": BinaryCrossentropy,
+    "binarycrossentropy": BinaryCrossentropy,
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "categoricalcrossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "sparsecategoricalcrossentropy": SparseCategoricalCrossentropy,
+}
+_FUNCTIONS = {
+    mean_squared_error: MeanSquaredError,
+    mean_absolute_error: MeanAbsoluteError,
+    huber: Huber,
+    binary_crossentropy: BinaryCrossentropy,
+    categorical_crossentropy: CategoricalCrossentropy,
+    sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
+}
+
+CLASSES: dict[str, type[Loss]] = {
+    c.__name__: c
+    for c in (
+        MeanSquaredError,
+        MeanAbsoluteError,
+        Huber,
+        BinaryCrossentropy,
+        CategoricalCrossentropy,
+        SparseCategoricalCrossentropy,
+    )
+}
+
+
+def get(identifier: Any) -> Loss:
+    """A :class:`Loss` from a name (``"mse"``, ``"categorical_crossentropy"``, ...), a loss
+    object, a loss class, or one of this module's functions."""
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Loss):
+        return identifier()
+    if identifier in _FUNCTIONS:
+        return _FUNCTIONS[identifier]()
+    if isinstance(identifier, str):
+        cls = _BY_NAME.get(identifier.lower())
+        if cls is None:
+            names = sorted(k for k in _BY_NAME if "_" in k or k in ("mse", "mae", "huber"))
+            raise ValueError(f"unknown loss {identifier!r}; expected one of {', '.join(names)}")
+        obj = cls()
+        if identifier.lower() in ("mse", "mae"):
+            obj.name = identifier.lower()
+        return obj
+    raise TypeError(
+        f"loss must be a name, a rnnkit.losses.Loss or a rnnkit.losses function; "
+        f"got {type(identifier).__name__}"
+    )
+
+
+def serialize(loss: Loss) -> dict[str, Any]:
+    return {"class_name": type(loss).__name__, "config": loss.get_config()}
+
+
+def deserialize(config: dict[str, Any]) -> Loss:
+    cls = CLASSES.get(config.get("class_name", ""))
+    if cls is None:
+        raise ValueError(f"unknown loss class {config.get('class_name')!r}")
+    return cls.from_config(dict(config.get("config", {})))
+
+
+__all__ = [
+    "BinaryCrossentropy",
+    "CategoricalCrossentropy",
+    "Huber",
+    "Loss",
+    "MeanAbsoluteError",
+    "MeanSquaredError",
+    "SparseCategoricalCrossentropy",
+    "binary_crossentropy",
+    "categorical_crossentropy",
+    "get",
+    "huber",
+    "mae",
+    "mean_absolute_error",
+    "mean_squared_error",
+    "mse",
+    "sparse_categorical_crossentropy",
+]

@@ -1,0 +1,795 @@
+"""Keras-shaped models: :class:`Sequential` (build, compile, fit, evaluate, predict, summary,
+save) and :func:`load_model`.
+
+A model is a stack of layers applied in order to batch-first arrays. ``fit`` runs
+mini-batch training entirely in numpy and the C++ core: per batch one forward through the
+layers, the loss and its gradient, one backward, and an in-place optimizer step.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import sys
+import warnings
+from typing import Any
+
+import numpy as np
+
+from . import callbacks as callbacks_module
+from . import losses as losses_module
+from . import metrics as metrics_module
+from . import optimizers as optimizers_module
+from ._training import saving
+from ._training.base import (
+    Layer,
+    Shape,
+    expected_shape_text,
+    format_shape,
+    unique_name,
+)
+from ._training.core_layers import Dense, InputLayer
+from ._training.progbar import Progbar
+from ._training.random import get_rng
+
+Array = np.ndarray
+
+
+class NonFiniteLossWarning(RuntimeWarning):
+    """``fit`` met a NaN/inf loss or gradient and stopped, keeping the previous weights."""
+
+
+def _verbosity(verbose: Any, owner: str) -> int:
+    if verbose == "auto":
+        return 1
+    if verbose in (0, 1, 2) and not isinstance(verbose, bool):
+        return int(verbose)
+    if isinstance(verbose, bool):
+        return int(verbose)
+    raise ValueError(f"[{owner}] verbose must be 'auto', 0, 1 or 2; got {verbose!r}")
+
+
+def _positive_int(value: Any, name: str, owner: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"[{owner}] {name} must be a positive int; got {value!r}")
+    return int(value)
+
+
+class Sequential:
+    """A linear stack of layers (Keras's ``Sequential``).
+
+    Parameters
+    ----------
+    layers : list of Layer, optional
+        Layers to add in order. An :class:`~rnnkit.layers.InputLayer` (``Input(shape)``)
+        or an ``input_shape=`` on the first layer lets the model build before seeing data.
+    name : str, optional
+
+    Examples
+    --------
+    >>> from rnnkit.models import Sequential
+    >>> from rnnkit.layers import LSTM, Dense
+    >>> model = Sequential([LSTM(50, input_shape=(10, 1)), Dense(1)])
+    >>> model.compile(optimizer="adam", loss="mse")
+    >>> history = model.fit(X, y, epochs=20, batch_size=32)      # doctest: +SKIP
+    """
+
+    def __init__(self, layers: list[Layer] | None = None, name: str | None = None,
+                 trainable: bool = True) -> None:
+        self.name = name if name is not None else unique_name("sequential")
+        self.trainable = bool(trainable)
+        self._layers: list[Layer] = []
+        self._input_layer: InputLayer | None = None
+        self.built = False
+        self._build_input_shape: Shape | None = None
+        self.optimizer: optimizers_module.Optimizer | None = None
+        self.loss: losses_module.Loss | None = None
+        self._metric_ids: list[Any] = []
+        self.compiled = False
+        self.stop_training = False
+        self.history: callbacks_module.History | None = None
+        for layer in layers or []:
+            self.add(layer)
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def layers(self) -> list[Layer]:
+        """The layers, without the InputLayer (as in Keras 3)."""
+        return list(self._layers)
+
+    def add(self, layer: Layer) -> None:
+        """Append a layer; builds the model when the input shape is known."""
+        if not isinstance(layer, Layer):
+            raise TypeError(f"[Sequential.add] expected a rnnkit layer; got "
+                            f"{type(layer).__name__}")
+        if isinstance(layer, InputLayer):
+            if self._layers or self._input_layer is not None:
+                raise ValueError("[Sequential.add] an InputLayer must come first, and only once")
+            self._input_layer = layer
+            return
+        if getattr(layer, "return_state", False):
+            raise ValueError(f"[Sequential.add] {layer.name!r} has return_state=True and so "
+                             "returns several arrays; a Sequential model passes one array "
+                             "between layers. Call the layer directly to get its states.")
+        names = {lay.name for lay in self._layers}
+        if layer.name in names:
+            raise ValueError(f"[Sequential.add] a layer named {layer.name!r} is already in the "
+                             "model; layer names must be unique")
+        self._layers.append(layer)
+        self.built = False
+        shape = self._declared_input_shape()
+        if shape is not None:
+            self.build(shape)
+
+    def pop(self) -> Layer:
+        """Remove and return the last layer."""
+        if not self._layers:
+            raise IndexError("[Sequential.pop] the model has no layers")
+        layer = self._layers.pop()
+        self.built = False
+        if self._layers and self._build_input_shape is not None:
+            self.build(self._build_input_shape)
+        return layer
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
+        if index is not None:
+            return self._layers[index]
+        for layer in self._layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"[Sequential.get_layer] no layer named {name!r}; layers: "
+                         f"{', '.join(lay.name for lay in self._layers)}")
+
+    def _declared_input_shape(self) -> Shape | None:
+        if self._input_layer is not None:
+            return self._input_layer.input_shape_hint
+        if self._layers and self._layers[0].input_shape_hint is not None:
+            return self._layers[0].input_shape_hint
+        return None
+
+    def build(self, input_shape: Shape | None = None) -> None:
+        """Build every layer for inputs of ``input_shape`` (batch axis first, may be None)."""
+        if input_shape is None:
+            input_shape = self._declared_input_shape()
+        if input_shape is None:
+            raise ValueError(f"[{self.name}] build needs an input shape; pass input_shape to "
+                             "the first layer, start with Input(shape), or call fit/predict")
+        if not self._layers:
+            raise ValueError(f"[{self.name}] the model has no layers")
+        shape = tuple(input_shape)
+        if self._input_layer is not None and not self._input_layer.built:
+            self._input_layer.build(shape)
+        for layer in self._layers:
+            if layer.built:
+                layer._check_input_shape(tuple(1 if s is None else s for s in shape),
+                                         "input")
+            else:
+                layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self._build_input_shape = tuple(input_shape)
+        self._output_shape = shape
+        self.built = True
+
+    @property
+    def input_shape(self) -> Shape:
+        if not self.built:
+            raise AttributeError(f"[{self.name}] input_shape: the model is not built")
+        return self._build_input_shape  # type: ignore[return-value]
+
+    @property
+    def output_shape(self) -> Shape:
+        if not self.built:
+            raise AttributeError(f"[{self.name}] output_shape: the model is not built")
+        return self._output_shape
+
+    # ------------------------------------------------------------------- weights
+    def get_weights(self) -> list[Array]:
+        """All layers' weights (Keras layout), in layer order; copies."""
+        return [w for layer in self._layers for w in layer.get_weights()]
+
+    def set_weights(self, weights: list[Any]) -> None:
+        """Set all layers' weights from ``get_weights()``-ordered arrays (shapes checked)."""
+        weights = list(weights)
+        counts = [len(layer.weight_shapes()) for layer in self._layers]
+        if sum(counts) != len(weights):
+            raise ValueError(f"[{self.name}] set_weights got {len(weights)} arrays; the model "
+                             f"has {sum(counts)}")
+        shapes = [s for layer in self._layers for s in layer.weight_shapes()]
+        for k, (w, s) in enumerate(zip(weights, shapes)):
+            if np.shape(w) != s:
+                raise ValueError(f"[{self.name}] set_weights: array {k} has shape "
+                                 f"{format_shape(np.shape(w))}; expected {format_shape(s)}")
+        start = 0
+        for layer, n in zip(self._layers, counts):
+            layer.set_weights(weights[start:start + n])
+            start += n
+
+    def count_params(self) -> int:
+        return sum(layer.count_params() for layer in self._layers)
+
+    def reset_states(self) -> None:
+        """Clear the kept states of ``stateful`` recurrent layers."""
+        for layer in self._layers:
+            reset = getattr(layer, "reset_states", None)
+            if reset is not None:
+                reset()
+
+    # ------------------------------------------------------------------- compile
+    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = None,
+                loss_weights: Any = None, weighted_metrics: Any = None,
+                run_eagerly: bool = False, steps_per_execution: int = 1,
+                jit_compile: Any = "auto", auto_scale_loss: bool = True) -> None:
+        """Set the optimizer, the loss and the metrics (names or objects, Keras-style).
+
+        ``run_eagerly``, ``steps_per_execution``, ``jit_compile`` and ``auto_scale_loss``
+        are accepted and ignored (rnnkit always runs the same compiled core).
+        """
+        if loss_weights is not None or weighted_metrics is not None:
+            raise NotImplementedError("[Sequential.compile] loss_weights and weighted_metrics "
+                                      "are not supported (single-output models only)")
+        if isinstance(loss, (list, dict)):
+            raise NotImplementedError("[Sequential.compile] one loss per model is supported")
+        self.optimizer = optimizers_module.get(optimizer)
+        self.loss = None if loss is None else losses_module.get(loss)
+        if metrics is None:
+            metrics = []
+        elif isinstance(metrics, (str, metrics_module.Metric)):
+            metrics = [metrics]
+        for m in metrics:  # validate names now
+            if isinstance(m, str) and m.lower() not in ("accuracy", "acc"):
+                metrics_module.get(m)
+            elif not isinstance(m, (str, metrics_module.Metric)):
+                raise TypeError(f"[Sequential.compile] metrics must be names or Metric "
+                                f"objects; got {type(m).__name__}")
+        self._metric_ids = list(metrics)
+        self.compiled = True
+
+    def _require_compiled(self, what: str) -> losses_module.Loss:
+        if not self.compiled or self.optimizer is None:
+            raise RuntimeError(f"[Sequential.{what}] the model must be compiled first: call "
+                               "model.compile(optimizer=..., loss=...) before fit/evaluate")
+        if self.loss is None:
+            raise ValueError(f"[Sequential.{what}] no loss: pass loss= to compile()")
+        return self.loss
+
+    # ----------------------------------------------------------- data validation
+    def _first_float(self) -> bool:
+        first = self._input_layer or (self._layers[0] if self._layers else None)
+        return first is None or first._float_input
+
+    def _prepare_x(self, x: Any, owner: str, argument: str = "x") -> Array:
+        if x is None:
+            raise ValueError(f"[{owner}] {argument} is required")
+        if isinstance(x, (list, tuple)) and x and isinstance(x[0], np.ndarray) and \
+                len({np.shape(a) for a in x}) > 1:
+            raise TypeError(f"[{owner}] {argument} must be one array; multi-input models are "
+                            "not supported")
+        if not self._layers:
+            raise ValueError(f"[{owner}] the model has no layers")
+        dtype = self._layers[0].dtype
+        if self._first_float():
+            arr = np.asarray(x)
+            if arr.dtype.kind not in "fiub":
+                raise TypeError(f"[{owner}] {argument} must be numeric; got dtype {arr.dtype}")
+            arr = np.ascontiguousarray(arr, dtype=dtype)
+        else:
+            from ._training.base import _as_indices
+            arr = np.ascontiguousarray(_as_indices(x, owner, argument))
+        if arr.ndim < 2:
+            raise ValueError(f"[{owner}] {argument} has shape {format_shape(arr.shape)}; "
+                             "expected a batch axis first, e.g. (samples, time, features)")
+        if arr.shape[0] == 0:
+            raise ValueError(f"[{owner}] {argument} has no samples")
+        if not self.built:
+            self.build((None, *arr.shape[1:]))
+        self._check_x_shape(arr.shape, owner, argument)
+        first = self._layers[0]
+        if hasattr(first, "check_indices"):
+            first.check_indices(arr, argument)
+        return arr
+
+    def _check_x_shape(self, shape: tuple[int, ...], owner: str, argument: str) -> None:
+        expected = self._build_input_shape
+        assert expected is not None
+        declared = self._declared_input_shape()
+        ok = len(shape) == len(expected) and (expected[-1] is None or shape[-1] == expected[-1])
+        if ok and declared is not None:
+            ok = all(d is None or d == s for d, s in zip(declared[1:], shape[1:]))
+            expected = declared
+        if not ok:
+            raise ValueError(f"[{owner}] {argument} has shape {format_shape(shape)}; the model "
+                             f"expects {expected_shape_text(expected)}")
+
+    def _prepare_y(self, y: Any, n: int, owner: str, argument: str = "y") -> Array:
+        loss = self.loss
+        assert loss is not None
+        if y is None:
+            raise ValueError(f"[{owner}] {argument} is required for training and evaluation")
+        arr = np.asarray(y)
+        if arr.ndim == 0:
+            raise ValueError(f"[{owner}] {argument} must have a batch axis; got a scalar")
+        if arr.shape[0] != n:
+            raise ValueError(f"[{owner}] x has {n} samples but {argument} has {arr.shape[0]}")
+        out_shape = self.output_shape
+        if loss.sparse_labels:
+            if arr.dtype.kind not in "fiub":
+                raise TypeError(f"[{owner}] {argument} must hold integer class ids")
+            if arr.ndim == len(out_shape) and arr.shape[-1] == 1:
+                arr = arr[..., 0]
+            if arr.ndim != len(out_shape) - 1:
+                raise ValueError(f"[{owner}] {argument} has shape {format_shape(arr.shape)}; "
+                                 f"{loss.name} expects class ids of shape "
+                                 f"{expected_shape_text(out_shape[:-1])}")
+            if arr.dtype.kind == "f":
+                if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+                    raise ValueError(f"[{owner}] {argument} must hold integer class ids")
+            labels = arr.astype(np.int64)
+            losses_module.check_class_ids(labels, out_shape[-1], owner)
+            return np.ascontiguousarray(labels)
+        if arr.dtype.kind not in "fiub":
+            raise TypeError(f"[{owner}] {argument} must be numeric; got dtype {arr.dtype}")
+        if arr.ndim == len(out_shape) - 1 and out_shape[-1] == 1:
+            arr = arr[..., None]
+        ok = arr.ndim == len(out_shape) and all(
+            o is None or o == s for o, s in zip(out_shape[1:], arr.shape[1:]))
+        if not ok:
+            raise ValueError(f"[{owner}] {argument} has shape {format_shape(arr.shape)}; the "
+                             f"model outputs {expected_shape_text(out_shape)}")
+        return np.ascontiguousarray(arr, dtype=self._layers[-1].dtype)
+
+    # ---------------------------------------------------------------- internals
+    def _fused_dense(self) -> Dense | None:
+        """The last Dense when its activation fuses into the loss (softmax/sigmoid + CE)."""
+        last = self._layers[-1]
+        loss = self.loss
+        if (isinstance(last, Dense) and loss is not None and loss.supports_logits
+                and not getattr(loss, "from_logits", True)
+                and last.activation == loss.fused_activation):
+            return last
+        return None
+
+    def _loss_value(self, y: Array, out: Array, fused: Dense | None,
+                    need_grad: bool) -> tuple[float, Array | None]:
+        loss = self.loss
+        assert loss is not None
+        if fused is not None:
+            z = fused.last_logits.reshape(out.shape)
+            return loss.value_and_grad_from_logits(y, z, need_grad)
+        return loss.value_and_grad(y, out, need_grad)
+
+    def _forward(self, x: Array, training: bool) -> Array:
+        for layer in self._layers:
+            x = layer.forward(x, training)
+        return x
+
+    def _training_setup(self) -> None:
+        layers = self._layers
+        self._train_layers = [lay for lay in layers if lay.trainable and lay.parameters()]
+        self._params = [p for lay in self._train_layers for p in lay.parameters()]
+        first = next((i for i, lay in enumerate(layers) if lay in self._train_layers), None)
+        self._first_trainable = len(layers) if first is None else first
+
+    def _make_metrics(self, y: Array, out_shape: Shape) -> list[metrics_module.Metric]:
+        result = []
+        y_shape = y.shape
+        for m in self._metric_ids:
+            if isinstance(m, metrics_module.Metric):
+                m = copy.copy(m)  # training and validation each keep their own totals
+                m.reset_state()
+                result.append(m)
+            else:
+                result.append(metrics_module.get(m, y_shape, (y.shape[0], *out_shape[1:])))
+        return result
+
+    def _train_step(self, xb: Array, yb: Array, fused: Dense | None
+                    ) -> tuple[float, Array, str | None]:
+        """One optimizer step. Returns (loss, outputs, problem); on a problem (non-finite
+        loss or gradient) the weights are left untouched."""
+        layers = self._layers
+        out = self._forward(xb, True)
+        loss_value, grad = self._loss_value(yb, out, fused, True)
+        if not math.isfinite(loss_value):
+            return loss_value, out, "loss"
+        for layer in self._train_layers:
+            layer.zero_grad()
+        stop = self._first_trainable
+        i = len(layers) - 1
+        if fused is not None:
+            grad = fused.backward_from_logits(grad.reshape(-1, fused.units), i > stop)
+            i -= 1
+        while i >= stop:
+            grad = layers[i]._backward(grad, i > stop)
+            i -= 1
+        grads = [g for lay in self._train_layers for g in lay.gradients()]
+        sq = 0.0
+        for g in grads:
+            sq += float(np.vdot(g, g))
+        if not math.isfinite(sq):
+            return loss_value, out, "gradient"
+        assert self.optimizer is not None
+        self.optimizer.apply(grads, self._params)
+        return loss_value, out, None
+
+    # ----------------------------------------------------------------------- fit
+    def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
+            verbose: Any = "auto", callbacks: list[callbacks_module.Callback] | None = None,
+            validation_split: float = 0.0, validation_data: Any = None, shuffle: Any = True,
+            class_weight: Any = None, sample_weight: Any = None, initial_epoch: int = 0,
+            steps_per_epoch: Any = None, validation_steps: Any = None,
+            validation_batch_size: int | None = None, validation_freq: int = 1
+            ) -> callbacks_module.History:
+        """Train for ``epochs`` passes over ``(x, y)`` in mini-batches of ``batch_size``.
+
+        Parameters
+        ----------
+        x : array (N, ...)
+            Inputs, e.g. (N, T, I) for a recurrent first layer; cast to the model's dtype
+            (float32 unless the layers were made with ``dtype="float64"``), as Keras does.
+        y : array (N, ...)
+            Targets matching the output (N, U), or (N,) when U == 1; integer class ids
+            (N,) for ``sparse_categorical_crossentropy``.
+        batch_size : int, default 32
+        epochs : int
+        verbose : "auto", 0, 1 or 2
+            1/"auto": a progress bar per epoch; 2: one line per epoch; 0: silent.
+        callbacks : list of Callback
+        validation_split : float in [0, 1)
+            Fraction of the data, taken from the end before shuffling, held out.
+        validation_data : (x_val, y_val)
+        shuffle : bool
+            Reshuffle the training samples every epoch (rnnkit's seeded generator).
+        initial_epoch : int
+            Epoch to start at (for resuming).
+
+        Returns
+        -------
+        History
+            ``history.history`` maps "loss", the metric names and their ``val_`` forms to
+            one value per epoch (sample-weighted means over the epoch's batches).
+
+        A NaN/inf loss or gradient stops training with a :class:`NonFiniteLossWarning`
+        that names the epoch and batch; the weights stay those from before that batch.
+        """
+        owner = "Sequential.fit"
+        self._require_compiled("fit")
+        for name, v in (("class_weight", class_weight), ("sample_weight", sample_weight),
+                        ("steps_per_epoch", steps_per_epoch),
+                        ("validation_steps", validation_steps)):
+            if v is not None:
+                raise NotImplementedError(f"[{owner}] {name} is not supported")
+        batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size", owner)
+        val_batch = batch_size if validation_batch_size is None else _positive_int(
+            validation_batch_size, "validation_batch_size", owner)
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"[{owner}] epochs must be an int >= 0; got {epochs!r}")
+        validation_freq = _positive_int(validation_freq, "validation_freq", owner)
+        verbose = _verbosity(verbose, owner)
+        if not 0.0 <= float(validation_split) < 1.0:
+            raise ValueError(f"[{owner}] validation_split must be in [0, 1); got "
+                             f"{validation_split}")
+        x = self._prepare_x(x, owner)
+        y = self._prepare_y(y, x.shape[0], owner)
+        val: tuple[Array, Array] | None = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError(f"[{owner}] validation_data must be a tuple (x_val, y_val)")
+            xv = self._prepare_x(validation_data[0], owner, "validation_data[0]")
+            yv = self._prepare_y(validation_data[1], xv.shape[0], owner, "validation_data[1]")
+            val = (xv, yv)
+        elif validation_split > 0:
+            n_val = int(x.shape[0] * validation_split)
+            if n_val == 0 or n_val == x.shape[0]:
+                raise ValueError(f"[{owner}] validation_split={validation_split} leaves "
+                                 f"{n_val} validation samples out of {x.shape[0]}")
+            split = x.shape[0] - n_val
+            val = (x[split:], y[split:])
+            x, y = x[:split], y[:split]
+
+        n = x.shape[0]
+        steps = -(-n // batch_size)
+        fused = self._fused_dense()
+        self._training_setup()
+        metrics = self._make_metrics(y, self.output_shape)
+        loss_tracker = metrics_module.Mean("loss")
+
+        history = callbacks_module.History()
+        cbs = [*(callbacks or []), history]
+        for cb in cbs:
+            if not isinstance(cb, callbacks_module.Callback):
+                raise TypeError(f"[{owner}] callbacks must be rnnkit.callbacks.Callback "
+                                f"objects; got {type(cb).__name__}")
+        params = {"epochs": epochs, "steps": steps, "verbose": verbose}
+        cblist = callbacks_module.CallbackList(cbs, self, params)
+        # Per-batch hooks, without the base class's no-ops (a call per batch is overhead).
+        base = callbacks_module.Callback
+
+        def overridden(hook: str) -> list[Any]:
+            fns = [getattr(cb, hook) for cb in cbs]
+            return [f for f in fns if getattr(f, "__func__", None) is not getattr(base, hook)]
+
+        batch_begin = overridden("on_train_batch_begin")
+        batch_end = overridden("on_train_batch_end")
+
+        self.stop_training = False
+        self.history = history
+        rng = get_rng()
+        cblist.on_train_begin({})
+        for epoch in range(initial_epoch, epochs):
+            cblist.on_epoch_begin(epoch, {})
+            loss_tracker.reset_state()
+            for m in metrics:
+                m.reset_state()
+            if verbose:
+                sys.stdout.write(f"Epoch {epoch + 1}/{epochs}\n")
+            bar = Progbar(steps, verbose=verbose)
+            order = rng.permutation(n) if shuffle else None
+            problem = None
+            for step in range(steps):
+                lo, hi = step * batch_size, min((step + 1) * batch_size, n)
+                if order is None:
+                    xb, yb = x[lo:hi], y[lo:hi]
+                else:
+                    idx = order[lo:hi]
+                    xb, yb = x.take(idx, axis=0), y.take(idx, axis=0)
+                for fn in batch_begin:
+                    fn(step, {})
+                loss_value, out, problem = self._train_step(xb, yb, fused)
+                if problem is not None:
+                    break
+                loss_tracker.update_state(loss_value, hi - lo)
+                for m in metrics:
+                    m.update_state(yb, out)
+                logs = {"loss": loss_tracker.result()}
+                for m in metrics:
+                    logs[m.name] = m.result()
+                for fn in batch_end:
+                    fn(step, logs)
+                bar.update(step + 1, logs, finalize=False)
+                if self.stop_training:
+                    break
+            if problem is not None:
+                if verbose == 1 and bar.dynamic:
+                    sys.stdout.write("\n")
+                what = (f"non-finite loss ({loss_value})" if problem == "loss" else
+                        f"non-finite gradient (loss {loss_value:.4g})")
+                warnings.warn(
+                    f"[{owner}] {what} at epoch {epoch + 1}, batch {step + 1}: training "
+                    "stopped; the weights are those from before this batch. Lower the "
+                    "learning rate, scale the data, or clip gradients (clipnorm=...).",
+                    NonFiniteLossWarning,
+                    stacklevel=2,
+                )
+                break
+            epoch_logs = {"loss": loss_tracker.result()}
+            for m in metrics:
+                epoch_logs[m.name] = m.result()
+            if val is not None and (epoch + 1 - initial_epoch) % validation_freq == 0:
+                cblist.on_test_begin({})
+                val_logs = self._evaluate_arrays(val[0], val[1], val_batch)
+                cblist.on_test_end(val_logs)
+                for k, v in val_logs.items():
+                    epoch_logs["val_" + k] = v
+            bar.update(steps, epoch_logs, finalize=True)
+            cblist.on_epoch_end(epoch, epoch_logs)
+            if self.stop_training:
+                break
+        cblist.on_train_end({})
+        return history
+
+    def train_on_batch(self, x: Any, y: Any) -> float | list[float]:
+        """One optimizer step on one batch; returns the loss (and metrics, if compiled with
+        any) measured in that step's forward pass."""
+        owner = "Sequential.train_on_batch"
+        self._require_compiled("train_on_batch")
+        x = self._prepare_x(x, owner)
+        y = self._prepare_y(y, x.shape[0], owner)
+        fused = self._fused_dense()
+        self._training_setup()
+        loss_value, out, problem = self._train_step(x, y, fused)
+        if problem is not None:
+            warnings.warn(f"[{owner}] non-finite {problem}; the weights were not updated",
+                          NonFiniteLossWarning, stacklevel=2)
+        metrics = self._make_metrics(y, self.output_shape)
+        if not metrics:
+            return loss_value
+        for m in metrics:
+            m.update_state(y, out)
+        return [loss_value, *(m.result() for m in metrics)]
+
+    # ------------------------------------------------------------ evaluate/predict
+    def _evaluate_arrays(self, x: Array, y: Array, batch_size: int,
+                         bar: Progbar | None = None) -> dict[str, float]:
+        fused = self._fused_dense()
+        metrics = self._make_metrics(y, self.output_shape)
+        tracker = metrics_module.Mean("loss")
+        n = x.shape[0]
+        steps = -(-n // batch_size)
+        for step in range(steps):
+            lo, hi = step * batch_size, min((step + 1) * batch_size, n)
+            out = self._forward(x[lo:hi], False)
+            value, _ = self._loss_value(y[lo:hi], out, fused, False)
+            tracker.update_state(value, hi - lo)
+            for m in metrics:
+                m.update_state(y[lo:hi], out)
+            if bar is not None:
+                bar.update(step + 1, {"loss": tracker.result()}, finalize=False)
+        logs = {"loss": tracker.result()}
+        for m in metrics:
+            logs[m.name] = m.result()
+        return logs
+
+    def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
+                 verbose: Any = "auto", sample_weight: Any = None, steps: Any = None,
+                 callbacks: Any = None, return_dict: bool = False) -> Any:
+        """Loss (and metrics) on ``(x, y)`` in inference mode (no dropout).
+
+        Returns the loss as a float when there are no metrics, else ``[loss, *metrics]``;
+        with ``return_dict=True`` a dict keyed by name.
+        """
+        owner = "Sequential.evaluate"
+        self._require_compiled("evaluate")
+        if sample_weight is not None or steps is not None:
+            raise NotImplementedError(f"[{owner}] sample_weight and steps are not supported")
+        batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size", owner)
+        verbose = _verbosity(verbose, owner)
+        x = self._prepare_x(x, owner)
+        y = self._prepare_y(y, x.shape[0], owner)
+        bar = Progbar(-(-x.shape[0] // batch_size), verbose=verbose)
+        logs = self._evaluate_arrays(x, y, batch_size, bar)
+        bar.update(bar.target, logs, finalize=True)
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto",
+                steps: Any = None, callbacks: Any = None) -> Array:
+        """Outputs for ``x`` in inference mode, computed ``batch_size`` samples at a time.
+
+        ``x (N, ...)`` -> ``(N, *output_shape[1:])`` in the model's dtype.
+        """
+        owner = "Sequential.predict"
+        if steps is not None:
+            raise NotImplementedError(f"[{owner}] steps is not supported")
+        batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size", owner)
+        verbose = _verbosity(verbose, owner)
+        x = self._prepare_x(x, owner)
+        n = x.shape[0]
+        steps_n = -(-n // batch_size)
+        bar = Progbar(steps_n, verbose=verbose)
+        result: Array | None = None
+        for step in range(steps_n):
+            lo, hi = step * batch_size, min((step + 1) * batch_size, n)
+            out = self._forward(x[lo:hi], False)
+            if result is None:
+                result = np.empty((n, *out.shape[1:]), dtype=out.dtype)
+            result[lo:hi] = out
+            bar.update(step + 1, finalize=False)
+        bar.update(steps_n, finalize=True)
+        assert result is not None
+        return result
+
+    def predict_on_batch(self, x: Any) -> Array:
+        return self._forward(self._prepare_x(x, "Sequential.predict_on_batch"), False)
+
+    def test_on_batch(self, x: Any, y: Any) -> float | list[float]:
+        self._require_compiled("test_on_batch")
+        owner = "Sequential.test_on_batch"
+        x = self._prepare_x(x, owner)
+        y = self._prepare_y(y, x.shape[0], owner)
+        logs = self._evaluate_arrays(x, y, x.shape[0])
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def __call__(self, x: Any, training: bool = False) -> Array:
+        """Forward pass on ``x`` (one batch); returns the outputs."""
+        return self._forward(self._prepare_x(x, f"{self.name}"), training)
+
+    # ------------------------------------------------------------------ summary
+    def summary(self, line_length: int | None = None, print_fn: Any = None) -> None:
+        """Print a Keras-style table: layer (type), output shape, parameter count."""
+        emit = print_fn or print
+        w = (33, 26, 15)
+        if line_length:
+            w = (max(line_length - 43, 20), 26, 15)
+
+        def row(a: str, b: str, c: str, l_: str, m: str, r: str) -> str:
+            return f"{l_} {a:<{w[0] - 2}} {m} {b:<{w[1] - 2}} {m} {c:>{w[2] - 2}} {r}"
+
+        def rule(left: str, fill: str, mid: str, right: str) -> str:
+            return left + mid.join(fill * n for n in w) + right
+
+        emit(f'Model: "{self.name}"')
+        emit(rule("┏", "━", "┳", "┓"))
+        emit(row("Layer (type)", "Output Shape", "Param #", "┃", "┃", "┃"))
+        emit(rule("┡", "━", "╇", "┩"))
+        for k, layer in enumerate(self._layers):
+            shape = format_shape(layer.output_shape) if layer.built else "?"
+            params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
+            label = f"{layer.name} ({type(layer).__name__})"
+            if len(label) > w[0] - 2:
+                label = label[: w[0] - 5] + "..."
+            emit(row(label, shape, params, "│", "│", "│"))
+            if k < len(self._layers) - 1:
+                emit(rule("├", "─", "┼", "┤"))
+        emit(rule("└", "─", "┴", "┘"))
+        total = self.count_params()
+        trainable = sum(lay.count_params() for lay in self._layers if lay.trainable)
+        itemsize = self._layers[0].dtype.itemsize if self._layers else 4
+
+        def size(nparams: int) -> str:
+            b = nparams * itemsize
+            for unit in ("B", "KB", "MB", "GB"):
+                if b < 1024 or unit == "GB":
+                    return f"{b:.2f} {unit}"
+                b /= 1024
+            return ""
+
+        emit(f" Total params: {total:,} ({size(total)})")
+        emit(f" Trainable params: {trainable:,} ({size(trainable)})")
+        emit(f" Non-trainable params: {total - trainable:,} ({size(total - trainable)})")
+
+    # ------------------------------------------------------------- config & I/O
+    def get_config(self) -> dict[str, Any]:
+        layers = []
+        if self._input_layer is not None:
+            layers.append({"class_name": "InputLayer", "config": self._input_layer.get_config()})
+        for layer in self._layers:
+            layers.append({"class_name": type(layer).__name__, "config": layer.get_config()})
+        return {
+            "name": self.name,
+            "layers": layers,
+            "build_input_shape": None if self._build_input_shape is None
+            else list(self._build_input_shape),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Sequential:
+        from . import layers as layers_module
+
+        model = cls(name=config.get("name"))
+        for entry in config.get("layers", []):
+            model.add(layers_module.deserialize(entry))
+        shape = config.get("build_input_shape")
+        if shape is not None and not model.built:
+            model.build(tuple(shape))
+        return model
+
+    def save(self, filepath: str | os.PathLike, overwrite: bool = True) -> None:
+        """Write config, weights, compile settings and optimizer state to one file.
+
+        The file is an ``.npz`` archive (any extension) holding a JSON config entry and
+        plain arrays; it is written to a temporary file and renamed, so an interrupted save
+        never leaves a corrupt file. Load with :func:`load_model` (no pickle involved).
+        """
+        saving.save_model(self, filepath, overwrite=overwrite)
+
+    def save_weights(self, filepath: str | os.PathLike, overwrite: bool = True) -> None:
+        """Write only the weights (same file format); read back with ``load_weights``."""
+        saving.save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath: str | os.PathLike) -> None:
+        """Load weights written by ``save_weights`` or ``save``; every shape is checked."""
+        saving.load_weights(self, filepath)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (saving.model_from_state, (saving.model_state(self),))
+
+    def __repr__(self) -> str:
+        return f"<Sequential name={self.name!r}, layers={len(self._layers)}, built={self.built}>"
+
+
+def load_model(filepath: str | os.PathLike, compile: bool = True) -> Sequential:
+    """Load a model written by :meth:`Sequential.save`.
+
+    Never unpickles: the file's JSON config names only rnnkit layer classes, and every
+    weight's shape is checked against the rebuilt model. A truncated or modified file
+    raises :class:`~rnnkit.models.ModelFileError` (a ValueError).
+    """
+    return saving.load_model(filepath, compile=compile)
+
+
+ModelFileError = saving.ModelFileError
+
+__all__ = ["ModelFileError", "NonFiniteLossWarning", "Sequential", "load_model"]
