@@ -1,6 +1,6 @@
 """Type stubs for rnnkit._core, the compiled core (private: use the rnnkit package)."""
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -34,21 +34,21 @@ class RNNf32:
     def forward(
         self,
         x: _F32,
-        h0: Optional[_F32],
-        c0: Optional[_F32],
-        lengths: Optional[_I32],
-        masks: Optional[_F32],
+        h0: _F32 | None,
+        c0: _F32 | None,
+        lengths: _I32 | None,
+        masks: _F32 | None,
         train: bool,
-        reuse: Optional[ForwardCachef32] = None,
-    ) -> tuple[_F32, _F32, Optional[_F32], Optional[ForwardCachef32]]: ...
+        reuse: ForwardCachef32 | None = None,
+    ) -> tuple[_F32, _F32, _F32 | None, ForwardCachef32 | None]: ...
     def backward(
         self,
         cache: ForwardCachef32,
         dy: _F32,
-        dh_n: Optional[_F32],
-        dc_n: Optional[_F32],
+        dh_n: _F32 | None,
+        dc_n: _F32 | None,
         grads: list[_F32],
-    ) -> tuple[_F32, _F32, Optional[_F32]]: ...
+    ) -> tuple[_F32, _F32, _F32 | None]: ...
     def freeze(self) -> None: ...
     def thaw(self) -> None: ...
     @property
@@ -73,21 +73,21 @@ class RNNf64:
     def forward(
         self,
         x: _F64,
-        h0: Optional[_F64],
-        c0: Optional[_F64],
-        lengths: Optional[_I32],
-        masks: Optional[_F64],
+        h0: _F64 | None,
+        c0: _F64 | None,
+        lengths: _I32 | None,
+        masks: _F64 | None,
         train: bool,
-        reuse: Optional[ForwardCachef64] = None,
-    ) -> tuple[_F64, _F64, Optional[_F64], Optional[ForwardCachef64]]: ...
+        reuse: ForwardCachef64 | None = None,
+    ) -> tuple[_F64, _F64, _F64 | None, ForwardCachef64 | None]: ...
     def backward(
         self,
         cache: ForwardCachef64,
         dy: _F64,
-        dh_n: Optional[_F64],
-        dc_n: Optional[_F64],
+        dh_n: _F64 | None,
+        dc_n: _F64 | None,
         grads: list[_F64],
-    ) -> tuple[_F64, _F64, Optional[_F64]]: ...
+    ) -> tuple[_F64, _F64, _F64 | None]: ...
     def freeze(self) -> None: ...
     def thaw(self) -> None: ...
     @property
