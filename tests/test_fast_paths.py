@@ -102,6 +102,8 @@ def test_streaming_steps_equal_one_call() -> None:
 @pytest.mark.parametrize(
     ("cell", "kw"),
     [
+        ("LSTM", {}),
+        ("LSTM", {"peephole": True}),
         ("LSTM", {"proj_size": 48}),
         ("LSTM", {"bidirectional": True}),
         ("GRU", {"reset_after": False}),
@@ -154,3 +156,26 @@ def test_forked_child_gets_a_working_pool() -> None:
     threads, total = queue.get(timeout=5)
     assert threads == rnnkit.get_num_threads()
     assert total == expected, f"child computed {total}, parent {expected}"
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_threaded_training_matches_float64(cell: str, kernel_isa: str) -> None:
+    """Sizes where forward and backward split every step across threads, against float64."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((15, 8, 24))
+    lengths = rng.integers(1, 16, size=8)
+    dy = rng.standard_normal((15, 8, 128))
+    before = rnnkit.get_num_threads()
+    res = {}
+    try:
+        rnnkit.set_num_threads(2)
+        for dtype in ("float64", "float32"):
+            m = getattr(rnnkit, cell)(24, 128, seed=2, dtype=dtype)
+            y, _ = m(x.astype(dtype), lengths=lengths)
+            dx, _ = m.backward(dy.astype(dtype))
+            res[dtype] = {"y": y, "dx": dx, **m.grads}
+    finally:
+        rnnkit.set_num_threads(before)
+    for key, ref in res["float64"].items():
+        err = np.abs(res["float32"][key] - ref).max() / max(np.abs(ref).max(), 1e-30)
+        assert err < 1e-5, f"{cell}: {key} relative error {err:.2e} vs float64 with 2 threads"

@@ -305,16 +305,18 @@ inline void packed_product(const float* h, int rows, int ldh, const float* P, in
 // out (rows, N) = d (rows, K) [row stride ldd] * w (K, N) [row stride ldw]: backward's per-step
 // product with U, which is already laid out K-major for it. Uses the SIMD kernel when it can.
 template <class T>
-inline void step_product(const T* d, int rows, int ldd, const T* w, int ldw, int K, int N, T* out) {
+inline void step_product(const T* d, int rows, int ldd, const T* w, int ldw, int K, int N, T* out,
+                         int ldo = -1) {
+  if (ldo < 0) ldo = N;
 #if RNNKIT_PACKED_KERNELS
   if constexpr (std::is_same<T, float>::value) {
     if (N % 16 == 0) {
-      packed_product(d, rows, ldd, w, ldw, 0, N, K, out, N);
+      packed_product(d, rows, ldd, w, ldw, 0, N, K, out, ldo);
       return;
     }
   }
 #endif
-  mat(out, rows, N).noalias() = cmat(d, rows, K, ldd) * cmat(w, K, N, ldw);
+  mat(out, rows, N, ldo).noalias() = cmat(d, rows, K, ldd) * cmat(w, K, N, ldw);
 }
 
 // Runs body(tid, nt) on a team of up to n threads (see team_run).

@@ -184,71 +184,92 @@ void gru_backward(const BackwardArgs<T>& a) {
   // (T*B, 3H) grads of the recurrent-side pre-activations; differs from dGx only in the n block
   // of reset_after (r * dn), so reset_before shares dGx.
   T* dGa = s.reset_after ? rows_buffer(ws.dga, TB * G, a.seq) : dGx;
-  T* dh = ws.dh.reserve(int64_t(B) * H);  // (B, H)
+  T* dh = ws.dh.reserve(int64_t(B) * H);  // (B, H) grad of the running h
   copy_or_zero(dh, a.dhn, int64_t(B) * H);
-  T* dstep = ws.dstep.reserve(int64_t(B) * G);   // (B, 3H) this step's recurrent-side grads
-  T* direct = ws.direct.reserve(int64_t(B) * H); // (B, H) grad to h_prev not through U
-  T* dprev = ws.dprev.reserve(int64_t(B) * H);   // (B, H) grad to h_prev through U (or U_n)
-  T* dhb = ws.dhb.reserve(H);
+  // Two (B, 3H) step-gradient buffers, used alternately (see lstm_backward).
+  T* dsteps = ws.dstep.reserve(2 * int64_t(B) * G);
+  T* direct = ws.direct.reserve(int64_t(B) * H);  // (B, H) grad to h_prev not through U
+  T* dprev = ws.dprev.reserve(int64_t(B) * H);    // (B, H) grad to h_prev through U (or U_n)
   auto active_row = [&](int step, int b, int64_t& row) {
     const int len = a.seq.length(b);
     if (step >= len) return false;
     row = int64_t(a.reverse ? len - 1 - step : step) * B + b;
     return true;
   };
+  const int blocks = H / kUnitBlock;
+  const int team = (a.threads > 1 && H >= 128 && H % kUnitBlock == 0 && int64_t(B) * G * H >= 128 * 384)
+                       ? std::min(a.threads, blocks) : 1;
+  Barrier barrier;
 
-  for (int step = Tn - 1; step >= 0; --step) {
-    for (int b = 0; b < B; ++b) {
-      int64_t row;
-      T* ds = dstep + int64_t(b) * G;
-      if (!active_row(step, b, row)) {
-        std::memset(static_cast<void*>(ds), 0, G * sizeof(T));
-        continue;
-      }
-      const T* gr = k.gates.data() + row * G;
-      CArrMap<T> r(gr, H), z(gr + H, H), nv(gr + 2 * H, H);
-      CArrMap<T> hp(k.h_prev.data() + row * H, H);
-      ArrMap<T> d(dhb, H);
-      d = CArrMap<T>(dh + int64_t(b) * H, H) + CArrMap<T>(a.dy + row * a.ldy, H);
-      ArrMap<T> dr(ds, H), dz(ds + H, H), dn(ds + 2 * H, H);
-      dn = d * (T(1) - z);
-      scale_by_derivative(s.act, nv.data(), dn.data(), H);
-      dz = d * (hp - nv);
-      scale_by_derivative(s.ract, z.data(), dz.data(), H);
-      ArrMap<T>(direct + int64_t(b) * H, H) = d * z;
-      if (s.reset_after) {
-        dr = dn * CArrMap<T>(k.aux.data() + row * H, H);
-        scale_by_derivative(s.ract, r.data(), dr.data(), H);
-        std::memcpy(dGx + row * G, ds, G * sizeof(T));
-        dn *= r;  // recurrent side of n sees r * (U_n h + b_hn)
-        std::memcpy(dGa + row * G, ds, G * sizeof(T));
-      }
+  // Each thread owns units [u0, u0 + n): their pointwise gradients and the same columns of
+  // the products with U.
+  auto body = [&](int tid, int nt) {
+    barrier.set_size(nt);
+    int u0 = 0, n = H;
+    if (nt > 1) {
+      int first, last;
+      block_range(blocks, tid, nt, first, last);
+      u0 = first * kUnitBlock;
+      n = (last - first) * kUnitBlock;
     }
-    if (s.reset_after) {
-      step_product(dstep, B, G, a.w.w_hh, H, G, H, dprev);
-    } else {
-      // d(r*h) = dn U_n, then r's gradient, then the r/z part of U.
-      step_product(dstep + 2 * H, B, G, a.w.w_hh + 2 * H * H, H, H, H, dprev);
+    T* d = workspace<T>().tmp.reserve(n);  // this row's total gradient of h, units u0..
+    for (int step = Tn - 1; step >= 0; --step) {
+      T* dstep = dsteps + (step & 1) * int64_t(B) * G;
       for (int b = 0; b < B; ++b) {
         int64_t row;
-        if (!active_row(step, b, row)) continue;
         T* ds = dstep + int64_t(b) * G;
-        const T* gr = k.gates.data() + row * G;
-        CArrMap<T> drh(dprev + int64_t(b) * H, H);
-        ArrMap<T> dr(ds, H);
-        dr = drh * CArrMap<T>(k.h_prev.data() + row * H, H);
-        scale_by_derivative(s.ract, gr, ds, H);
-        ArrMap<T>(direct + int64_t(b) * H, H) += drh * CArrMap<T>(gr, H);
-        std::memcpy(dGx + row * G, ds, G * sizeof(T));
+        if (!active_row(step, b, row)) {
+          for (int q = 0; q < 3; ++q) std::memset(static_cast<void*>(ds + q * H + u0), 0, n * sizeof(T));
+          continue;
+        }
+        const T* gr = k.gates.data() + row * G + u0;
+        CArrMap<T> r(gr, n), z(gr + H, n), nv(gr + 2 * H, n);
+        CArrMap<T> hp(k.h_prev.data() + row * H + u0, n);
+        ArrMap<T> dv(d, n);
+        dv = CArrMap<T>(dh + int64_t(b) * H + u0, n) + CArrMap<T>(a.dy + row * a.ldy + u0, n);
+        ArrMap<T> dr(ds + u0, n), dz(ds + H + u0, n), dn(ds + 2 * H + u0, n);
+        dn = dv * (T(1) - z);
+        scale_by_derivative(s.act, nv.data(), dn.data(), n);
+        dz = dv * (hp - nv);
+        scale_by_derivative(s.ract, z.data(), dz.data(), n);
+        ArrMap<T>(direct + int64_t(b) * H + u0, n) = dv * z;
+        if (s.reset_after) {
+          dr = dn * CArrMap<T>(k.aux.data() + row * H + u0, n);
+          scale_by_derivative(s.ract, r.data(), dr.data(), n);
+          for (int q = 0; q < 3; ++q) std::memcpy(dGx + row * G + q * H + u0, ds + q * H + u0, n * sizeof(T));
+          dn *= r;  // recurrent side of n sees r * (U_n h + b_hn)
+          for (int q = 0; q < 3; ++q) std::memcpy(dGa + row * G + q * H + u0, ds + q * H + u0, n * sizeof(T));
+        }
       }
-      step_product(dstep, B, G, a.w.w_hh, H, 2 * H, H, dprev);
+      barrier.wait();  // every unit's dn (and, in reset_after, dr and dz) is written
+      const int c0 = nt > 1 ? u0 : 0;
+      if (!s.reset_after) {
+        // d(r*h) = dn U_n for this thread's units, then r's gradient there.
+        step_product(dstep + 2 * H, B, G, a.w.w_hh + 2 * H * H + c0, H, H, n, dprev + c0, H);
+        for (int b = 0; b < B; ++b) {
+          int64_t row;
+          if (!active_row(step, b, row)) continue;
+          T* ds = dstep + int64_t(b) * G;
+          const T* gr = k.gates.data() + row * G + u0;
+          CArrMap<T> drh(dprev + int64_t(b) * H + u0, n);
+          ArrMap<T> dr(ds + u0, n);
+          dr = drh * CArrMap<T>(k.h_prev.data() + row * H + u0, n);
+          scale_by_derivative(s.ract, gr, dr.data(), n);
+          ArrMap<T>(direct + int64_t(b) * H + u0, n) += drh * CArrMap<T>(gr, n);
+          for (int q = 0; q < 3; ++q) std::memcpy(dGx + row * G + q * H + u0, ds + q * H + u0, n * sizeof(T));
+        }
+        barrier.wait();  // every unit's dr is written
+      }
+      // dh = direct + (dr, dz[, dn]) U for this thread's columns.
+      step_product(dstep, B, G, a.w.w_hh + c0, H, s.reset_after ? G : 2 * H, n, dprev + c0, H);
+      for (int b = 0; b < B; ++b) {
+        if (step >= a.seq.length(b)) continue;
+        ArrMap<T>(dh + int64_t(b) * H + u0, n) =
+            CArrMap<T>(direct + int64_t(b) * H + u0, n) + CArrMap<T>(dprev + int64_t(b) * H + u0, n);
+      }
     }
-    for (int b = 0; b < B; ++b) {
-      if (step >= a.seq.length(b)) continue;
-      ArrMap<T>(dh + int64_t(b) * H, H) =
-          CArrMap<T>(direct + int64_t(b) * H, H) + CArrMap<T>(dprev + int64_t(b) * H, H);
-    }
-  }
+  };
+  run_team(team, body);
   std::memcpy(a.dh0, dh, int64_t(B) * H * sizeof(T));
 
   // Weight gradients as whole-sequence GEMMs.

@@ -162,87 +162,110 @@ void lstm_backward(const BackwardArgs<T>& a) {
   const DirCache<T>& k = *a.cache;
   Workspace<T>& ws = workspace<T>();
 
-  T* dG = rows_buffer(ws.dgx, TB * G, a.seq);                                // (T*B, 4H) gate pre-activation grads
-  T* dHP = proj ? rows_buffer(ws.dhp_all, TB * Ho, a.seq) : nullptr;         // (T*B, P) projected-output grads
-  T* dh = ws.dh.reserve(int64_t(B) * Ho);                      // (B, Hout) grad of running h
-  T* dc = ws.dc.reserve(int64_t(B) * H);                       // (B, H) grad of running c
+  T* dG = rows_buffer(ws.dgx, TB * G, a.seq);                         // (T*B, 4H) gate pre-activation grads
+  T* dHP = proj ? rows_buffer(ws.dhp_all, TB * Ho, a.seq) : nullptr;  // (T*B, P) projected-output grads
+  T* dh = ws.dh.reserve(int64_t(B) * Ho);  // (B, Hout) grad of the running h
+  T* dc = ws.dc.reserve(int64_t(B) * H);   // (B, H) grad of the running c
   copy_or_zero(dh, a.dhn, int64_t(B) * Ho);
   copy_or_zero(dc, a.dcn, int64_t(B) * H);
-  T* dstep = ws.dstep.reserve(int64_t(B) * G);                 // (B, 4H)
-  T* dhb = ws.dhb.reserve(int64_t(B) * Ho);                    // (B, Hout)
-  T* dm = proj ? ws.dm.reserve(int64_t(B) * H) : nullptr;      // (B, H)
-  T* dprev = ws.dprev.reserve(int64_t(B) * Ho);                // (B, Hout)
-  T* tc = ws.tmp.reserve(2 * int64_t(H));                      // act(c) and a scratch row
-  T* tmp = tc + H;
+  // Two (B, 4H) step-gradient buffers, used alternately, so that a thread may start a step's
+  // pointwise work while another still reads the previous step's buffer in its product.
+  T* dsteps = ws.dstep.reserve(2 * int64_t(B) * G);
+  T* dhb = proj ? ws.dhb.reserve(int64_t(B) * Ho) : nullptr;  // (B, P) total grad of projected h
+  T* dm = proj ? ws.dm.reserve(int64_t(B) * H) : nullptr;     // (B, H) grad of o * act(c)
+  T* dprev = ws.dprev.reserve(int64_t(B) * Ho);               // (B, Hout) dstep U
 
-  const T* pi = s.peephole ? a.w.peep : nullptr;
-  const T* pf = s.peephole ? a.w.peep + H : nullptr;
-  const T* po = s.peephole ? a.w.peep + 2 * H : nullptr;
-  T* gpi = s.peephole ? a.g.peep : nullptr;
-  T* gpf = s.peephole ? a.g.peep + H : nullptr;
-  T* gpo = s.peephole ? a.g.peep + 2 * H : nullptr;
+  const int blocks = H / kUnitBlock;
+  const int team = (!proj && a.threads > 1 && H >= 128 && H % kUnitBlock == 0 &&
+                    int64_t(B) * G * Ho >= 128 * 512) ? std::min(a.threads, blocks) : 1;
+  Barrier barrier;
+  auto row_of = [&](int step, int b) -> int64_t {  // -1 once sequence b has ended
+    const int len = a.seq.length(b);
+    if (step >= len) return -1;
+    return int64_t(a.reverse ? len - 1 - step : step) * B + b;
+  };
 
-  for (int step = Tn - 1; step >= 0; --step) {
-    for (int b = 0; b < B; ++b) {
-      const int len = a.seq.length(b);
-      T* d = dhb + int64_t(b) * Ho;
-      if (step >= len) {
-        std::memset(static_cast<void*>(d), 0, Ho * sizeof(T));
-        continue;
-      }
-      const int t = a.reverse ? len - 1 - step : step;
-      const int64_t row = int64_t(t) * B + b;
-      ArrMap<T>(d, Ho) = CArrMap<T>(dh + int64_t(b) * Ho, Ho) + CArrMap<T>(a.dy + row * a.ldy, Ho);
-      if (proj) std::memcpy(dHP + row * Ho, d, Ho * sizeof(T));
+  // Each thread owns units [u0, u0 + n): their pointwise gradients in every gate, and the
+  // same columns of dstep U (Hout = H without a projection).
+  auto body = [&](int tid, int nt) {
+    barrier.set_size(nt);
+    int u0 = 0, n = H;
+    if (nt > 1) {
+      int first, last;
+      block_range(blocks, tid, nt, first, last);
+      u0 = first * kUnitBlock;
+      n = (last - first) * kUnitBlock;
     }
-    if (proj) mat(dm, B, H).noalias() = cmat(dhb, B, Ho) * cmat(a.w.w_hr, Ho, H);
-    for (int b = 0; b < B; ++b) {
-      const int len = a.seq.length(b);
-      T* ds = dstep + int64_t(b) * G;
-      if (step >= len) {
-        std::memset(static_cast<void*>(ds), 0, G * sizeof(T));
-        continue;
+    T* scratch = workspace<T>().tmp.reserve(3 * int64_t(n));
+    T* tc = scratch;         // act(c)
+    T* t1 = scratch + n;     // scratch
+    T* dmv = scratch + 2 * n;  // this row's gradient of o * act(c), units u0..
+    for (int step = Tn - 1; step >= 0; --step) {
+      T* dstep = dsteps + (step & 1) * int64_t(B) * G;
+      if (proj) {  // team is 1: dm = (dh + dy) W_hr over whole rows first
+        for (int b = 0; b < B; ++b) {
+          const int64_t row = row_of(step, b);
+          T* d = dhb + int64_t(b) * Ho;
+          if (row < 0) {
+            std::memset(static_cast<void*>(d), 0, Ho * sizeof(T));
+            continue;
+          }
+          ArrMap<T>(d, Ho) = CArrMap<T>(dh + int64_t(b) * Ho, Ho) + CArrMap<T>(a.dy + row * a.ldy, Ho);
+          std::memcpy(dHP + row * Ho, d, Ho * sizeof(T));
+        }
+        mat(dm, B, H).noalias() = cmat(dhb, B, Ho) * cmat(a.w.w_hr, Ho, H);
       }
-      const int t = a.reverse ? len - 1 - step : step;
-      const int64_t row = int64_t(t) * B + b;
-      const T* gr = k.gates.data() + row * G;
-      CArrMap<T> gi(gr, H), gf(gr + H, H), gg(gr + 2 * H, H), go(gr + 3 * H, H);
-      CArrMap<T> cnew(k.c.data() + row * H, H), cprev(k.c_prev.data() + row * H, H);
-      CArrMap<T> dmb(proj ? dm + int64_t(b) * H : dhb + int64_t(b) * Ho, H);
-      ArrMap<T> di(ds, H), df(ds + H, H), dg(ds + 2 * H, H), dO(ds + 3 * H, H);
-      ArrMap<T> dcb(dc + int64_t(b) * H, H);
-      ArrMap<T> t1(tmp, H);
+      for (int b = 0; b < B; ++b) {
+        const int64_t row = row_of(step, b);
+        T* ds = dstep + int64_t(b) * G;
+        if (row < 0) {
+          for (int q = 0; q < 4; ++q) std::memset(static_cast<void*>(ds + q * H + u0), 0, n * sizeof(T));
+          continue;
+        }
+        if (proj)
+          std::memcpy(dmv, dm + int64_t(b) * H + u0, n * sizeof(T));
+        else
+          ArrMap<T>(dmv, n) = CArrMap<T>(dh + int64_t(b) * Ho + u0, n) + CArrMap<T>(a.dy + row * a.ldy + u0, n);
+        const T* gr = k.gates.data() + row * G + u0;
+        CArrMap<T> gi(gr, n), gf(gr + H, n), gg(gr + 2 * H, n), go(gr + 3 * H, n);
+        CArrMap<T> cnew(k.c.data() + row * H + u0, n), cprev(k.c_prev.data() + row * H + u0, n);
+        CArrMap<T> dmb(dmv, n);
+        ArrMap<T> di(ds + u0, n), df(ds + H + u0, n), dg(ds + 2 * H + u0, n), dO(ds + 3 * H + u0, n);
+        ArrMap<T> dcb(dc + int64_t(b) * H + u0, n);
+        ArrMap<T> tv(t1, n);
 
-      activate(s.act, cnew.data(), tc, H);
-      CArrMap<T> tcv(tc, H);
-      dO = dmb * tcv;
-      scale_by_derivative(s.ract, go.data(), dO.data(), H);
-      t1 = dmb * go;
-      scale_by_derivative(s.act, tc, tmp, H);
-      dcb += t1;  // dc now holds the gradient of c' for this step
-      if (po) {
-        dcb += dO * CArrMap<T>(po, H);
-        ArrMap<T>(gpo, H) += dO * cnew;
+        activate(s.act, cnew.data(), tc, n);
+        dO = dmb * CArrMap<T>(tc, n);
+        scale_by_derivative(s.ract, go.data(), dO.data(), n);
+        tv = dmb * go;
+        scale_by_derivative(s.act, tc, t1, n);
+        dcb += tv;  // dc now holds the gradient of c' for this step
+        if (s.peephole) {
+          dcb += dO * CArrMap<T>(a.w.peep + 2 * H + u0, n);
+          ArrMap<T>(a.g.peep + 2 * H + u0, n) += dO * cnew;
+        }
+        di = dcb * gg;
+        df = dcb * cprev;
+        dg = dcb * gi;
+        scale_by_derivative(s.ract, gi.data(), di.data(), n);
+        scale_by_derivative(s.ract, gf.data(), df.data(), n);
+        scale_by_derivative(s.act, gg.data(), dg.data(), n);
+        dcb *= gf;  // gradient reaching c_prev
+        if (s.peephole) {
+          dcb += di * CArrMap<T>(a.w.peep + u0, n) + df * CArrMap<T>(a.w.peep + H + u0, n);
+          ArrMap<T>(a.g.peep + u0, n) += di * cprev;
+          ArrMap<T>(a.g.peep + H + u0, n) += df * cprev;
+        }
+        for (int q = 0; q < 4; ++q) std::memcpy(dG + row * G + q * H + u0, ds + q * H + u0, n * sizeof(T));
       }
-      di = dcb * gg;
-      df = dcb * cprev;
-      dg = dcb * gi;
-      scale_by_derivative(s.ract, gi.data(), di.data(), H);
-      scale_by_derivative(s.ract, gf.data(), df.data(), H);
-      scale_by_derivative(s.act, gg.data(), dg.data(), H);
-      dcb *= gf;  // gradient reaching c_prev
-      if (pi) {
-        dcb += di * CArrMap<T>(pi, H) + df * CArrMap<T>(pf, H);
-        ArrMap<T>(gpi, H) += di * cprev;
-        ArrMap<T>(gpf, H) += df * cprev;
-      }
-      std::memcpy(dG + row * G, ds, G * sizeof(T));
+      barrier.wait();  // every unit's dstep is written
+      const int c0 = nt > 1 ? u0 : 0, nc = nt > 1 ? n : Ho;  // this thread's columns of dstep U
+      step_product(dstep, B, G, a.w.w_hh + c0, Ho, G, nc, dprev + c0, Ho);
+      for (int b = 0; b < B; ++b)
+        if (row_of(step, b) >= 0) std::memcpy(dh + int64_t(b) * Ho + c0, dprev + int64_t(b) * Ho + c0, nc * sizeof(T));
     }
-    step_product(dstep, B, G, a.w.w_hh, Ho, G, Ho, dprev);  // (B, Hout) = dstep U
-    for (int b = 0; b < B; ++b)
-      if (step < a.seq.length(b))
-        std::memcpy(dh + int64_t(b) * Ho, dprev + int64_t(b) * Ho, Ho * sizeof(T));
-  }
+  };
+  run_team(team, body);
   std::memcpy(a.dh0, dh, int64_t(B) * Ho * sizeof(T));
   if (a.dc0) std::memcpy(a.dc0, dc, int64_t(B) * H * sizeof(T));
 
