@@ -1,0 +1,1 @@
+"""Benchmark harness: rnnkit against PyTorch, ONNX Runtime and Keras (see README.md)."""

@@ -1,0 +1,128 @@
+"""rnnkit peer: ``rnnkit.LSTM`` / ``rnnkit.GRU`` (the PyTorch-shaped core modules).
+
+Weights load with ``load_state_dict`` (PyTorch layout, no conversion). Inference is an
+eval-mode call; training is ``zero_grad()``, a train-mode forward and
+``backward(dy, None)``, which computes dx and accumulates every weight gradient.
+Threads: ``rnnkit.set_num_threads(n)`` when the package has it; the worker process also
+exports ``RNNKIT_NUM_THREADS=n`` before importing rnnkit.
+"""
+
+from __future__ import annotations
+
+import io
+from contextlib import redirect_stdout
+from typing import Any, Callable
+
+import numpy as np
+
+import rnnkit
+from bench.cases import Case
+from bench.peers import Peer
+
+
+class RnnkitPeer(Peer):
+    """rnnkit's C++ core through its Python API."""
+
+    key = "rnnkit"
+    label = "rnnkit"
+
+    def __init__(self, threads: int) -> None:
+        super().__init__(threads)
+        if hasattr(rnnkit, "set_num_threads"):
+            rnnkit.set_num_threads(threads)
+        self.module: Any = None
+
+    @staticmethod
+    def versions() -> dict[str, str]:
+        """rnnkit version."""
+        return {"rnnkit": str(getattr(rnnkit, "__version__", "unknown"))}
+
+    def config(self) -> str:
+        """Version, kernel ISA, threads, Eigen and compiler from ``rnnkit.config()``.
+
+        Falls back to ``show_config()``'s printed text, or the thread count, on builds
+        without ``config()``.
+        """
+        if hasattr(rnnkit, "config"):
+            info = rnnkit.config()
+            keys = ("version", "isa", "num_threads", "eigen_version", "compiler", "cxx_flags")
+            return ", ".join(f"{k}={str(info[k]).strip()}" for k in keys if k in info)
+        if hasattr(rnnkit, "show_config"):
+            buf = io.StringIO()
+            with redirect_stdout(buf):
+                rnnkit.show_config()
+            return " ".join(buf.getvalue().split())
+        if hasattr(rnnkit, "get_num_threads"):
+            return f"get_num_threads()={rnnkit.get_num_threads()}"
+        return ""
+
+    def build(self, case: Case, weights: dict[str, np.ndarray]) -> None:
+        """Create the module and load the weights."""
+        self.case = case
+        cls = rnnkit.LSTM if case.cell == "lstm" else rnnkit.GRU
+        self.module = cls(
+            case.input_size,
+            case.hidden_size,
+            num_layers=case.num_layers,
+            bidirectional=case.bidirectional,
+            dtype="float32",
+        )
+        self.module.load_state_dict(weights)
+
+    def forward(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Eval-mode outputs."""
+        self.module.eval()
+        y, state = self.module(x)
+        out = {"y": np.asarray(y)}
+        if self.case.cell == "lstm":
+            out["h_n"], out["c_n"] = (np.asarray(s) for s in state)
+        else:
+            out["h_n"] = np.asarray(state)
+        return out
+
+    def gradients(self, x: np.ndarray, dy: np.ndarray) -> dict[str, np.ndarray]:
+        """``y``, ``dx`` and the weight gradients from ``backward``."""
+        m = self.module
+        m.train()
+        m.zero_grad()
+        y, _ = m(x)
+        dx, _ = m.backward(dy, None)
+        out = {"y": np.array(y), "dx": np.array(dx)}
+        for key, g in m.grads.items():
+            out["grad." + key] = np.array(g)
+        return out
+
+    def infer_fn(self, x: np.ndarray, variant: str = "") -> Callable[[], Any]:
+        """One eval-mode call."""
+        m = self.module
+        m.eval()
+        return lambda: m(x)
+
+    def train_fn(self, x: np.ndarray, dy: np.ndarray) -> Callable[[], Any]:
+        """zero_grad, train-mode forward, backward through time."""
+        m = self.module
+        m.train()
+
+        def call() -> Any:
+            m.zero_grad()
+            y, _ = m(x)
+            m.backward(dy, None)
+            return y
+
+        return call
+
+    def stream_fn(self, x: np.ndarray) -> Callable[[], list[np.ndarray]]:
+        """One module call per step, passing the previous call's state back in."""
+        m = self.module
+        m.eval()
+        steps = [np.ascontiguousarray(x[t : t + 1]) for t in range(x.shape[0])]
+
+        def call() -> list[np.ndarray]:
+            out = []
+            state = None
+            for xt in steps:
+                y, state = m(xt, state)
+                out.append(y)
+            return out
+
+        return call
