@@ -249,9 +249,9 @@ void Barrier::wait() {
 #endif
     return;
   }
-  // Spin briefly (a step of the time loop takes microseconds), then sleep: on a busy machine
+  // Spin up to ~0.5 ms (a step of the time loop takes microseconds), then sleep: on a busy machine
   // a spinning thread would burn the time slice its partner needs to arrive.
-  for (int spin = 0; spin < 2000; ++spin) {
+  for (int spin = 0; spin < 20000; ++spin) {
     if (__atomic_load_n(&generation_, __ATOMIC_ACQUIRE) != gen) return;
     RNNKIT_PAUSE();
   }
