@@ -119,6 +119,14 @@ inline T* rows_buffer(Buffer<T>& buf, std::size_t n, const SeqShape& q) {
   return q.lengths ? buf.zeros(n) : buf.reserve(n);
 }
 
+// The row (t*B + b) that sequence b reads at loop step `step` (time runs backwards from its own
+// last step in the reverse direction), or -1 once the sequence has ended.
+inline int64_t step_row(const SeqShape& q, bool reverse, int step, int b) {
+  const int len = q.length(b);
+  if (step >= len) return -1;
+  return int64_t(reverse ? len - 1 - step : step) * q.B + b;
+}
+
 // Output rows of steps past a sequence's length are zero (PyTorch packed-sequence semantics).
 template <class T>
 inline void zero_padding(const SeqShape& q, T* y, int64_t ldy, int width) {

@@ -86,11 +86,7 @@ void gru_forward(const ForwardArgs<T>& a) {
     rows_buffer(k->h_prev, TB * H, a.seq);
     rows_buffer(k->aux, TB * H, a.seq);
   }
-  auto row_of = [&](int step, int b) -> int64_t {  // -1 once sequence b has ended
-    const int len = a.seq.length(b);
-    if (step >= len) return -1;
-    return int64_t(a.reverse ? len - 1 - step : step) * B + b;
-  };
+  auto row_of = [&](int step, int b) { return step_row(a.seq, a.reverse, step, b); };
 
   const float* packed = nullptr;
   if constexpr (std::is_same<T, float>::value) packed = a.w.packed_hh;
@@ -191,10 +187,8 @@ void gru_backward(const BackwardArgs<T>& a) {
   T* direct = ws.direct.reserve(int64_t(B) * H);  // (B, H) grad to h_prev not through U
   T* dprev = ws.dprev.reserve(int64_t(B) * H);    // (B, H) grad to h_prev through U (or U_n)
   auto active_row = [&](int step, int b, int64_t& row) {
-    const int len = a.seq.length(b);
-    if (step >= len) return false;
-    row = int64_t(a.reverse ? len - 1 - step : step) * B + b;
-    return true;
+    row = step_row(a.seq, a.reverse, step, b);
+    return row >= 0;
   };
   const int blocks = H / kUnitBlock;
   const int team = (a.threads > 1 && H >= 128 && H % kUnitBlock == 0 && int64_t(B) * G * H >= 128 * 384)

@@ -77,11 +77,7 @@ void lstm_forward(const ForwardArgs<T>& a) {
     rows_buffer(k->c, TB * H, a.seq);
     if (proj) rows_buffer(k->m, TB * H, a.seq);
   }
-  auto row_of = [&](int step, int b) -> int64_t {  // -1 once sequence b has ended
-    const int len = a.seq.length(b);
-    if (step >= len) return -1;
-    return int64_t(a.reverse ? len - 1 - step : step) * B + b;
-  };
+  auto row_of = [&](int step, int b) { return step_row(a.seq, a.reverse, step, b); };
 
   const float* packed = nullptr;
   if constexpr (std::is_same<T, float>::value) packed = a.w.packed_hh;
@@ -179,11 +175,7 @@ void lstm_backward(const BackwardArgs<T>& a) {
   const int team = (!proj && a.threads > 1 && H >= 128 && H % kUnitBlock == 0 &&
                     int64_t(B) * G * Ho >= 128 * 512) ? std::min(a.threads, blocks) : 1;
   Barrier barrier;
-  auto row_of = [&](int step, int b) -> int64_t {  // -1 once sequence b has ended
-    const int len = a.seq.length(b);
-    if (step >= len) return -1;
-    return int64_t(a.reverse ? len - 1 - step : step) * B + b;
-  };
+  auto row_of = [&](int step, int b) { return step_row(a.seq, a.reverse, step, b); };
 
   // Each thread owns units [u0, u0 + n): their pointwise gradients in every gate, and the
   // same columns of dstep U (Hout = H without a projection).
