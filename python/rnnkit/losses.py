@@ -90,7 +90,14 @@ class Loss:
         self, y_true: Any, logits: Any, need_grad: bool = True
     ) -> tuple[float, Array | None]:
         """Loss of ``activation(logits)`` and ``dL/dlogits`` in one stable pass."""
-        raise NotImplementedError(f"[{self.name}] has no logits path")
+        if not self.supports_logits:
+            raise NotImplementedError(f"[{self.name}] has no logits path")
+        logits = np.asarray(logits)
+        y_true = self._prepare_true(np.asarray(y_true), logits)
+        return self._logits(y_true, logits, need_grad)
+
+    def _logits(self, y_true: Array, logits: Array, need_grad: bool) -> tuple[float, Array | None]:
+        raise NotImplementedError
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name}
@@ -203,11 +210,6 @@ class BinaryCrossentropy(Loss):
         grad *= z.dtype.type(1.0 / z.size)
         return value, grad.astype(z.dtype, copy=False)
 
-    def value_and_grad_from_logits(self, y_true, logits, need_grad=True):
-        logits = np.asarray(logits)
-        y_true = self._prepare_true(np.asarray(y_true), logits)
-        return self._logits(y_true, logits, need_grad)
-
     def get_config(self):
         return {
             "name": self.name,
@@ -269,11 +271,6 @@ class CategoricalCrossentropy(Loss):
         grad = np.exp(logp) * y.sum(axis=-1, keepdims=True) - y
         grad *= z.dtype.type(1.0 / per.size)
         return value, grad.astype(z.dtype, copy=False)
-
-    def value_and_grad_from_logits(self, y_true, logits, need_grad=True):
-        logits = np.asarray(logits)
-        y_true = self._prepare_true(np.asarray(y_true), logits)
-        return self._logits(y_true, logits, need_grad)
 
     def get_config(self):
         return {
@@ -352,11 +349,6 @@ class SparseCategoricalCrossentropy(Loss):
         flat[np.arange(flat.shape[0]), y_true.reshape(-1)] -= 1
         grad *= z.dtype.type(1.0 / per.size)
         return value, grad.astype(z.dtype, copy=False)
-
-    def value_and_grad_from_logits(self, y_true, logits, need_grad=True):
-        logits = np.asarray(logits)
-        y_true = self._prepare_true(np.asarray(y_true), logits)
-        return self._logits(y_true, logits, need_grad)
 
     def get_config(self):
         return {"name": self.name, "from_logits": self.from_logits}

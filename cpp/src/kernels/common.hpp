@@ -379,11 +379,18 @@ inline void add_input_grad(int threads, T* dx, const T* d, const T* w, Eigen::In
   });
 }
 
-// The unit blocks [first, last) of thread tid out of nt.
-inline void block_range(int blocks, int tid, int nt, int& first, int& last) {
-  first = int(int64_t(blocks) * tid / nt);
-  last = int(int64_t(blocks) * (tid + 1) / nt);
+// The hidden units a team thread owns: whole 16-unit blocks [first, last), i.e. units
+// [u0, u0 + n); with one thread, every unit.
+struct ThreadUnits {
+  int first, last, u0, n;
+};
+inline ThreadUnits thread_units(int H, int tid, int nt) {
+  const int blocks = unit_blocks(H);
+  const int first = int(int64_t(blocks) * tid / nt), last = int(int64_t(blocks) * (tid + 1) / nt);
+  const int u0 = first * kUnitBlock;
+  return {first, last, u0, std::min(H, last * kUnitBlock) - u0};
 }
+
 
 }  // namespace RNNKIT_ISA_NS
 }  // namespace rnnkit

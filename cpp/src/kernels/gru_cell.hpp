@@ -101,10 +101,7 @@ void gru_forward(const ForwardArgs<T>& a) {
 
   auto body = [&](int tid, int nt) {
     barrier.set_size(nt);
-    int first = 0, last = blocks;
-    if (packed) block_range(blocks, tid, nt, first, last);
-    const int u0 = packed ? first * kUnitBlock : 0;
-    const int n = packed ? std::min(H, last * kUnitBlock) - u0 : H;  // this thread's units
+    const auto [first, last, u0, n] = thread_units(H, tid, nt);  // this thread's units
     T* scratch = workspace<T>().tmp.reserve(2 * int64_t(n));
     T* hcur = hbuf;
     T* hnext = hbuf + int64_t(B) * H;
@@ -199,13 +196,9 @@ void gru_backward(const BackwardArgs<T>& a) {
   // the products with U.
   auto body = [&](int tid, int nt) {
     barrier.set_size(nt);
-    int u0 = 0, n = H;
-    if (nt > 1) {
-      int first, last;
-      block_range(blocks, tid, nt, first, last);
-      u0 = first * kUnitBlock;
-      n = (last - first) * kUnitBlock;
-    }
+    const auto [first, last, u0, n] = thread_units(H, tid, nt);
+    (void)first;
+    (void)last;
     T* d = workspace<T>().tmp.reserve(n);  // this row's total gradient of h, units u0..
     for (int step = Tn - 1; step >= 0; --step) {
       T* dstep = dsteps + (step & 1) * int64_t(B) * G;

@@ -94,10 +94,7 @@ void lstm_forward(const ForwardArgs<T>& a) {
 
   auto body = [&](int tid, int nt) {
     barrier.set_size(nt);
-    int first = 0, last = blocks;
-    if (packed) block_range(blocks, tid, nt, first, last);
-    const int u0 = packed ? first * kUnitBlock : 0;
-    const int n = packed ? std::min(H, last * kUnitBlock) - u0 : H;  // this thread's units
+    const auto [first, last, u0, n] = thread_units(H, tid, nt);  // this thread's units
     T* scratch = workspace<T>().tmp.reserve(5 * int64_t(n));
     T* hcur = hbuf;
     T* hnext = hbuf + int64_t(B) * Ho;
@@ -181,13 +178,9 @@ void lstm_backward(const BackwardArgs<T>& a) {
   // same columns of dstep U (Hout = H without a projection).
   auto body = [&](int tid, int nt) {
     barrier.set_size(nt);
-    int u0 = 0, n = H;
-    if (nt > 1) {
-      int first, last;
-      block_range(blocks, tid, nt, first, last);
-      u0 = first * kUnitBlock;
-      n = (last - first) * kUnitBlock;
-    }
+    const auto [first, last, u0, n] = thread_units(H, tid, nt);
+    (void)first;
+    (void)last;
     T* scratch = workspace<T>().tmp.reserve(3 * int64_t(n));
     T* tc = scratch;         // act(c)
     T* t1 = scratch + n;     // scratch
