@@ -88,13 +88,17 @@ class Pool {
       fn_ = &fn;
       n_ = n;
       next_.store(0);
-      pending_ = n;
+      pending_.store(n);
       generation_.fetch_add(1);
     }
     wake_.notify_all();
     drain();
+    // The other tasks usually end within microseconds of the caller's: spin for them before
+    // sleeping, since a futex wake-up costs more than a short parallel region.
+    for (int spin = 0; spin < kSpinRounds && pending_.load(std::memory_order_acquire) != 0; ++spin)
+      RNNKIT_PAUSE();
     std::unique_lock<std::mutex> g(m_);
-    done_.wait(g, [this] { return pending_ == 0; });
+    done_.wait(g, [this] { return pending_.load(std::memory_order_acquire) == 0; });
     fn_ = nullptr;
     if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
   }
@@ -108,8 +112,11 @@ class Pool {
         std::lock_guard<std::mutex> g(m_);
         if (!error_) error_ = std::current_exception();
       }
-      std::lock_guard<std::mutex> g(m_);
-      if (--pending_ == 0) done_.notify_all();
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        // Taking the lock orders this wake-up after a caller's check of pending_ under it.
+        std::lock_guard<std::mutex> g(m_);
+        done_.notify_all();
+      }
     }
     inside_pool_task = false;
   }
@@ -147,7 +154,7 @@ class Pool {
   const std::function<void(int)>* fn_ = nullptr;
   int n_ = 0;
   std::atomic<int> next_{0};
-  int pending_ = 0;
+  std::atomic<int> pending_{0};
   std::atomic<unsigned long> generation_{0};
   bool stopping_ = false;
   std::atomic<bool> stopping_flag_{false};

@@ -379,6 +379,15 @@ inline void add_input_grad(int threads, T* dx, const T* d, const T* w, Eigen::In
   });
 }
 
+// Requests every cache line of [p, p + n) at once. After a barrier, the lines of h that the
+// other team threads just wrote then arrive together instead of one miss at a time inside the
+// product that reads them in order.
+template <class T>
+inline void prefetch_lines(const T* p, int64_t n) {
+  const char* c = reinterpret_cast<const char*>(p);
+  for (int64_t off = 0; off < n * int64_t(sizeof(T)); off += 64) __builtin_prefetch(c + off, 0, 3);
+}
+
 // The hidden units a team thread owns: whole 16-unit blocks [first, last), i.e. units
 // [u0, u0 + n); with one thread, every unit.
 struct ThreadUnits {

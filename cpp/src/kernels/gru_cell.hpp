@@ -107,6 +107,7 @@ void gru_forward(const ForwardArgs<T>& a) {
     T* hnext = hbuf + int64_t(B) * H;
     for (int step = 0; step < Tn; ++step) {
       // Phase 1: recurrent products from h (all gates, or r and z in reset_before), then r, z.
+      if (nt > 1) prefetch_lines(hcur, int64_t(B) * H);
       if (packed) {
         if constexpr (std::is_same<T, float>::value)
           for (int ub = first; ub < last; ++ub)
@@ -128,6 +129,7 @@ void gru_forward(const ForwardArgs<T>& a) {
       // Phase 2 (reset_before): U_n (r * h) needs every unit's r * h.
       if (!s.reset_after) {
         barrier.wait();
+        if (nt > 1) prefetch_lines(rh, int64_t(B) * H);
         if (packed) {
           if constexpr (std::is_same<T, float>::value)
             for (int ub = first; ub < last; ++ub)

@@ -99,6 +99,7 @@ void lstm_forward(const ForwardArgs<T>& a) {
     T* hcur = hbuf;
     T* hnext = hbuf + int64_t(B) * Ho;
     for (int step = 0; step < Tn; ++step) {
+      if (nt > 1) prefetch_lines(hcur, int64_t(B) * Ho);
       if (packed) {
         if constexpr (std::is_same<T, float>::value)
           for (int ub = first; ub < last; ++ub)
