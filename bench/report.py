@@ -59,7 +59,7 @@ def annotate(
     base = {
         (r["case"], r["mode"], r["threads"]): r
         for r in records
-        if r["framework"] == "rnnkit" and r.get("status") == "ok"
+        if r["framework"] == "rnnkit" and not r.get("variant") and r.get("status") == "ok"
     }
     for r in records:
         if r.get("status") != "ok":
@@ -106,7 +106,7 @@ def results_table(records: list[dict[str, Any]], labels: dict[str, str]) -> list
             continue
         t = r["timing"]
         ratio = r.get("ratio")
-        if r["framework"] == "rnnkit":
+        if r["framework"] == "rnnkit" and not r.get("variant"):
             ratio_s = "1 (base)"
         else:
             ratio_s = _fmt(ratio, 3)
@@ -226,6 +226,10 @@ def write_markdown(
         "- **% peak**: GFLOP/s over the SGEMM peak measured above at the same thread count.",
         "- **vs rnnkit**: peer median / rnnkit median at the same case, mode and threads; "
         "above 1 means rnnkit is faster.",
+        "- **rnnkit (bf16)**: rnnkit with bfloat16 weights (float32 activations); its "
+        "ratio is to float32 rnnkit, below 1 means the bfloat16 weights are faster. "
+        "Its error against float32 weights (about 2e-3 of the output scale) is "
+        "tested in tests/test_bf16.py and not part of the check below.",
         "- inference = eval mode; training = forward + backward through time of "
         "sum(y·dy), producing dx and every weight gradient (no optimizer step).",
         "",

@@ -17,6 +17,7 @@ ISA_MODULES = {
     "test_properties",
     "test_dtypes_layouts",
     "test_fast_paths",
+    "test_bf16",
 }
 
 

@@ -194,8 +194,12 @@ def test_bad_lengths(module: Any, lengths: Any, exc: type[Exception], pattern: s
         ({"num_layers": 1.5}, TypeError, r"num_layers must be an int"),
         ({"dropout": 1.0}, ValueError, r"dropout must be in \[0, 1\); got 1.0"),
         ({"dropout": "0.1"}, TypeError, r"dropout must be a number"),
-        ({"dtype": "float16"}, TypeError, r"dtype must be 'float32' or 'float64'; got 'float16'"),
-        ({"dtype": "nonsense"}, TypeError, r"dtype must be 'float32' or 'float64'"),
+        (
+            {"dtype": "float16"},
+            TypeError,
+            r"dtype must be 'float32', 'float64' or 'bfloat16' .*; got 'float16'",
+        ),
+        ({"dtype": "nonsense"}, TypeError, r"dtype must be 'float32', 'float64' or 'bfloat16'"),
         ({"bidirectional": "yes"}, TypeError, r"bidirectional must be a bool"),
     ],
 )

@@ -3,12 +3,16 @@
 Weights load with ``load_state_dict`` (PyTorch layout, no conversion). Inference is an
 eval-mode call; training is ``zero_grad()``, a train-mode forward and
 ``backward(dy, None)``, which computes dx and accumulates every weight gradient.
+Inference is also timed as the ``bf16`` variant: a copy of the module with bfloat16 weights
+(``.bfloat16()``), float32 activations. Its ratio is to float32 rnnkit; its error against
+float32 weights is measured and tested in tests/test_bf16.py, not by the harness's check.
 Threads: ``rnnkit.set_num_threads(n)`` when the package has it; the worker process also
 exports ``RNNKIT_NUM_THREADS=n`` before importing rnnkit.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 from contextlib import redirect_stdout
 from typing import Any, Callable
@@ -92,9 +96,17 @@ class RnnkitPeer(Peer):
             out["grad." + key] = np.array(g)
         return out
 
+    def variants(self, mode: str) -> tuple[str, ...]:
+        """float32 weights, and for inference also bfloat16 weights (when supported)."""
+        if mode == "inference" and hasattr(self.module, "bfloat16"):
+            return ("", "bf16")
+        return ("",)
+
     def infer_fn(self, x: np.ndarray, variant: str = "") -> Callable[[], Any]:
-        """One eval-mode call."""
+        """One eval-mode call (``variant="bf16"``: on a bfloat16-weight copy)."""
         m = self.module
+        if variant == "bf16":
+            m = copy.deepcopy(m).bfloat16()
         m.eval()
         return lambda: m(x)
 

@@ -5,11 +5,22 @@
 
 #include "common.hpp"
 #include "rnnkit/dispatch.hpp"
+#include "rnnkit/packing.hpp"
 #include "rnnkit/thread_pool.hpp"
 
 namespace rnnkit_bind {
 
 void register_config(py::module_& m) {
+  m.def(
+      "round_bf16",
+      [](py::array_t<float, py::array::c_style | py::array::forcecast> a) {
+        py::array_t<float> out(a.request().shape);
+        const float* src = a.data();
+        float* dst = out.mutable_data();
+        for (py::ssize_t i = 0; i < a.size(); ++i) dst[i] = rnnkit::from_bf16(rnnkit::to_bf16(src[i]));
+        return out;
+      },
+      py::arg("a"), "float32 values rounded to the nearest bfloat16 (ties to even), as float32.");
   m.def("get_num_threads", &rnnkit::get_num_threads, "Threads the core uses (the caller included).");
   m.def(
       "set_num_threads",

@@ -193,7 +193,7 @@ class RNN {
     return py::make_tuple(dx, dh0, dc0 ? py::object(*dc0) : py::none());
   }
 
-  void freeze() { stack_->freeze(); }
+  bool freeze(bool bf16) { return stack_->freeze(bf16); }
   void thaw() { stack_->thaw(); }
 
   int param_count() const {
@@ -260,8 +260,9 @@ void register_type(py::module_& m, const char* rnn_name, const char* cache_name)
            py::arg("lengths"), py::arg("masks"), py::arg("train"), py::arg("reuse") = py::none())
       .def("backward", &RNN<T>::backward, py::arg("cache"), py::arg("dy"), py::arg("dh_n"),
            py::arg("dc_n"), py::arg("grads"))
-      .def("freeze", &RNN<T>::freeze,
-           "Repack the weights for inference; they must not change until thaw().")
+      .def("freeze", &RNN<T>::freeze, py::arg("bf16") = false,
+           "Repack the weights for inference (in bfloat16 if bf16); they must not change until "
+           "thaw(). Returns whether the active kernels use the packs.")
       .def("thaw", &RNN<T>::thaw)
       .def_property_readonly("param_count", &RNN<T>::param_count);
 }

@@ -20,4 +20,18 @@ void pack_recurrent(const float* U, int gates, int H, int K, float* P) {
       }
 }
 
+void pack_recurrent_bf16(const float* U, int gates, int H, int K, std::uint16_t* P) {
+  const int W = gates * kUnitBlock;
+  for (int ub = 0; ub < unit_blocks(H); ++ub)
+    for (int g = 0; g < gates; ++g)
+      for (int j = 0; j < kUnitBlock; ++j) {
+        const int u = ub * kUnitBlock + j;
+        std::uint16_t* block = P + std::size_t(ub) * K * W;
+        for (int k = 0; k < K; ++k)
+          block[bf16_index(std::size_t(k) * W + g * kUnitBlock + j)] =
+              u < H ? to_bf16(U[(std::int64_t(g) * H + u) * K + k]) : std::uint16_t(0);
+      }
+}
+
 }  // namespace rnnkit
+

@@ -42,7 +42,7 @@ Stack<T>::Stack(const StackSpec& spec, std::vector<DirWeights<T>> weights)
     : spec_(spec), w_(std::move(weights)) {}
 
 template <class T>
-void Stack<T>::pack_into(Packs& packs) const {
+void Stack<T>::pack_into(std::vector<Buffer<float>>& packs) const {
   if constexpr (std::is_same<T, float>::value) {
     const CellSpec& s = spec_.cell;
     packs.resize(w_.size());
@@ -54,11 +54,26 @@ void Stack<T>::pack_into(Packs& packs) const {
 }
 
 template <class T>
-void Stack<T>::freeze() {
-  if (!std::is_same<T, float>::value || !active_kernels().packed_f32) return;
+bool Stack<T>::freeze(bool bf16) {
+  if (!std::is_same<T, float>::value || !active_kernels().packed_f32) {
+    thaw();
+    return false;
+  }
   auto packs = std::make_shared<Packs>();
-  pack_into(*packs);
+  pack_into(packs->f32);  // the kernels take the bfloat16 packs only for few rows
+  if (bf16) {
+    if constexpr (std::is_same<T, float>::value) {
+      const CellSpec& s = spec_.cell;
+      packs->bf16.resize(w_.size());
+      for (size_t ld = 0; ld < w_.size(); ++ld) {
+        std::uint16_t* p =
+            packs->bf16[ld].reserve(packed_recurrent_size(s.gates(), s.hidden_size, s.out_size()));
+        pack_recurrent_bf16(w_[ld].w_hh, s.gates(), s.hidden_size, s.out_size(), p);
+      }
+    }
+  }
   std::atomic_store(&frozen_, std::shared_ptr<const Packs>(std::move(packs)));
+  return true;
 }
 
 template <class T>
@@ -92,11 +107,13 @@ void Stack<T>::forward(const T* x, SeqShape seq, const T* h0, const T* c0, const
   // Packed recurrent weights: the frozen ones, or packed for this call when the time loop is
   // long enough to repay it.
   std::shared_ptr<const Packs> frozen = std::atomic_load(&frozen_);
-  const Packs* packs = nullptr;
+  const std::vector<Buffer<float>>* packs = nullptr;
+  const std::vector<Buffer<std::uint16_t>>* packs16 = nullptr;
   if (std::is_same<T, float>::value && active_kernels().packed_f32) {
-    if (frozen)
-      packs = frozen.get();
-    else if (seq.T >= 4) {
+    if (frozen) {
+      packs = &frozen->f32;
+      if (!frozen->bf16.empty()) packs16 = &frozen->bf16;
+    } else if (seq.T >= 4) {
       pack_into(ws.packs);
       packs = &ws.packs;
     }
@@ -137,6 +154,7 @@ void Stack<T>::forward(const T* x, SeqShape seq, const T* h0, const T* c0, const
       a.cache = cache ? &cache->dirs[ld] : nullptr;
       a.threads = dir_threads;
       if (packs) a.w.packed_hh = (*packs)[ld].data();
+      if (packs16) a.w.packed_hh_bf16 = (*packs16)[ld].data();
       k.forward(a);
     });
     in = out;

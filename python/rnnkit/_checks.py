@@ -18,6 +18,11 @@ _EXACT_CASTS = {
 }
 
 
+def is_bfloat16(dtype: Any) -> bool:
+    """Whether dtype names bfloat16 (a string, or torch.bfloat16)."""
+    return isinstance(dtype, str) and dtype == "bfloat16" or str(dtype) == "torch.bfloat16"
+
+
 def check_dtype(owner: str, dtype: Any) -> np.dtype:
     """The module dtype: float32 or float64."""
     try:
@@ -25,7 +30,10 @@ def check_dtype(owner: str, dtype: Any) -> np.dtype:
     except TypeError:
         dt = None
     if dt is None or dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise TypeError(f"[{owner}] dtype must be 'float32' or 'float64'; got {dtype!r}")
+        raise TypeError(
+            f"[{owner}] dtype must be 'float32', 'float64' or 'bfloat16' (float32 compute "
+            f"with bfloat16 weights, inference only); got {dtype!r}"
+        )
     return dt
 
 

@@ -15,6 +15,7 @@ from ._checks import (
     check_choice,
     check_dtype,
     check_int,
+    is_bfloat16,
     shape_str,
 )
 
@@ -79,16 +80,22 @@ class _RNNBase:
         self.recurrent_activation = check_choice(
             name, "recurrent_activation", recurrent_activation, RECURRENT_ACTIVATIONS
         )
-        self.dtype = check_dtype(name, dtype)
-        self.training = True
+        bf16 = is_bfloat16(dtype)
+        self.dtype = check_dtype(name, "float32" if bf16 else dtype)
+        self.weight_dtype = "bfloat16" if bf16 else str(self.dtype)
+        self.training = not bf16
         self._rng = _random.make(seed)
         self._params: dict[str, Array] = {}
         for key, shape in self._param_shapes():
             k = 1.0 / math.sqrt(self.hidden_size)
             self._params[key] = self._rng.uniform(-k, k, size=shape).astype(self.dtype)
+            if bf16:
+                self._params[key] = _core.round_bf16(self._params[key])
         self._grads = {k: np.zeros_like(v) for k, v in self._params.items()}
         self._cache: tuple[Any, dict[str, Any]] | None = None
         self._build_core()
+        if bf16:
+            self._set_frozen(True)
 
     # ----------------------------------------------------------------- structure
 
@@ -140,9 +147,48 @@ class _RNNBase:
     def train(self, mode: bool = True) -> _RNNBase:
         """Training mode: forward keeps what backward needs; dropout between layers is on.
 
-        ``train(False)`` is ``eval()``.
+        ``train(False)`` is ``eval()``. A module with bfloat16 weights is inference-only:
+        ``train()`` raises until ``float()``.
         """
+        if mode and self.weight_dtype == "bfloat16":
+            raise RuntimeError(
+                f"[{self._cell}.train] bfloat16 weights are for inference only; "
+                "call .float() first to train in float32"
+            )
         self.training = bool(mode)
+        self._set_frozen(not self.training)
+        return self
+
+    def bfloat16(self) -> _RNNBase:
+        """Switch to bfloat16 weights for inference, in place; returns the module.
+
+        Every parameter is rounded to the nearest bfloat16 (ties to even, as
+        ``torch.Tensor.bfloat16``) and kept as float32 arrays holding those values; the
+        module goes to eval mode. Activations, states and accumulation stay float32; the
+        recurrent weights are streamed from a bfloat16 copy at half the bytes, giving the
+        same outputs, bit for bit, as a float32 module holding the rounded weights.
+        ``float()`` switches back (the weights stay rounded).
+        """
+        if self.dtype != np.float32:
+            raise TypeError(
+                f"[{self._cell}.bfloat16] needs a float32 module; this one is {self.dtype}"
+            )
+        self.weight_dtype = "bfloat16"
+        self.training = False
+        for p in self._params.values():
+            p.flags.writeable = True
+            np.copyto(p, _core.round_bf16(p))
+        self._set_frozen(True)
+        return self
+
+    def float(self) -> _RNNBase:
+        """Back to float32 weights (after ``bfloat16()``), in place; returns the module.
+
+        The values stay as they are; the module keeps its mode. Raises for a float64 module.
+        """
+        if self.dtype != np.float32:
+            raise TypeError(f"[{self._cell}.float] this module is {self.dtype}, not float32")
+        self.weight_dtype = "float32"
         self._set_frozen(not self.training)
         return self
 
@@ -160,9 +206,11 @@ class _RNNBase:
         if frozen:
             self._cache = None
             self.__dict__.pop("_spare_cache", None)
-            self._core.freeze()
+            # whether the active kernels stream packed weights (not on the baseline build)
+            self._packed = self._core.freeze(self.weight_dtype == "bfloat16")
         else:
             self._core.thaw()
+            self._packed = False
 
     def named_parameters(self) -> dict[str, Array]:
         """The live parameter arrays, keyed like ``state_dict``; update them in place only.
@@ -214,6 +262,8 @@ class _RNNBase:
                 continue
             value = state_dict[key]
             if hasattr(value, "detach") and hasattr(value, "numpy"):
+                if str(value.dtype) == "torch.bfloat16":  # numpy has no bfloat16
+                    value = value.float()
                 value = value.detach().cpu().numpy()
             try:
                 arr = np.asarray(value)
@@ -233,6 +283,8 @@ class _RNNBase:
             target = self._params[key]
             target.flags.writeable = True
             np.copyto(target, arr, casting="unsafe")
+            if self.weight_dtype == "bfloat16":
+                np.copyto(target, _core.round_bf16(target))
         self._set_frozen(not self.training)
 
     # ----------------------------------------------------------------- checks
@@ -372,9 +424,7 @@ class _RNNBase:
         unbatched = meta["unbatched"]
         B = dyt.shape[1]
 
-        def state_grad(
-            label: str, value: Any, shape: tuple[int, ...], width: int
-        ) -> Array | None:
+        def state_grad(label: str, value: Any, shape: tuple[int, ...], width: int) -> Array | None:
             if value is None:
                 return None
             a = as_float_array(name, label, value, self.dtype)
@@ -406,6 +456,7 @@ class _RNNBase:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("weight_dtype", str(state["dtype"]))
         self.__dict__.update(state)
         self._build_core()
         self._set_frozen(not self.training)
@@ -424,8 +475,8 @@ class _RNNBase:
             opts.append("bidirectional=True")
         if self.proj_size:
             opts.append(f"proj_size={self.proj_size}")
-        if self.dtype != np.float32:
-            opts.append(f"dtype='{self.dtype}'")
+        if self.weight_dtype != "float32":
+            opts.append(f"dtype='{self.weight_dtype}'")
         return f"{self._cell}({', '.join(opts)})"
 
 
@@ -446,10 +497,11 @@ class LSTM(_RNNBase):
     ----------
     input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, proj_size
         As ``torch.nn.LSTM``. Dropout applies between layers, in training mode only.
-    dtype : {"float32", "float64"}
+    dtype : {"float32", "float64", "bfloat16"}
         Precision of parameters and computation. Inputs are converted only when exact
         (float16 -> float32/64, float32 -> float64); float64 input into a float32 module
-        raises TypeError, as PyTorch does.
+        raises TypeError, as PyTorch does. ``"bfloat16"``: weights rounded to bfloat16,
+        float32 activations and accumulation, inference only (see ``bfloat16()``).
     activation : {"tanh", "relu", "sigmoid", "linear"}
     recurrent_activation : {"sigmoid", "hard_sigmoid"}
         ``hard_sigmoid(x) = clip(x / 6 + 1/2, 0, 1)`` (Keras 3).

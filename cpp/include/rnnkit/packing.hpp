@@ -8,6 +8,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 
 namespace rnnkit {
 
@@ -21,5 +23,32 @@ inline std::size_t packed_recurrent_size(int gates, int H, int K) {
 
 // U (gates*H, K) row-major -> P as above. P must hold packed_recurrent_size floats.
 void pack_recurrent(const float* U, int gates, int H, int K, float* P);
+
+// bfloat16: the top 16 bits of a float32. Rounds to nearest, ties to even; NaN stays NaN
+// (quiet), and values beyond the largest bfloat16 round to infinity, as in PyTorch.
+inline std::uint16_t to_bf16(float f) {
+  std::uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return std::uint16_t((u >> 16) | 0x0040u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return std::uint16_t(u >> 16);
+}
+inline float from_bf16(std::uint16_t b) {
+  const std::uint32_t u = std::uint32_t(b) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// The same blocks in bfloat16, half the bytes. Within each 16-unit chunk of a row, 32-bit lane
+// i holds unit i in its low half and unit i + 8 in its high half, so that one 256-bit load
+// becomes the chunk's two float vectors with one shift and one mask:
+//
+//   element (ub, k, c) of the float layout lives at index bf16_index(k*W + c) of the block.
+inline std::size_t bf16_index(std::size_t i) {
+  const std::size_t j = i % kUnitBlock;
+  return i - j + (j < 8 ? 2 * j : 2 * (j - 8) + 1);
+}
+void pack_recurrent_bf16(const float* U, int gates, int H, int K, std::uint16_t* P);
 
 }  // namespace rnnkit

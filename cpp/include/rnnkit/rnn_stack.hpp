@@ -43,7 +43,10 @@ class Stack {
   // Inference fast path: repack the recurrent weights once (float only) and use the packs
   // until thaw(). The caller guarantees the weights do not change in between (the Python
   // modules make them read-only in eval mode). Safe against concurrent forward calls.
-  void freeze();
+  // bf16: store the packs in bfloat16 (weights rounded to nearest even), read at half the
+  // bytes and widened to float in the kernels. Returns whether packs are in use (the
+  // kernels of the active instruction set take them).
+  bool freeze(bool bf16 = false);
   void thaw();
 
   // x (T, B, I) time-major; h0 (L*D, B, Hout), c0 (L*D, B, H) or null; masks (L-1, T, B, D*Hout)
@@ -57,8 +60,11 @@ class Stack {
                 T* dh0, T* dc0, const std::vector<DirGrads<T>>& grads) const;
 
  private:
-  using Packs = std::vector<Buffer<float>>;
-  void pack_into(Packs& packs) const;
+  struct Packs {
+    std::vector<Buffer<float>> f32;  // per layer-direction, or empty
+    std::vector<Buffer<std::uint16_t>> bf16;
+  };
+  void pack_into(std::vector<Buffer<float>>& packs) const;
 
   StackSpec spec_;
   std::vector<DirWeights<T>> w_;

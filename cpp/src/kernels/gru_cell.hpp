@@ -88,8 +88,23 @@ void gru_forward(const ForwardArgs<T>& a) {
   }
   auto row_of = [&](int step, int b) { return step_row(a.seq, a.reverse, step, b); };
 
-  const float* packed = nullptr;
-  if constexpr (std::is_same<T, float>::value) packed = a.w.packed_hh;
+  const float* p32 = nullptr;
+  const std::uint16_t* p16 = nullptr;
+  if constexpr (std::is_same<T, float>::value) {
+    p32 = a.w.packed_hh;
+    if (B <= kMaxBf16Rows) p16 = a.w.packed_hh_bf16;
+  }
+  const bool packed = p32 != nullptr;
+  // Product of rows h (B, H) with columns [c0, c0 + ncols) of unit block ub, into out.
+  auto block_product = [&](const T* h, int ub, int c0, int ncols, T* out, int ldo, int ocs) {
+    if constexpr (std::is_same<T, float>::value) {
+      const std::size_t at = std::size_t(ub) * H * (3 * kUnitBlock);
+      if (p16)
+        packed_product(h, B, H, p16 + at, 3 * kUnitBlock, c0, ncols, H, out, ldo, ocs);
+      else
+        packed_product(h, B, H, p32 + at, 3 * kUnitBlock, c0, ncols, H, out, ldo, ocs);
+    }
+  };
   const int blocks = unit_blocks(H), W = 3 * kUnitBlock;
   // acc (B, 3*Hp): each row's recurrent pre-activations, gate-major with gate stride Hp.
   const int Hp = packed ? blocks * kUnitBlock : H, lda = 3 * Hp;
@@ -111,8 +126,7 @@ void gru_forward(const ForwardArgs<T>& a) {
       if (packed) {
         if constexpr (std::is_same<T, float>::value)
           for (int ub = first; ub < last; ++ub)
-            packed_product(hcur, B, H, packed + std::size_t(ub) * H * W, W, 0,
-                           s.reset_after ? W : 2 * kUnitBlock, H, acc + ub * kUnitBlock, lda, Hp);
+            block_product(hcur, ub, 0, s.reset_after ? W : 2 * kUnitBlock, acc + ub * kUnitBlock, lda, Hp);
       } else if (s.reset_after) {
         mat(acc, B, G).noalias() = cmat(hcur, B, H) * U.transpose();
       } else {
@@ -133,8 +147,7 @@ void gru_forward(const ForwardArgs<T>& a) {
         if (packed) {
           if constexpr (std::is_same<T, float>::value)
             for (int ub = first; ub < last; ++ub)
-              packed_product(rh, B, H, packed + std::size_t(ub) * H * W, W, 2 * kUnitBlock, kUnitBlock, H,
-                             acc + 2 * Hp + ub * kUnitBlock, lda, Hp);
+              block_product(rh, ub, 2 * kUnitBlock, kUnitBlock, acc + 2 * Hp + ub * kUnitBlock, lda, Hp);
         } else {
           mat(acc + 2 * H, B, H, G).noalias() = cmat(rh, B, H) * U.bottomRows(H).transpose();
         }

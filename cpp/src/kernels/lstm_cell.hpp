@@ -79,8 +79,13 @@ void lstm_forward(const ForwardArgs<T>& a) {
   }
   auto row_of = [&](int step, int b) { return step_row(a.seq, a.reverse, step, b); };
 
-  const float* packed = nullptr;
-  if constexpr (std::is_same<T, float>::value) packed = a.w.packed_hh;
+  const float* p32 = nullptr;
+  const std::uint16_t* p16 = nullptr;
+  if constexpr (std::is_same<T, float>::value) {
+    p32 = a.w.packed_hh;
+    if (B <= kMaxBf16Rows) p16 = a.w.packed_hh_bf16;
+  }
+  const bool packed = p32 != nullptr;
   const int blocks = unit_blocks(H), W = 4 * kUnitBlock;
   // acc (B, 4*Hp): each row's recurrent pre-activations, gate-major with gate stride Hp
   // (H rounded up to whole unit blocks on the packed path). Shared by the team.
@@ -102,9 +107,13 @@ void lstm_forward(const ForwardArgs<T>& a) {
       if (nt > 1) prefetch_lines(hcur, int64_t(B) * Ho);
       if (packed) {
         if constexpr (std::is_same<T, float>::value)
-          for (int ub = first; ub < last; ++ub)
-            packed_product(hcur, B, Ho, packed + std::size_t(ub) * Ho * W, W, 0, W, Ho,
-                           acc + ub * kUnitBlock, lda, Hp);
+          for (int ub = first; ub < last; ++ub) {
+            const std::size_t at = std::size_t(ub) * Ho * W;
+            if (p16)
+              packed_product(hcur, B, Ho, p16 + at, W, 0, W, Ho, acc + ub * kUnitBlock, lda, Hp);
+            else
+              packed_product(hcur, B, Ho, p32 + at, W, 0, W, Ho, acc + ub * kUnitBlock, lda, Hp);
+          }
       } else {
         mat(acc, B, G).noalias() = cmat(hcur, B, Ho) * cmat(a.w.w_hh, G, Ho).transpose();
       }

@@ -1,0 +1,196 @@
+"""bfloat16 weights for inference: rounding as PyTorch rounds, outputs bit-identical to a
+float32 module holding the rounded weights (on every ISA, any thread count), close to the
+float64 reference of the rounded weights, and a documented error against float32 weights."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import numpy as np
+import pytest
+import reference as ref
+
+import rnnkit
+from rnnkit import _core
+
+CONFIGS = [
+    ("LSTM", {}),
+    ("LSTM", {"num_layers": 2, "bidirectional": True}),
+    ("LSTM", {"proj_size": 12}),
+    ("LSTM", {"peephole": True}),
+    ("GRU", {}),
+    ("GRU", {"reset_after": False}),
+    ("GRU", {"num_layers": 2, "bidirectional": True}),
+]
+
+
+def bits(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, np.float32).view(np.uint32)
+
+
+def test_round_bf16_matches_torch() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    u = rng.integers(0, 2**32, size=200_000, dtype=np.uint64).astype(np.uint32)
+    specials = np.array(
+        [0.0, -0.0, 1.0, np.inf, -np.inf, np.nan, 3.0e38, -3.4e38, 1e-40, -1e-45, 1.00390625],
+        np.float32,
+    )
+    # ties: the low 16 bits exactly 0x8000, with even and odd kept parts
+    ties = (np.arange(1000, dtype=np.uint32) << 16 | 0x8000).view(np.float32)
+    x = np.concatenate([u.view(np.float32), specials, ties])
+    got = _core.round_bf16(x)
+    want = torch.from_numpy(x).bfloat16().float().numpy()
+    nan = np.isnan(want)
+    assert np.array_equal(np.isnan(got), nan), "NaN positions differ from torch"
+    diff = np.flatnonzero(bits(got)[~nan] != bits(want)[~nan])
+    assert diff.size == 0, (
+        f"{diff.size} values round differently from torch, first {x[~nan][diff[0]]!r}: "
+        f"{got[~nan][diff[0]]!r} vs {want[~nan][diff[0]]!r}"
+    )
+    assert np.all(bits(got) & 0xFFFF == 0), "rounded values have low mantissa bits set"
+
+
+@pytest.mark.parametrize(("cell", "kw"), CONFIGS)
+@pytest.mark.parametrize(("hidden", "batch"), [(144, 1), (144, 5), (20, 3)])
+def test_bf16_equals_float32_with_rounded_weights(
+    cell: str, kw: dict[str, Any], hidden: int, batch: int, kernel_isa: str
+) -> None:
+    """The bfloat16 packs widen to exactly the rounded float32 weights and the kernels sum
+    in the same order, so the outputs are bitwise equal, for 1 and 2 threads."""
+    rng = np.random.default_rng(hidden + batch)
+    x = rng.standard_normal((30, batch, 9)).astype(np.float32)
+    lengths = None if batch == 1 else rng.integers(1, 31, size=batch)
+    before = rnnkit.get_num_threads()
+    try:
+        for threads in (1, 2):
+            rnnkit.set_num_threads(threads)
+            b = getattr(rnnkit, cell)(9, hidden, dtype="bfloat16", seed=4, **kw)
+            f = getattr(rnnkit, cell)(9, hidden, seed=1, **kw)
+            f.load_state_dict(b.state_dict())
+            f.eval()
+            assert b._packed == (kernel_isa != "baseline"), "bfloat16 packs not in use"
+            yb, sb = b(x, lengths=lengths)
+            yf, sf = f(x, lengths=lengths)
+            hb = sb[0] if cell == "LSTM" else sb
+            hf = sf[0] if cell == "LSTM" else sf
+            for name, p, q in (("y", yb, yf), ("h_n", hb, hf)):
+                n = int(np.sum(bits(p) != bits(q)))
+                assert n == 0, (
+                    f"{cell} {kw} H={hidden} B={batch} threads={threads}: {name} differs "
+                    f"in {n} elements, max {np.abs(p - q).max():.2e}"
+                )
+    finally:
+        rnnkit.set_num_threads(before)
+
+
+@pytest.mark.parametrize(("cell", "kw"), CONFIGS[:2] + CONFIGS[4:6])
+def test_bf16_matches_float64_reference_of_rounded_weights(
+    cell: str, kw: dict[str, Any], kernel_isa: str
+) -> None:
+    """Against the independent numpy float64 reference run on the rounded weights: only the
+    float32 accumulation separates them."""
+    m = getattr(rnnkit, cell)(9, 144, dtype="bfloat16", seed=2, **kw)
+    x = np.random.default_rng(5).standard_normal((25, 3, 9)).astype(np.float32)
+    params = {k: v.astype(np.float64) for k, v in m.state_dict().items()}
+    y, state = m(x)
+    if cell == "LSTM":
+        ry, rh, _ = ref.lstm_forward(params, x.astype(np.float64))
+        h = state[0]
+    else:
+        ry, rh = ref.gru_forward(
+            params, x.astype(np.float64), reset_after=kw.get("reset_after", True)
+        )
+        h = state
+    ref.assert_close(y, ry, f"{cell} {kw} y", *ref.TOLERANCES["float32"])
+    ref.assert_close(h, rh, f"{cell} {kw} h_n", *ref.TOLERANCES["float32"])
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+@pytest.mark.parametrize("hidden", [128, 512])
+def test_bf16_error_against_float32_weights(cell: str, hidden: int) -> None:
+    """The documented cost of bfloat16 weights (docs/api.md): over 100 steps, outputs within
+    about 3e-3 of the float32 model's, relative to the output scale (rms about 1.8e-3: the
+    weights' rounding, a relative 2^-9 at most)."""
+    f = getattr(rnnkit, cell)(32, hidden, seed=7).eval()
+    y32 = f(np.random.default_rng(1).standard_normal((100, 4, 32)).astype(np.float32))[0]
+    b = getattr(rnnkit, cell)(32, hidden, seed=7).bfloat16()
+    y16 = b(np.random.default_rng(1).standard_normal((100, 4, 32)).astype(np.float32))[0]
+    scaled = ref.scaled_error(y16, y32)
+    rms = float(np.sqrt(np.mean((y16 - y32) ** 2) / np.mean(y32**2)))
+    assert 1e-4 < scaled < 1e-2, f"{cell} H={hidden}: max error / scale {scaled:.2e}"
+    assert rms < 4e-3, f"{cell} H={hidden}: rms relative error {rms:.2e}"
+
+
+def test_bfloat16_method_converts_in_place_and_float_switches_back() -> None:
+    torch = pytest.importorskip("torch")
+    m = rnnkit.LSTM(6, 48, seed=0)
+    w = m.state_dict()
+    assert m.bfloat16() is m
+    assert not m.training and m.weight_dtype == "bfloat16" and m.dtype == np.float32
+    assert repr(m) == "LSTM(6, 48, dtype='bfloat16')"
+    for k, v in m.state_dict().items():
+        want = torch.from_numpy(w[k]).bfloat16().float().numpy()
+        assert v.dtype == np.float32 and np.array_equal(v, want), f"{k} not rounded as torch"
+        assert not m.named_parameters()[k].flags.writeable, f"{k} writeable in bfloat16 mode"
+    x = np.random.default_rng(0).standard_normal((10, 2, 6)).astype(np.float32)
+    y16 = m(x)[0]
+    assert m.float() is m and m.weight_dtype == "float32" and not m.training
+    y32 = m(x)[0]
+    assert np.array_equal(y16, y32), "float() changed the outputs of the same rounded weights"
+    m.train()  # float32 again: trainable
+    y, _ = m(x)
+    m.backward(np.ones_like(y))
+    assert np.abs(m.grads["weight_hh_l0"]).max() > 0
+
+
+def test_bf16_module_is_inference_only() -> None:
+    m = rnnkit.GRU(4, 32, dtype="bfloat16", seed=0)
+    before = {k: v.copy() for k, v in m.state_dict().items()}
+    with pytest.raises(RuntimeError, match="inference only"):
+        m.train()
+    assert not m.training
+    y, _ = m(np.ones((3, 1, 4), np.float32))
+    with pytest.raises(ValueError, match="no forward to differentiate"):
+        m.backward(np.ones_like(y))
+    for k, v in m.state_dict().items():
+        assert np.array_equal(v, before[k]), f"{k} changed by a refused call"
+
+
+def test_bf16_load_state_dict_rounds_and_accepts_torch_bfloat16() -> None:
+    torch = pytest.importorskip("torch")
+    t = torch.nn.LSTM(5, 32)
+    m = rnnkit.LSTM(5, 32, dtype="bfloat16")
+    m.load_state_dict(t.state_dict())
+    for k, v in t.state_dict().items():
+        want = v.bfloat16().float().numpy()
+        assert np.array_equal(m.state_dict()[k], want), f"{k}: float32 source not rounded as torch"
+    tb = t.bfloat16()
+    m2 = rnnkit.LSTM(5, 32, dtype="bfloat16")
+    m2.load_state_dict(tb.state_dict())
+    for k, v in m.state_dict().items():
+        assert np.array_equal(m2.state_dict()[k], v), (
+            f"{k}: torch bfloat16 tensors load differently"
+        )
+    x = torch.randn(7, 2, 5)
+    with torch.no_grad():
+        want = tb.float()(x)[0].numpy()
+    got = m2(x.numpy())[0]
+    assert np.abs(got - want).max() < 1e-5, (
+        f"vs torch with the same bfloat16 weights: {np.abs(got - want).max():.2e}"
+    )
+
+
+def test_bf16_pickle_round_trip_and_bad_dtypes() -> None:
+    m = rnnkit.LSTM(4, 40, num_layers=2, dtype="bfloat16", seed=1)
+    x = np.random.default_rng(0).standard_normal((8, 3, 4)).astype(np.float32)
+    m2 = pickle.loads(pickle.dumps(m))
+    assert m2.weight_dtype == "bfloat16" and not m2.training
+    assert np.array_equal(m(x)[0], m2(x)[0]), "pickled bfloat16 module computes differently"
+    with pytest.raises(TypeError, match="bfloat16"):
+        rnnkit.LSTM(4, 8, dtype="float16")
+    with pytest.raises(TypeError, match="needs a float32 module"):
+        rnnkit.GRU(4, 8, dtype="float64").bfloat16()
+    with pytest.raises(TypeError, match="float64"):
+        rnnkit.GRU(4, 8, dtype="float64").float()
