@@ -41,25 +41,30 @@ x_train, y_train = make_data(4000)
 x_val, y_val = make_data(1000)
 
 models = {
-    "Bidirectional(LSTM(16))": Sequential([
-        Embedding(SYMBOLS, 8, input_shape=(T,)),
-        Bidirectional(LSTM(16)),
-        Dense(32, activation="relu"),  # "equal?" is not linear in the two end states
-        Dense(1, activation="sigmoid"),
-    ]),
-    "LSTM(32)": Sequential([
-        Embedding(SYMBOLS, 8, input_shape=(T,)),
-        LSTM(32),
-        Dense(32, activation="relu"),
-        Dense(1, activation="sigmoid"),
-    ]),
+    "Bidirectional(LSTM(16))": Sequential(
+        [
+            Embedding(SYMBOLS, 8, input_shape=(T,)),
+            Bidirectional(LSTM(16)),
+            Dense(32, activation="relu"),  # "equal?" is not linear in the two end states
+            Dense(1, activation="sigmoid"),
+        ]
+    ),
+    "LSTM(32)": Sequential(
+        [
+            Embedding(SYMBOLS, 8, input_shape=(T,)),
+            LSTM(32),
+            Dense(32, activation="relu"),
+            Dense(1, activation="sigmoid"),
+        ]
+    ),
 }
 histories = {}
 for name, model in models.items():
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
     print(f"\n{name}: {model.count_params()} parameters")
-    histories[name] = model.fit(x_train, y_train, batch_size=32, epochs=EPOCHS,
-                                validation_data=(x_val, y_val), verbose=2)
+    histories[name] = model.fit(
+        x_train, y_train, batch_size=32, epochs=EPOCHS, validation_data=(x_val, y_val), verbose=2
+    )
 
 print()
 for name, model in models.items():

@@ -26,7 +26,7 @@ set_random_seed(0)
 sequence = np.arange(1, 11, dtype=float)
 n = 3
 # Sliding windows: [1, 2, 3] -> 4, ..., [7, 8, 9] -> 10 (the seed's seven pairs)
-X_train = np.array([sequence[i:i + n] for i in range(len(sequence) - n)]).reshape(-1, n, 1)
+X_train = np.array([sequence[i : i + n] for i in range(len(sequence) - n)]).reshape(-1, n, 1)
 y_train = sequence[n:]
 
 # Define the LSTM model

@@ -33,7 +33,8 @@ np.random.seed(0)  # noqa: NPY002 - the seed's own code, kept as written
 time_steps = 1000  # the seed has 100: too short for an 80/20 split with windows of 30
 future_pred = 30
 data = np.sin(np.linspace(0, 10 * np.pi, time_steps)) + 0.2 * np.random.normal(  # noqa: NPY002
-    0, 1, time_steps)
+    0, 1, time_steps
+)
 
 # Scale data
 scaler = MinMaxScaler()
@@ -48,7 +49,7 @@ train_data, test_data = data_scaled[0:train_size], data_scaled[train_size:]
 def split_data(data, future_pred):
     X, y = [], []
     for i in range(len(data) - future_pred):
-        X.append(data[i:i + future_pred])
+        X.append(data[i : i + future_pred])
         y.append(data[i + future_pred])
     return np.array(X), np.array(y)
 
@@ -77,17 +78,25 @@ for cell in (LSTM, GRU):
 
     # Train model
     start = time.perf_counter()
-    history = model.fit(X_train, y_train, epochs=EPOCHS, batch_size=32,
-                        validation_data=(X_test, y_test), callbacks=[early_stopping],
-                        verbose=2)
+    history = model.fit(
+        X_train,
+        y_train,
+        epochs=EPOCHS,
+        batch_size=32,
+        validation_data=(X_test, y_test),
+        callbacks=[early_stopping],
+        verbose=2,
+    )
     seconds = time.perf_counter() - start
 
     # Make predictions
     predictions = model.predict(X_test, verbose=0)
     mse = float(np.mean((predictions - y_test) ** 2))
     results[cell.__name__] = (predictions, history, mse)
-    print(f"{cell.__name__}: test MSE {mse:.4f} (scaled units) after {len(history.epoch)} epochs "
-          f"in {seconds:.1f} s")
+    print(
+        f"{cell.__name__}: test MSE {mse:.4f} (scaled units) after {len(history.epoch)} epochs "
+        f"in {seconds:.1f} s"
+    )
 
 # The noise (std 0.2 before scaling) bounds what any forecaster can reach:
 noise_floor = (0.2 * scaler.scale_[0]) ** 2

@@ -42,12 +42,14 @@ def make_waves(count):
     freq = rng.uniform(2.0, 5.0, (count, 1)) / timesteps  # cycles per step
     phase = rng.uniform(0, 1, (count, 1))
     cycle = (t * freq + phase) % 1.0  # position within the period, 0..1
-    waves = np.stack([
-        np.sin(2 * np.pi * cycle),
-        np.where(cycle < 0.5, 1.0, -1.0),
-        2 * cycle - 1,
-        0.7 * rng.standard_normal((count, timesteps)),
-    ])[labels, np.arange(count)]
+    waves = np.stack(
+        [
+            np.sin(2 * np.pi * cycle),
+            np.where(cycle < 0.5, 1.0, -1.0),
+            2 * cycle - 1,
+            0.7 * rng.standard_normal((count, timesteps)),
+        ]
+    )[labels, np.arange(count)]
     amplitude = rng.uniform(0.5, 1.5, (count, 1))
     x = amplitude * waves + 0.1 * rng.standard_normal((count, timesteps))
     return x[:, :, None], labels
@@ -67,8 +69,14 @@ model.add(Dense(num_classes, activation="softmax"))
 model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
 
 # Train the model
-history = model.fit(X_train, Y_train, batch_size=32, epochs=3 if QUICK else 10,
-                    validation_data=(X_val, Y_val), verbose=2)
+history = model.fit(
+    X_train,
+    Y_train,
+    batch_size=32,
+    epochs=3 if QUICK else 10,
+    validation_data=(X_val, Y_val),
+    verbose=2,
+)
 
 val_loss, val_accuracy = model.evaluate(X_val, Y_val, verbose=0)
 print(f"validation accuracy: {val_accuracy:.3f} (loss {val_loss:.3f})")

@@ -31,7 +31,7 @@ data = np.sin(time_steps)
 def create_dataset(data, time_step=10):
     X, y = [], []
     for i in range(len(data) - time_step - 1):
-        X.append(data[i:(i + time_step)])
+        X.append(data[i : (i + time_step)])
         y.append(data[i + time_step])
     return np.array(X), np.array(y)
 
@@ -42,11 +42,13 @@ X, y = create_dataset(data, time_step)
 X = X.reshape(X.shape[0], X.shape[1], 1)
 
 # Step 3: build the LSTM model
-model = tf.keras.Sequential([
-    tf.keras.layers.LSTM(50, return_sequences=True, input_shape=(time_step, 1)),
-    tf.keras.layers.LSTM(50, return_sequences=False),
-    tf.keras.layers.Dense(1),
-])
+model = tf.keras.Sequential(
+    [
+        tf.keras.layers.LSTM(50, return_sequences=True, input_shape=(time_step, 1)),
+        tf.keras.layers.LSTM(50, return_sequences=False),
+        tf.keras.layers.Dense(1),
+    ]
+)
 model.compile(optimizer="adam", loss="mean_squared_error")
 model.summary()
 
@@ -70,9 +72,10 @@ except ImportError:
     print("matplotlib is not installed: no plot (pip install matplotlib)")
 else:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
-    ax1.plot(time_steps[time_step:time_step + len(y)], y, label="True Data")
-    ax1.plot(time_steps[time_step:time_step + len(y)], predictions[:, 0], "--",
-             label="Predictions")
+    ax1.plot(time_steps[time_step : time_step + len(y)], y, label="True Data")
+    ax1.plot(
+        time_steps[time_step : time_step + len(y)], predictions[:, 0], "--", label="Predictions"
+    )
     ax1.set_xlabel("t")
     ax1.set_title(f"next-value forecast, train MSE {mse:.2e}")
     ax1.legend()

@@ -39,24 +39,37 @@ print(f"{len(text)} characters, vocabulary of {len(chars)}")
 # Windows of 40 ids -> the id that follows, every 3 characters
 seq_len, step = 40, 3
 starts = np.arange(0, len(ids) - seq_len, step)
-X = np.stack([ids[s:s + seq_len] for s in starts])  # (N, 40) integer ids
+X = np.stack([ids[s : s + seq_len] for s in starts])  # (N, 40) integer ids
 y = ids[starts + seq_len]  # (N,) next ids
 
-model = Sequential([
-    Embedding(len(chars), 32, input_shape=(seq_len,)),
-    LSTM(128),
-    Dense(len(chars), activation="softmax"),
-])
-model.compile(optimizer=Adam(learning_rate=0.005), loss="sparse_categorical_crossentropy",
-              metrics=["accuracy"])
+model = Sequential(
+    [
+        Embedding(len(chars), 32, input_shape=(seq_len,)),
+        LSTM(128),
+        Dense(len(chars), activation="softmax"),
+    ]
+)
+model.compile(
+    optimizer=Adam(learning_rate=0.005),
+    loss="sparse_categorical_crossentropy",
+    metrics=["accuracy"],
+)
 model.summary()
 
 start = time.perf_counter()
-history = model.fit(X, y, batch_size=64, epochs=2 if QUICK else 25, verbose=2,
-                    callbacks=[ReduceLROnPlateau(monitor="loss", factor=0.5, patience=2)])
+history = model.fit(
+    X,
+    y,
+    batch_size=64,
+    epochs=2 if QUICK else 25,
+    verbose=2,
+    callbacks=[ReduceLROnPlateau(monitor="loss", factor=0.5, patience=2)],
+)
 seconds = time.perf_counter() - start
-print(f"next-character accuracy: {history.history['accuracy'][-1]:.3f} "
-      f"(loss {history.history['loss'][-1]:.3f}, fit {seconds:.1f} s)")
+print(
+    f"next-character accuracy: {history.history['accuracy'][-1]:.3f} "
+    f"(loss {history.history['loss'][-1]:.3f}, fit {seconds:.1f} s)"
+)
 
 
 def sample(probs, temperature):

@@ -18,14 +18,22 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # script, a regex for its metric line (group 1 is a number), the PNG it saves, its needs
 CASES = [
     ("sine_forecast.py", r"train MSE: ([0-9.e+-]+)", "sine_forecast.png", []),
-    ("noisy_sine_lstm_gru.py", r"GRU: test MSE ([0-9.e+-]+)", "noisy_sine_lstm_gru.png",
-     ["sklearn"]),
+    (
+        "noisy_sine_lstm_gru.py",
+        r"GRU: test MSE ([0-9.e+-]+)",
+        "noisy_sine_lstm_gru.png",
+        ["sklearn"],
+    ),
     ("next_number.py", r"next number after \[8, 9, 10\]: ([0-9.e+-]+)", "next_number.png", []),
-    ("sequence_classifier.py", r"validation accuracy: ([0-9.]+)", "sequence_classifier.png",
-     []),
+    ("sequence_classifier.py", r"validation accuracy: ([0-9.]+)", "sequence_classifier.png", []),
     ("text_generator.py", r"next-character accuracy: ([0-9.]+)", "text_generator.png", []),
-    ("bidirectional_classifier.py", r"Bidirectional\(LSTM\(16\)\)\s+validation accuracy: "
-     r"([0-9.]+)", "bidirectional_classifier.png", []),
+    (
+        "bidirectional_classifier.py",
+        r"Bidirectional\(LSTM\(16\)\)\s+validation accuracy: "
+        r"([0-9.]+)",
+        "bidirectional_classifier.png",
+        [],
+    ),
 ]
 
 
@@ -38,10 +46,17 @@ def test_example_runs(script, pattern, png, needs, tmp_path):
     for module in needs:
         if not _installed(module):
             pytest.skip(f"{script} needs {module}")
-    env = dict(os.environ, RNNKIT_EXAMPLES_QUICK="1", RNNKIT_EXAMPLES_OUT=str(tmp_path),
-               MPLBACKEND="Agg")
-    proc = subprocess.run([sys.executable, str(EXAMPLES / script)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    env = dict(
+        os.environ, RNNKIT_EXAMPLES_QUICK="1", RNNKIT_EXAMPLES_OUT=str(tmp_path), MPLBACKEND="Agg"
+    )
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     match = re.search(pattern, proc.stdout)
     assert match, f"{script}: no line matching {pattern!r} in\n{proc.stdout[-3000:]}"

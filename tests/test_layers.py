@@ -40,8 +40,10 @@ def gradcheck(layer, x: np.ndarray, *, reseed=None, check_x: bool = True) -> dic
     forward()
     layer.zero_grad()
     dx = layer.backward(weights if len(outs) > 1 else weights[0])
-    analytic = {f"w{k}:{p.shape}": g.copy()
-                for k, (p, g) in enumerate(zip(layer.parameters(), layer.gradients()))}
+    analytic = {
+        f"w{k}:{p.shape}": g.copy()
+        for k, (p, g) in enumerate(zip(layer.parameters(), layer.gradients()))
+    }
     targets = {f"w{k}:{p.shape}": p for k, p in enumerate(layer.parameters())}
     if check_x:
         analytic["x"] = dx
@@ -70,8 +72,9 @@ X = np.random.default_rng(1).standard_normal((2, 5, 3))
 
 
 # ---------------------------------------------------------------- Dense & friends
-@pytest.mark.parametrize("activation", [None, "relu", "tanh", "sigmoid", "softmax", "elu",
-                                        "softplus", "hard_sigmoid"])
+@pytest.mark.parametrize(
+    "activation", [None, "relu", "tanh", "sigmoid", "softmax", "elu", "softplus", "hard_sigmoid"]
+)
 @pytest.mark.parametrize("shape", [(4, 3), (2, 3, 3)])
 def test_dense_gradients(activation, shape):
     x = np.random.default_rng(2).standard_normal(shape)
@@ -91,8 +94,12 @@ def test_dense_without_bias_and_accumulation():
     layer.backward(np.ones((3, 2)))
     once = layer.gradients()[0].copy()
     layer.backward(np.ones((3, 2)))
-    np.testing.assert_allclose(layer.gradients()[0], 2 * once, rtol=1e-12,
-                               err_msg="a second backward must add to the gradient")
+    np.testing.assert_allclose(
+        layer.gradients()[0],
+        2 * once,
+        rtol=1e-12,
+        err_msg="a second backward must add to the gradient",
+    )
 
 
 def test_dense_forward_values():
@@ -149,35 +156,59 @@ def test_flatten_and_repeat_vector_gradients():
 # ------------------------------------------------------------------ recurrent layers
 RECURRENT_CASES = [
     ("lstm", lambda: layers.LSTM(4, dtype="float64")),
-    ("lstm_seq_back", lambda: layers.LSTM(4, return_sequences=True, go_backwards=True,
-                                          dtype="float64")),
-    ("lstm_relu_hard", lambda: layers.LSTM(4, activation="relu",
-                                           recurrent_activation="hard_sigmoid",
-                                           return_sequences=True, dtype="float64")),
+    (
+        "lstm_seq_back",
+        lambda: layers.LSTM(4, return_sequences=True, go_backwards=True, dtype="float64"),
+    ),
+    (
+        "lstm_relu_hard",
+        lambda: layers.LSTM(
+            4,
+            activation="relu",
+            recurrent_activation="hard_sigmoid",
+            return_sequences=True,
+            dtype="float64",
+        ),
+    ),
     ("lstm_nobias", lambda: layers.LSTM(3, use_bias=False, dtype="float64")),
     ("lstm_state", lambda: layers.LSTM(4, return_state=True, dtype="float64")),
-    ("lstm_seq_state", lambda: layers.LSTM(3, return_sequences=True, return_state=True,
-                                           dtype="float64")),
+    (
+        "lstm_seq_state",
+        lambda: layers.LSTM(3, return_sequences=True, return_state=True, dtype="float64"),
+    ),
     ("gru", lambda: layers.GRU(4, dtype="float64")),
-    ("gru_before_seq", lambda: layers.GRU(4, reset_after=False, return_sequences=True,
-                                          dtype="float64")),
-    ("gru_back_state", lambda: layers.GRU(3, go_backwards=True, return_state=True,
-                                          dtype="float64")),
+    (
+        "gru_before_seq",
+        lambda: layers.GRU(4, reset_after=False, return_sequences=True, dtype="float64"),
+    ),
+    (
+        "gru_back_state",
+        lambda: layers.GRU(3, go_backwards=True, return_state=True, dtype="float64"),
+    ),
     ("gru_linear", lambda: layers.GRU(3, activation="linear", dtype="float64")),
-    ("bi_lstm_concat", lambda: layers.Bidirectional(layers.LSTM(3, return_sequences=True,
-                                                                dtype="float64"))),
+    (
+        "bi_lstm_concat",
+        lambda: layers.Bidirectional(layers.LSTM(3, return_sequences=True, dtype="float64")),
+    ),
     ("bi_lstm_sum", lambda: layers.Bidirectional(layers.LSTM(3, dtype="float64"), "sum")),
-    ("bi_gru_mul", lambda: layers.Bidirectional(layers.GRU(3, return_sequences=True,
-                                                           dtype="float64"), "mul")),
-    ("bi_gru_ave", lambda: layers.Bidirectional(layers.GRU(3, reset_after=False,
-                                                           dtype="float64"), "ave")),
-    ("bi_lstm_state", lambda: layers.Bidirectional(layers.LSTM(3, return_state=True,
-                                                               dtype="float64"))),
+    (
+        "bi_gru_mul",
+        lambda: layers.Bidirectional(layers.GRU(3, return_sequences=True, dtype="float64"), "mul"),
+    ),
+    (
+        "bi_gru_ave",
+        lambda: layers.Bidirectional(layers.GRU(3, reset_after=False, dtype="float64"), "ave"),
+    ),
+    (
+        "bi_lstm_state",
+        lambda: layers.Bidirectional(layers.LSTM(3, return_state=True, dtype="float64")),
+    ),
 ]
 
 
-@pytest.mark.parametrize("make", [c[1] for c in RECURRENT_CASES],
-                         ids=[c[0] for c in RECURRENT_CASES])
+@pytest.mark.parametrize(
+    "make", [c[1] for c in RECURRENT_CASES], ids=[c[0] for c in RECURRENT_CASES]
+)
 def test_recurrent_gradients(make):
     layer = make()
     layer.build((None, 5, 3))
@@ -203,22 +234,36 @@ def _keras_to_torch(kind, weights, units, reset_after=True):
     """Keras-layout weights -> PyTorch state dict (written independently of rnnkit)."""
     kernel, rec, bias = weights
     if kind == "lstm":
-        return {"weight_ih_l0": kernel.T, "weight_hh_l0": rec.T, "bias_ih_l0": bias,
-                "bias_hh_l0": np.zeros_like(bias)}
+        return {
+            "weight_ih_l0": kernel.T,
+            "weight_hh_l0": rec.T,
+            "bias_ih_l0": bias,
+            "bias_hh_l0": np.zeros_like(bias),
+        }
 
     def perm(a):  # Keras [z|r|h] -> PyTorch [r|z|n] along the last axis
         u = units
-        return np.concatenate([a[..., u:2 * u], a[..., :u], a[..., 2 * u:]], axis=-1)
+        return np.concatenate([a[..., u : 2 * u], a[..., :u], a[..., 2 * u :]], axis=-1)
 
     b_ih, b_hh = (bias[0], bias[1]) if reset_after else (bias, np.zeros_like(bias))
-    return {"weight_ih_l0": perm(kernel).T, "weight_hh_l0": perm(rec).T,
-            "bias_ih_l0": perm(b_ih), "bias_hh_l0": perm(b_hh)}
+    return {
+        "weight_ih_l0": perm(kernel).T,
+        "weight_hh_l0": perm(rec).T,
+        "bias_ih_l0": perm(b_ih),
+        "bias_hh_l0": perm(b_hh),
+    }
 
 
-@pytest.mark.parametrize("kind,kwargs", [
-    ("lstm", {}), ("lstm", {"activation": "relu"}), ("gru", {}),
-    ("gru", {"reset_after": False}), ("lstm", {"go_backwards": True}),
-])
+@pytest.mark.parametrize(
+    "kind,kwargs",
+    [
+        ("lstm", {}),
+        ("lstm", {"activation": "relu"}),
+        ("gru", {}),
+        ("gru", {"reset_after": False}),
+        ("lstm", {"go_backwards": True}),
+    ],
+)
 def test_keras_layout_matches_reference(kind, kwargs):
     """get_weights() in Keras's layout, mapped by hand to PyTorch's, through the plain-loop
     float64 reference, gives the layer's outputs."""
@@ -229,8 +274,10 @@ def test_keras_layout_matches_reference(kind, kwargs):
     rng = np.random.default_rng(8)
     weights = [w + 0.2 * rng.standard_normal(w.shape) for w in layer.get_weights()]
     layer.set_weights(weights)
-    expected_shapes = [(3, len(cls.__name__) and (4 if kind == "lstm" else 3) * units),
-                       (units, (4 if kind == "lstm" else 3) * units)]
+    expected_shapes = [
+        (3, len(cls.__name__) and (4 if kind == "lstm" else 3) * units),
+        (units, (4 if kind == "lstm" else 3) * units),
+    ]
     assert [w.shape for w in layer.get_weights()[:2]] == expected_shapes
     state = _keras_to_torch(kind, weights, units, kwargs.get("reset_after", True))
     xt = X.transpose(1, 0, 2)
@@ -251,9 +298,14 @@ def test_initialisation_follows_keras():
     kernel, rec, bias = layer.get_weights()
     limit = np.sqrt(6 / (6 + 32))
     assert np.abs(kernel).max() <= limit and np.abs(kernel).max() > 0.8 * limit, (
-        f"glorot_uniform kernel: max |w| {np.abs(kernel).max():.4f}, limit {limit:.4f}")
-    np.testing.assert_allclose(rec @ rec.T, np.eye(8), atol=1e-5,
-                               err_msg="orthogonal recurrent kernel: rows must be orthonormal")
+        f"glorot_uniform kernel: max |w| {np.abs(kernel).max():.4f}, limit {limit:.4f}"
+    )
+    np.testing.assert_allclose(
+        rec @ rec.T,
+        np.eye(8),
+        atol=1e-5,
+        err_msg="orthogonal recurrent kernel: rows must be orthonormal",
+    )
     expected_bias = np.zeros(32)
     expected_bias[8:16] = 1.0  # unit_forget_bias
     np.testing.assert_array_equal(bias, expected_bias)
@@ -271,8 +323,11 @@ def test_weights_round_trip_and_shape_checks():
     for a, b in zip(layer.get_weights(), new):
         np.testing.assert_allclose(a, b.astype(np.float32), rtol=0, atol=0)
     before = layer.get_weights()
-    with pytest.raises(ValueError, match=r"weight recurrent_kernel has shape \(4, 13\); "
-                                         r"expected \(4, 12\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"weight recurrent_kernel has shape \(4, 13\); "
+        r"expected \(4, 12\)",
+    ):
         layer.set_weights([new[0], np.zeros((4, 13)), new[2]])
     for a, b in zip(layer.get_weights(), before):
         np.testing.assert_array_equal(a, b, "a failed set_weights must change nothing")
@@ -327,20 +382,28 @@ def test_recurrent_bad_options_and_input():
         layers.LSTM(4, input_shapes=(3, 2))
 
 
-@pytest.mark.parametrize("layer", [
-    layers.Dense(3, activation="softmax", use_bias=False),
-    layers.Dropout(0.3, noise_shape=(None, 1, 2)),
-    layers.Embedding(7, 2),
-    layers.LSTM(5, activation="relu", return_sequences=True, unit_forget_bias=False,
-                input_shape=(None, 2)),
-    layers.GRU(4, reset_after=False, go_backwards=True, dropout=0.1),
-    layers.Bidirectional(layers.GRU(3, return_sequences=True), merge_mode="ave"),
-], ids=lambda lay: type(lay).__name__)
+@pytest.mark.parametrize(
+    "layer",
+    [
+        layers.Dense(3, activation="softmax", use_bias=False),
+        layers.Dropout(0.3, noise_shape=(None, 1, 2)),
+        layers.Embedding(7, 2),
+        layers.LSTM(
+            5,
+            activation="relu",
+            return_sequences=True,
+            unit_forget_bias=False,
+            input_shape=(None, 2),
+        ),
+        layers.GRU(4, reset_after=False, go_backwards=True, dropout=0.1),
+        layers.Bidirectional(layers.GRU(3, return_sequences=True), merge_mode="ave"),
+    ],
+    ids=lambda lay: type(lay).__name__,
+)
 def test_config_round_trip_and_pickle(layer):
     again = layers.deserialize(layers.serialize(layer))
     assert type(again) is type(layer)
-    assert again.get_config() == layer.get_config(), (
-        f"{again.get_config()} != {layer.get_config()}")
+    assert again.get_config() == layer.get_config(), f"{again.get_config()} != {layer.get_config()}"
     if isinstance(layer, layers.Embedding):
         layer(np.array([[1, 2]]))
     elif not isinstance(layer, layers.Dropout):
@@ -351,18 +414,21 @@ def test_config_round_trip_and_pickle(layer):
 
 
 # ---------------------------------------------------------------- against Keras
-@pytest.mark.parametrize("spec", [
-    "LSTM(6, return_sequences=True)",
-    "LSTM(6, go_backwards=True, return_sequences=True)",
-    "LSTM(6, activation='relu', recurrent_activation='hard_sigmoid')",
-    "LSTM(6, use_bias=False, unit_forget_bias=False)",
-    "GRU(6, return_sequences=True)",
-    "GRU(6, reset_after=False)",
-    "GRU(6, go_backwards=True)",
-    "Bidirectional(LSTM(6, return_sequences=True))",
-    "Bidirectional(GRU(6), merge_mode='ave')",
-    "Bidirectional(LSTM(6), merge_mode='mul')",
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "LSTM(6, return_sequences=True)",
+        "LSTM(6, go_backwards=True, return_sequences=True)",
+        "LSTM(6, activation='relu', recurrent_activation='hard_sigmoid')",
+        "LSTM(6, use_bias=False, unit_forget_bias=False)",
+        "GRU(6, return_sequences=True)",
+        "GRU(6, reset_after=False)",
+        "GRU(6, go_backwards=True)",
+        "Bidirectional(LSTM(6, return_sequences=True))",
+        "Bidirectional(GRU(6), merge_mode='ave')",
+        "Bidirectional(LSTM(6), merge_mode='mul')",
+    ],
+)
 def test_keras_layers_with_our_weights_give_our_outputs(spec):
     keras = pytest.importorskip("keras")
     x = np.random.default_rng(0).standard_normal((3, 7, 5)).astype(np.float32)

@@ -26,8 +26,13 @@ def numeric_grad(f, x: np.ndarray) -> np.ndarray:
     return g
 
 
-def check_grad(loss: losses.Loss, y_true: np.ndarray, y_pred: np.ndarray,
-               logits: bool = False, tol: float = 1e-7) -> None:
+def check_grad(
+    loss: losses.Loss,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    logits: bool = False,
+    tol: float = 1e-7,
+) -> None:
     if logits:
         _, analytic = loss.value_and_grad_from_logits(y_true, y_pred)
 
@@ -38,6 +43,7 @@ def check_grad(loss: losses.Loss, y_true: np.ndarray, y_pred: np.ndarray,
 
         def f(p):
             return loss(y_true, p)
+
     numeric = numeric_grad(f, y_pred.copy())
     err = np.abs(analytic - numeric).max()
     scale = max(np.abs(numeric).max(), 1e-3)
@@ -98,8 +104,10 @@ def test_logits_paths_equal_probability_paths():
     labels = RNG.integers(0, 6, 4)
     onehot = np.eye(6)[labels]
     p = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
-    for loss, target in ((losses.CategoricalCrossentropy(), onehot),
-                         (losses.SparseCategoricalCrossentropy(), labels)):
+    for loss, target in (
+        (losses.CategoricalCrossentropy(), onehot),
+        (losses.SparseCategoricalCrossentropy(), labels),
+    ):
         v_logits, g_logits = loss.value_and_grad_from_logits(target, z)
         assert v_logits == pytest.approx(loss(target, p), rel=1e-12)
         np.testing.assert_allclose(g_logits, (p - onehot) / 4, rtol=1e-12, atol=1e-15)
@@ -118,7 +126,8 @@ def test_fused_crossentropy_is_stable_for_saturated_logits():
     assert np.isfinite(v) and np.all(np.isfinite(g)), f"value {v}, grad {g}"
     assert v == pytest.approx((2e4 + (5e3 + 5e3 + np.log(2))) / 2, rel=1e-12)
     vb, gb = losses.BinaryCrossentropy().value_and_grad_from_logits(
-        np.array([[0.0], [1.0]]), np.array([[800.0], [-800.0]]))
+        np.array([[0.0], [1.0]]), np.array([[800.0], [-800.0]])
+    )
     assert vb == pytest.approx(800.0, rel=1e-12) and np.all(np.isfinite(gb))
 
 
@@ -138,8 +147,7 @@ def test_regression_gradients(name, shape):
 def test_binary_crossentropy_gradients(shape):
     y = RNG.integers(0, 2, shape).astype(float)
     check_grad(losses.BinaryCrossentropy(), y, RNG.uniform(0.05, 0.95, shape))
-    check_grad(losses.BinaryCrossentropy(label_smoothing=0.1), y,
-               RNG.uniform(0.05, 0.95, shape))
+    check_grad(losses.BinaryCrossentropy(label_smoothing=0.1), y, RNG.uniform(0.05, 0.95, shape))
     check_grad(losses.BinaryCrossentropy(), y, 3 * RNG.standard_normal(shape), logits=True)
     check_grad(losses.BinaryCrossentropy(from_logits=True), y, RNG.standard_normal(shape))
 
@@ -151,13 +159,21 @@ def test_categorical_crossentropy_gradients(lead):
     onehot = np.eye(c)[labels]
     check_grad(losses.CategoricalCrossentropy(), onehot, probs((*lead, c)))
     check_grad(losses.CategoricalCrossentropy(label_smoothing=0.2), onehot, probs((*lead, c)))
-    check_grad(losses.CategoricalCrossentropy(), onehot, 2 * RNG.standard_normal((*lead, c)),
-               logits=True)
+    check_grad(
+        losses.CategoricalCrossentropy(), onehot, 2 * RNG.standard_normal((*lead, c)), logits=True
+    )
     check_grad(losses.SparseCategoricalCrossentropy(), labels, probs((*lead, c)))
-    check_grad(losses.SparseCategoricalCrossentropy(), labels,
-               2 * RNG.standard_normal((*lead, c)), logits=True)
-    check_grad(losses.SparseCategoricalCrossentropy(from_logits=True), labels,
-               RNG.standard_normal((*lead, c)))
+    check_grad(
+        losses.SparseCategoricalCrossentropy(),
+        labels,
+        2 * RNG.standard_normal((*lead, c)),
+        logits=True,
+    )
+    check_grad(
+        losses.SparseCategoricalCrossentropy(from_logits=True),
+        labels,
+        RNG.standard_normal((*lead, c)),
+    )
 
 
 def test_float32_gradients_keep_dtype():
@@ -189,11 +205,14 @@ def test_shape_mismatch_and_unknown_names():
 
 
 def test_names_and_serialization():
-    for name, cls in [("mse", losses.MeanSquaredError), ("mean_absolute_error",
-                      losses.MeanAbsoluteError), ("huber", losses.Huber),
-                      ("binary_crossentropy", losses.BinaryCrossentropy),
-                      ("CategoricalCrossentropy", losses.CategoricalCrossentropy),
-                      ("sparse_categorical_crossentropy", losses.SparseCategoricalCrossentropy)]:
+    for name, cls in [
+        ("mse", losses.MeanSquaredError),
+        ("mean_absolute_error", losses.MeanAbsoluteError),
+        ("huber", losses.Huber),
+        ("binary_crossentropy", losses.BinaryCrossentropy),
+        ("CategoricalCrossentropy", losses.CategoricalCrossentropy),
+        ("sparse_categorical_crossentropy", losses.SparseCategoricalCrossentropy),
+    ]:
         obj = losses.get(name)
         assert isinstance(obj, cls), f"{name} -> {type(obj).__name__}"
         again = losses.deserialize(losses.serialize(obj))
@@ -217,12 +236,21 @@ def test_values_match_keras():
         (losses.Huber(0.8), keras.losses.Huber(0.8), y, p),
         (losses.BinaryCrossentropy(), keras.losses.BinaryCrossentropy(), yb, pb),
         (losses.CategoricalCrossentropy(), keras.losses.CategoricalCrossentropy(), onehot, q),
-        (losses.SparseCategoricalCrossentropy(), keras.losses.SparseCategoricalCrossentropy(),
-         labels, q),
-        (losses.CategoricalCrossentropy(from_logits=True),
-         keras.losses.CategoricalCrossentropy(from_logits=True), onehot, p),
+        (
+            losses.SparseCategoricalCrossentropy(),
+            keras.losses.SparseCategoricalCrossentropy(),
+            labels,
+            q,
+        ),
+        (
+            losses.CategoricalCrossentropy(from_logits=True),
+            keras.losses.CategoricalCrossentropy(from_logits=True),
+            onehot,
+            p,
+        ),
     ]
     for ours, theirs, t, pred in cases:
         a, b = ours(t, pred), float(theirs(t, pred))
         assert a == pytest.approx(b, rel=2e-6, abs=1e-7), (
-            f"{type(ours).__name__}: rnnkit {a!r} vs keras {b!r}")
+            f"{type(ours).__name__}: rnnkit {a!r} vs keras {b!r}"
+        )

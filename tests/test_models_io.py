@@ -23,15 +23,20 @@ Y = RNG.integers(0, 3, 40)
 
 def trained_model() -> Sequential:
     set_random_seed(1)
-    model = Sequential([
-        layers.Input(shape=(6, 2)),
-        layers.Bidirectional(layers.LSTM(5, return_sequences=True), merge_mode="sum"),
-        layers.GRU(4, reset_after=False),
-        layers.Dropout(0.1),
-        layers.Dense(3, activation="softmax"),
-    ])
-    model.compile(optimizer=optimizers.Adam(0.01, clipnorm=2.0),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model = Sequential(
+        [
+            layers.Input(shape=(6, 2)),
+            layers.Bidirectional(layers.LSTM(5, return_sequences=True), merge_mode="sum"),
+            layers.GRU(4, reset_after=False),
+            layers.Dropout(0.1),
+            layers.Dense(3, activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer=optimizers.Adam(0.01, clipnorm=2.0),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     model.fit(X, Y, batch_size=8, epochs=2, verbose=0)
     return model
 
@@ -106,13 +111,15 @@ def test_pickle_round_trip():
 def test_save_weights_and_load_weights(tmp_path):
     model = trained_model()
     model.save_weights(tmp_path / "w.bin")
-    other = Sequential([
-        layers.Input(shape=(6, 2)),
-        layers.Bidirectional(layers.LSTM(5, return_sequences=True), merge_mode="sum"),
-        layers.GRU(4, reset_after=False),
-        layers.Dropout(0.1),
-        layers.Dense(3, activation="softmax"),
-    ])
+    other = Sequential(
+        [
+            layers.Input(shape=(6, 2)),
+            layers.Bidirectional(layers.LSTM(5, return_sequences=True), merge_mode="sum"),
+            layers.GRU(4, reset_after=False),
+            layers.Dropout(0.1),
+            layers.Dense(3, activation="softmax"),
+        ]
+    )
     other.load_weights(tmp_path / "w.bin")
     assert_same_model(model, other, same_names=False)
     wrong = Sequential([layers.Input(shape=(6, 2)), layers.LSTM(7), layers.Dense(3)])

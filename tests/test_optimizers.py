@@ -25,7 +25,8 @@ def close(actual, expected, what, tol=1e-12):
     actual, expected = np.asarray(actual, float), np.asarray(expected, float)
     err = np.abs(actual - expected).max()
     assert err <= tol * max(1.0, np.abs(expected).max()), (
-        f"{what}: max abs error {err:.3e}\n actual   {actual}\n expected {expected}")
+        f"{what}: max abs error {err:.3e}\n actual   {actual}\n expected {expected}"
+    )
 
 
 # ---------------------------------------------------------------- hand-computed steps
@@ -116,8 +117,7 @@ def test_rmsprop(centered, momentum):
 
 def test_defaults_match_keras_3():
     adam = optimizers.get("adam")
-    assert (adam.learning_rate, adam.beta_1, adam.beta_2, adam.epsilon) == (
-        0.001, 0.9, 0.999, 1e-7)
+    assert (adam.learning_rate, adam.beta_1, adam.beta_2, adam.epsilon) == (0.001, 0.9, 0.999, 1e-7)
     assert optimizers.get("sgd").learning_rate == 0.01
     rms = optimizers.get("rmsprop")
     assert (rms.learning_rate, rms.rho, rms.epsilon) == (0.001, 0.9, 1e-7)
@@ -195,24 +195,31 @@ def test_unknown_names_and_arguments():
 
 
 def test_config_round_trip():
-    for opt in (optimizers.SGD(0.2, momentum=0.5, nesterov=True), optimizers.Adam(0.003,
-                amsgrad=True, clipnorm=1.0), optimizers.AdamW(weight_decay=0.01),
-                optimizers.RMSprop(centered=True, global_clipnorm=2.0)):
+    for opt in (
+        optimizers.SGD(0.2, momentum=0.5, nesterov=True),
+        optimizers.Adam(0.003, amsgrad=True, clipnorm=1.0),
+        optimizers.AdamW(weight_decay=0.01),
+        optimizers.RMSprop(centered=True, global_clipnorm=2.0),
+    ):
         again = optimizers.deserialize(optimizers.serialize(opt))
         assert type(again) is type(opt) and again.get_config() == opt.get_config(), (
-            f"{opt!r}: {again.get_config()} != {opt.get_config()}")
+            f"{opt!r}: {again.get_config()} != {opt.get_config()}"
+        )
 
 
 # ----------------------------------------------------------------------- vs Keras
-@pytest.mark.parametrize("name,kwargs", [
-    ("SGD", {"learning_rate": 0.1, "momentum": 0.9, "nesterov": True}),
-    ("Adam", {"learning_rate": 0.01}),
-    ("Adam", {"learning_rate": 0.01, "amsgrad": True, "clipnorm": 1.5}),
-    ("AdamW", {"learning_rate": 0.01, "weight_decay": 0.05}),
-    ("RMSprop", {"learning_rate": 0.01, "momentum": 0.3, "centered": True}),
-    ("SGD", {"learning_rate": 0.1, "global_clipnorm": 1.0}),
-    ("RMSprop", {"learning_rate": 0.01, "clipvalue": 0.5}),
-])
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        ("SGD", {"learning_rate": 0.1, "momentum": 0.9, "nesterov": True}),
+        ("Adam", {"learning_rate": 0.01}),
+        ("Adam", {"learning_rate": 0.01, "amsgrad": True, "clipnorm": 1.5}),
+        ("AdamW", {"learning_rate": 0.01, "weight_decay": 0.05}),
+        ("RMSprop", {"learning_rate": 0.01, "momentum": 0.3, "centered": True}),
+        ("SGD", {"learning_rate": 0.1, "global_clipnorm": 1.0}),
+        ("RMSprop", {"learning_rate": 0.01, "clipvalue": 0.5}),
+    ],
+)
 def test_matches_keras(name, kwargs):
     keras = pytest.importorskip("keras")
     ours = getattr(optimizers, name)(**kwargs)

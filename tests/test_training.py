@@ -33,7 +33,7 @@ def test_seed_002_sine_forecast_learns():
     def create_dataset(data, time_step=10):
         X, y = [], []
         for i in range(len(data) - time_step - 1):
-            X.append(data[i:(i + time_step)])
+            X.append(data[i : (i + time_step)])
             y.append(data[i + time_step])
         return np.array(X), np.array(y)
 
@@ -41,11 +41,14 @@ def test_seed_002_sine_forecast_learns():
     X, y = create_dataset(data, time_step)
     # Reshape input to be [samples, time steps, features]
     X = X.reshape(X.shape[0], X.shape[1], 1)
-    model = tf.keras.Sequential([tf.keras.layers.LSTM(50, return_sequences=True,
-                                                      input_shape=(time_step, 1)),
-                                 tf.keras.layers.LSTM(50, return_sequences=False),
-                                 tf.keras.layers.Dense(1)])
-    model.compile(optimizer='adam', loss='mean_squared_error')
+    model = tf.keras.Sequential(
+        [
+            tf.keras.layers.LSTM(50, return_sequences=True, input_shape=(time_step, 1)),
+            tf.keras.layers.LSTM(50, return_sequences=False),
+            tf.keras.layers.Dense(1),
+        ]
+    )
+    model.compile(optimizer="adam", loss="mean_squared_error")
     model.summary()
     history = model.fit(X, y, epochs=20, batch_size=32, verbose=0)
     # Make predictions
@@ -58,10 +61,16 @@ def test_seed_002_sine_forecast_learns():
 def _waves(rng, count, timesteps, num_classes):
     labels = rng.integers(0, num_classes, count)
     t = np.arange(timesteps)
-    cycle = (t * rng.uniform(2.0, 5.0, (count, 1)) / timesteps + rng.uniform(0, 1, (count, 1)))
+    cycle = t * rng.uniform(2.0, 5.0, (count, 1)) / timesteps + rng.uniform(0, 1, (count, 1))
     cycle %= 1.0
-    waves = np.stack([np.sin(2 * np.pi * cycle), np.where(cycle < 0.5, 1.0, -1.0),
-                      2 * cycle - 1, 0.7 * rng.standard_normal((count, timesteps))])
+    waves = np.stack(
+        [
+            np.sin(2 * np.pi * cycle),
+            np.where(cycle < 0.5, 1.0, -1.0),
+            2 * cycle - 1,
+            0.7 * rng.standard_normal((count, timesteps)),
+        ]
+    )
     x = rng.uniform(0.5, 1.5, (count, 1)) * waves[labels, np.arange(count)]
     return (x + 0.1 * rng.standard_normal(x.shape))[:, :, None], labels
 
@@ -80,10 +89,11 @@ def test_seed_003_softmax_classifier_reaches_90_percent():
 
     model = Sequential()
     model.add(LSTM(128, input_shape=(timesteps, input_dim)))
-    model.add(Dense(num_classes, activation='softmax'))
-    model.compile(loss='categorical_crossentropy', optimizer='adam', metrics=['accuracy'])
-    history = model.fit(X_train, Y_train, batch_size=32, epochs=10,
-                        validation_data=(X_val, Y_val), verbose=0)
+    model.add(Dense(num_classes, activation="softmax"))
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    history = model.fit(
+        X_train, Y_train, batch_size=32, epochs=10, validation_data=(X_val, Y_val), verbose=0
+    )
     val_acc = history.history["val_accuracy"][-1]
     assert val_acc > 0.9, f"val accuracy {val_acc:.3f}; history {history.history}"
     _, acc = model.evaluate(X_val, Y_val, verbose=0)
@@ -104,7 +114,8 @@ def test_seed_000_noisy_sine_with_early_stopping():
     np.random.seed(0)  # noqa: NPY002 - the seed's own code, kept as written
     time_steps, future_pred = 1000, 30
     data = np.sin(np.linspace(0, 10 * np.pi, time_steps)) + 0.2 * np.random.normal(  # noqa: NPY002
-        0, 1, time_steps)
+        0, 1, time_steps
+    )
     scaler = MinMaxScaler()
     data_scaled = scaler.fit_transform(data.reshape(-1, 1))
     train_size = int(0.8 * len(data_scaled))
@@ -113,21 +124,28 @@ def test_seed_000_noisy_sine_with_early_stopping():
     def split_data(data, future_pred):
         X, y = [], []
         for i in range(len(data) - future_pred):
-            X.append(data[i:i + future_pred])
+            X.append(data[i : i + future_pred])
             y.append(data[i + future_pred])
         return np.array(X), np.array(y)
 
     X_train, y_train = split_data(train_data, future_pred)
     X_test, y_test = split_data(test_data, future_pred)
     model = Sequential()
-    model.add(LSTM(50, activation='relu', return_sequences=True, input_shape=(future_pred, 1)))
-    model.add(LSTM(50, activation='relu'))
+    model.add(LSTM(50, activation="relu", return_sequences=True, input_shape=(future_pred, 1)))
+    model.add(LSTM(50, activation="relu"))
     model.add(Dropout(0.2))
     model.add(Dense(1))
-    model.compile(optimizer='adam', loss='mean_squared_error')
+    model.compile(optimizer="adam", loss="mean_squared_error")
     early_stopping = EarlyStopping(patience=5, min_delta=0.001)
-    history = model.fit(X_train, y_train, epochs=50, batch_size=32,
-                        validation_data=(X_test, y_test), callbacks=[early_stopping], verbose=0)
+    history = model.fit(
+        X_train,
+        y_train,
+        epochs=50,
+        batch_size=32,
+        validation_data=(X_test, y_test),
+        callbacks=[early_stopping],
+        verbose=0,
+    )
     predictions = model.predict(X_test, verbose=0)
     mse = float(np.mean((predictions - y_test) ** 2))
     floor = (0.2 * scaler.scale_[0]) ** 2
@@ -169,19 +187,27 @@ def test_one_adam_step_matches_pytorch():
     ours = model.train_on_batch(x, y)
     assert ours == pytest.approx(loss.item(), rel=1e-5), f"loss {ours} vs torch {loss.item()}"
     after = model.get_weights()
-    expected = [lstm.weight_ih_l0.detach().numpy().T, lstm.weight_hh_l0.detach().numpy().T,
-                lstm.bias_ih_l0.detach().numpy(), linear.weight.detach().numpy().T,
-                linear.bias.detach().numpy()]
-    for name, a, e in zip(["kernel", "recurrent_kernel", "bias", "dense kernel", "dense bias"],
-                          after, expected):
+    expected = [
+        lstm.weight_ih_l0.detach().numpy().T,
+        lstm.weight_hh_l0.detach().numpy().T,
+        lstm.bias_ih_l0.detach().numpy(),
+        linear.weight.detach().numpy().T,
+        linear.bias.detach().numpy(),
+    ]
+    for name, a, e in zip(
+        ["kernel", "recurrent_kernel", "bias", "dense kernel", "dense bias"], after, expected
+    ):
         assert max_diff(a, e) < 2e-6, f"{name}: max |rnnkit - torch| = {max_diff(a, e):.3e}"
 
 
 # -------------------------------------------------------------- epochs vs Keras
-@pytest.mark.parametrize("cell,loss,out_act,metrics", [
-    ("LSTM", "categorical_crossentropy", "softmax", ["accuracy"]),
-    ("GRU", "mse", None, ["mae"]),
-])
+@pytest.mark.parametrize(
+    "cell,loss,out_act,metrics",
+    [
+        ("LSTM", "categorical_crossentropy", "softmax", ["accuracy"]),
+        ("GRU", "mse", None, ["mae"]),
+    ],
+)
 def test_fit_matches_keras(cell, loss, out_act, metrics):
     """Same weights, same batches (shuffle=False): after 2 epochs of Adam the weights and the
     history agree with Keras 3 to float32 rounding."""
@@ -193,12 +219,21 @@ def test_fit_matches_keras(cell, loss, out_act, metrics):
         y = rng.standard_normal((N, C)).astype(np.float32)
     else:
         y = np.eye(C, dtype=np.float32)[rng.integers(0, C, N)]
-    ours = Sequential([getattr(layers, cell)(16, return_sequences=True, input_shape=(T, F)),
-                       getattr(layers, cell)(8), layers.Dense(C, activation=out_act)])
-    theirs = keras.Sequential([keras.Input((T, F)),
-                               getattr(keras.layers, cell)(16, return_sequences=True),
-                               getattr(keras.layers, cell)(8),
-                               keras.layers.Dense(C, activation=out_act)])
+    ours = Sequential(
+        [
+            getattr(layers, cell)(16, return_sequences=True, input_shape=(T, F)),
+            getattr(layers, cell)(8),
+            layers.Dense(C, activation=out_act),
+        ]
+    )
+    theirs = keras.Sequential(
+        [
+            keras.Input((T, F)),
+            getattr(keras.layers, cell)(16, return_sequences=True),
+            getattr(keras.layers, cell)(8),
+            keras.layers.Dense(C, activation=out_act),
+        ]
+    )
     theirs.set_weights(ours.get_weights())
     ours.compile(optimizer="adam", loss=loss, metrics=metrics)
     theirs.compile(optimizer="adam", loss=loss, metrics=metrics)
@@ -206,7 +241,8 @@ def test_fit_matches_keras(cell, loss, out_act, metrics):
     h2 = theirs.fit(x, y, batch_size=20, epochs=2, shuffle=False, verbose=0)
     for key in h2.history:
         assert np.allclose(h1.history[key], h2.history[key], rtol=1e-5, atol=1e-6), (
-            f"{key}: rnnkit {h1.history[key]} vs keras {h2.history[key]}")
+            f"{key}: rnnkit {h1.history[key]} vs keras {h2.history[key]}"
+        )
     for k, (a, b) in enumerate(zip(ours.get_weights(), theirs.get_weights())):
         assert max_diff(a, b) < 1e-5, f"weight {k}: max diff {max_diff(a, b):.3e}"
 
@@ -223,24 +259,30 @@ def test_history_is_sample_weighted_mean_of_batch_losses():
     x, y = _dense_data(50)
     model = Sequential([layers.Dense(1, input_shape=(3,))])
     model.compile(optimizer=optimizers.SGD(0.0), loss="mse", metrics=["mae"])
-    history = model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0,
-                        validation_split=0.2)
+    history = model.fit(
+        x, y, batch_size=16, epochs=2, shuffle=False, verbose=0, validation_split=0.2
+    )
     pred = model.predict(x, verbose=0)[:, 0]
     train, val = slice(0, 40), slice(40, 50)  # validation_split takes the end
     expected = float(np.mean((pred[train] - y[train]) ** 2))
     assert history.history["loss"] == pytest.approx([expected] * 2, rel=1e-6)
     assert history.history["val_loss"][0] == pytest.approx(
-        float(np.mean((pred[val] - y[val]) ** 2)), rel=1e-6)
+        float(np.mean((pred[val] - y[val]) ** 2)), rel=1e-6
+    )
     assert history.history["mae"][0] == pytest.approx(
-        float(np.mean(np.abs(pred[train] - y[train]))), rel=1e-6)
+        float(np.mean(np.abs(pred[train] - y[train]))), rel=1e-6
+    )
     assert sorted(history.history) == ["loss", "mae", "val_loss", "val_mae"]
 
 
-@pytest.mark.parametrize("loss,y_kind,variant", [
-    ("binary_crossentropy", "binary", "binary"),
-    ("sparse_categorical_crossentropy", "ids", "sparse"),
-    ("categorical_crossentropy", "onehot", "categorical"),
-])
+@pytest.mark.parametrize(
+    "loss,y_kind,variant",
+    [
+        ("binary_crossentropy", "binary", "binary"),
+        ("sparse_categorical_crossentropy", "ids", "sparse"),
+        ("categorical_crossentropy", "onehot", "categorical"),
+    ],
+)
 def test_accuracy_variant_follows_the_targets(loss, y_kind, variant):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((40, 3)).astype(np.float32)
@@ -262,8 +304,12 @@ def test_fused_softmax_crossentropy_gradient_equals_unfused(monkeypatch):
 
     def make():
         set_random_seed(9)
-        m = Sequential([layers.GRU(5, input_shape=(4, 2), dtype="float64"),
-                        layers.Dense(3, activation="softmax", dtype="float64")])
+        m = Sequential(
+            [
+                layers.GRU(5, input_shape=(4, 2), dtype="float64"),
+                layers.Dense(3, activation="softmax", dtype="float64"),
+            ]
+        )
         m.compile(optimizer=optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
         return m
 
@@ -286,8 +332,9 @@ def test_set_random_seed_makes_training_reproducible():
 
     def run():
         set_random_seed(123)
-        m = Sequential([layers.LSTM(6, dropout=0.2, input_shape=(5, 2)), layers.Dropout(0.3),
-                        layers.Dense(1)])
+        m = Sequential(
+            [layers.LSTM(6, dropout=0.2, input_shape=(5, 2)), layers.Dropout(0.3), layers.Dense(1)]
+        )
         m.compile(optimizer="adam", loss="mse")
         init = m.get_weights()
         h = m.fit(x, y, batch_size=16, epochs=3, verbose=0)
@@ -317,12 +364,23 @@ def test_progress_output_and_summary(capsys):
     assert capsys.readouterr().out == ""
     model.fit(x, y, epochs=1, batch_size=16, verbose=2)
     assert re.search(r"^3/3 - \d+s - \d+(ms|us)/step - loss: ", capsys.readouterr().out, re.M)
-    seed = Sequential([layers.LSTM(50, return_sequences=True, input_shape=(10, 1)),
-                       layers.LSTM(50), layers.Dense(1)])
+    seed = Sequential(
+        [
+            layers.LSTM(50, return_sequences=True, input_shape=(10, 1)),
+            layers.LSTM(50),
+            layers.Dense(1),
+        ]
+    )
     seed.summary()
     text = capsys.readouterr().out
-    for expected in ("(None, 10, 50)", "10,400", "20,200", "Total params: 30,651 (119.73 KB)",
-                     "Trainable params: 30,651", "Non-trainable params: 0"):
+    for expected in (
+        "(None, 10, 50)",
+        "10,400",
+        "20,200",
+        "Total params: 30,651 (119.73 KB)",
+        "Trainable params: 30,651",
+        "Non-trainable params: 0",
+    ):
         assert expected in text, f"{expected!r} not in summary:\n{text}"
 
 
@@ -334,11 +392,11 @@ def test_early_stopping_stops_and_restores_best_weights():
     # A learning rate past the stability limit: the loss grows every epoch after the first.
     model.compile(optimizer=optimizers.SGD(1.2), loss="mse")
     seen = []
-    record = callbacks.LambdaCallback(on_epoch_end=lambda e, logs: seen.append(
-        model.get_weights()))
+    record = callbacks.LambdaCallback(on_epoch_end=lambda e, logs: seen.append(model.get_weights()))
     stop = callbacks.EarlyStopping(monitor="loss", patience=2, restore_best_weights=True)
-    history = model.fit(x, y, batch_size=64, epochs=20, shuffle=False, verbose=0,
-                        callbacks=[record, stop])
+    history = model.fit(
+        x, y, batch_size=64, epochs=20, shuffle=False, verbose=0, callbacks=[record, stop]
+    )
     losses_ = history.history["loss"]
     best = int(np.argmin(losses_))
     assert len(losses_) == best + 3, f"expected stop 2 epochs after the best; got {losses_}"
@@ -367,13 +425,16 @@ def test_model_checkpoint_writes_best_and_formatted(tmp_path):
     x, y = _dense_data(64)
     model = Sequential([layers.Dense(1, input_shape=(3,))])
     model.compile(optimizer=optimizers.SGD(0.05), loss="mse")
-    every = callbacks.ModelCheckpoint(str(tmp_path / "ep{epoch:02d}-{loss:.3f}.rnnkit"),
-                                      monitor="loss")
+    every = callbacks.ModelCheckpoint(
+        str(tmp_path / "ep{epoch:02d}-{loss:.3f}.rnnkit"), monitor="loss"
+    )
     best_path = tmp_path / "best.weights"
-    best = callbacks.ModelCheckpoint(best_path, monitor="val_loss", save_best_only=True,
-                                     save_weights_only=True)
-    history = model.fit(x, y, batch_size=16, epochs=3, validation_split=0.25, verbose=0,
-                        callbacks=[every, best])
+    best = callbacks.ModelCheckpoint(
+        best_path, monitor="val_loss", save_best_only=True, save_weights_only=True
+    )
+    history = model.fit(
+        x, y, batch_size=16, epochs=3, validation_split=0.25, verbose=0, callbacks=[every, best]
+    )
     names = sorted(p.name for p in tmp_path.iterdir())
     expected = [f"ep{e + 1:02d}-{v:.3f}.rnnkit" for e, v in enumerate(history.history["loss"])]
     assert names == sorted([*expected, "best.weights"]), names
@@ -392,16 +453,19 @@ def test_reduce_lr_on_plateau_and_scheduler():
     model.fit(x, y, epochs=1, verbose=0)
     sched = callbacks.LearningRateScheduler(lambda epoch: 0.1 * (epoch + 1))
     track = callbacks.LambdaCallback(
-        on_epoch_begin=lambda e, logs: seen.append(model.optimizer.learning_rate))
+        on_epoch_begin=lambda e, logs: seen.append(model.optimizer.learning_rate)
+    )
     model.compile(optimizer=optimizers.SGD(0.0), loss="mse")
     history = model.fit(x, y, epochs=3, verbose=0, callbacks=[sched, track])
-    assert seen == pytest.approx([0.1, 0.2, 0.3]) and history.history["learning_rate"] == \
-        pytest.approx([0.1, 0.2, 0.3])
+    assert seen == pytest.approx([0.1, 0.2, 0.3]) and history.history[
+        "learning_rate"
+    ] == pytest.approx([0.1, 0.2, 0.3])
     model.compile(optimizer=optimizers.SGD(1e-9), loss="mse")
     history = model.fit(x, y, epochs=6, verbose=0, callbacks=[plateau])
     # Keras logs the rate in force during the epoch, then reduces after 2 flat epochs.
     assert history.history["learning_rate"] == pytest.approx(
-        [1e-9, 1e-9, 1e-9, 5e-10, 5e-10, 2.5e-10], rel=1e-9), history.history
+        [1e-9, 1e-9, 1e-9, 5e-10, 5e-10, 2.5e-10], rel=1e-9
+    ), history.history
     assert model.optimizer.learning_rate == pytest.approx(2.5e-10, rel=1e-9)
 
 
@@ -427,11 +491,21 @@ def test_callback_hook_order():
 
     model = Sequential([layers.Dense(1, input_shape=(3,))])
     model.compile(optimizer="sgd", loss="mse")
-    model.fit(x, y, batch_size=10, epochs=2, validation_data=(x, y), verbose=0,
-              callbacks=[Recorder()])
-    assert events == ["train_begin", "epoch_begin0", "batch0:['loss']", "batch1:['loss']",
-                      "epoch_end0:['loss', 'val_loss']", "epoch_begin1", "batch0:['loss']",
-                      "batch1:['loss']", "epoch_end1:['loss', 'val_loss']", "train_end"]
+    model.fit(
+        x, y, batch_size=10, epochs=2, validation_data=(x, y), verbose=0, callbacks=[Recorder()]
+    )
+    assert events == [
+        "train_begin",
+        "epoch_begin0",
+        "batch0:['loss']",
+        "batch1:['loss']",
+        "epoch_end0:['loss', 'val_loss']",
+        "epoch_begin1",
+        "batch0:['loss']",
+        "batch1:['loss']",
+        "epoch_end1:['loss', 'val_loss']",
+        "train_end",
+    ]
 
 
 def test_non_finite_loss_stops_and_keeps_previous_weights():
@@ -440,13 +514,15 @@ def test_non_finite_loss_stops_and_keeps_previous_weights():
     model = Sequential([layers.Dense(1, input_shape=(3,))])
     model.compile(optimizer="adam", loss="mse")
     seen = []
-    cb = callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: seen.append(
-        model.get_weights()))
-    with pytest.warns(NonFiniteLossWarning,
-                      match=r"non-finite loss \(nan\) at epoch 1, batch 3: training "
-                            r"stopped; the weights are those from before this batch"):
-        history = model.fit(x, y, batch_size=16, epochs=5, shuffle=False, verbose=0,
-                            callbacks=[cb])
+    cb = callbacks.LambdaCallback(
+        on_train_batch_end=lambda b, logs: seen.append(model.get_weights())
+    )
+    with pytest.warns(
+        NonFiniteLossWarning,
+        match=r"non-finite loss \(nan\) at epoch 1, batch 3: training "
+        r"stopped; the weights are those from before this batch",
+    ):
+        history = model.fit(x, y, batch_size=16, epochs=5, shuffle=False, verbose=0, callbacks=[cb])
     assert len(seen) == 2 and history.history == {}
     for a, b in zip(model.get_weights(), seen[-1]):
         np.testing.assert_array_equal(a, b, "weights changed by the non-finite step")
@@ -462,8 +538,10 @@ def test_non_finite_gradient_is_caught_before_the_update():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # numpy's overflow notice
         warnings.simplefilter("error", NonFiniteLossWarning)
-        with pytest.raises(NonFiniteLossWarning,
-                           match=r"non-finite gradient \(loss [0-9.e+]+\) at epoch 1, batch 1"):
+        with pytest.raises(
+            NonFiniteLossWarning,
+            match=r"non-finite gradient \(loss [0-9.e+]+\) at epoch 1, batch 1",
+        ):
             model.fit(x, np.zeros(2, np.float32), epochs=1, verbose=0)
     for a, b in zip(model.get_weights(), before):
         np.testing.assert_array_equal(a, b)
@@ -483,8 +561,11 @@ def test_bad_input_to_fit_and_predict(seq_model):
     before = seq_model.get_weights()
     cases = [
         ((x, y[:9]), ValueError, "x has 10 samples but y has 9"),
-        ((np.zeros((10, 5, 3)), y), ValueError,
-         r"x has shape \(10, 5, 3\); the model expects \(batch, 5, 2\)"),
+        (
+            (np.zeros((10, 5, 3)), y),
+            ValueError,
+            r"x has shape \(10, 5, 3\); the model expects \(batch, 5, 2\)",
+        ),
         ((np.zeros((10, 2)), y), ValueError, r"x has shape \(10, 2\); the model expects"),
         ((x, np.full(10, 3)), ValueError, "class id 3, outside 0..2: the model outputs 3"),
         ((x, np.full(10, -1)), ValueError, "class id -1"),
@@ -521,8 +602,9 @@ def test_compile_errors_and_fit_before_compile():
 
 
 def test_layer_names_and_input_layer():
-    model = Sequential([layers.Input(shape=(6, 2)), layers.GRU(3, name="enc"),
-                        layers.Dense(2, name="head")])
+    model = Sequential(
+        [layers.Input(shape=(6, 2)), layers.GRU(3, name="enc"), layers.Dense(2, name="head")]
+    )
     assert model.built and model.output_shape == (None, 2)
     assert [lay.name for lay in model.layers] == ["enc", "head"]
     with pytest.raises(ValueError, match="a layer named 'head' is already in the model"):
@@ -541,8 +623,7 @@ def test_metric_objects_and_names():
     model.compile(optimizer=optimizers.SGD(0.0), loss="mean_squared_error", metrics=[mae, "mse"])
     history = model.fit(x, y, batch_size=10, epochs=1, validation_data=(x, y), verbose=0)
     pred = model.predict(x, verbose=0)[:, 0]
-    assert sorted(history.history) == ["loss", "mse", "my_mae", "val_loss", "val_mse",
-                                       "val_my_mae"]
+    assert sorted(history.history) == ["loss", "mse", "my_mae", "val_loss", "val_mse", "val_my_mae"]
     for key in ("my_mae", "val_my_mae"):
         assert history.history[key][0] == pytest.approx(np.mean(np.abs(pred - y)), rel=1e-6)
     assert history.history["mse"][0] == pytest.approx(history.history["loss"][0], rel=1e-6)
@@ -563,8 +644,9 @@ def test_evaluate_and_train_on_batch_formats():
 def test_losses_and_optimizer_objects_accepted():
     x, y = _dense_data(32)
     model = Sequential([layers.Dense(1, input_shape=(3,))])
-    model.compile(optimizer=optimizers.RMSprop(learning_rate=0.05, clipnorm=1.0),
-                  loss=losses.Huber(delta=0.5))
+    model.compile(
+        optimizer=optimizers.RMSprop(learning_rate=0.05, clipnorm=1.0), loss=losses.Huber(delta=0.5)
+    )
     h = model.fit(x, y, epochs=30, batch_size=8, verbose=0)
     assert h.history["loss"][-1] < 0.2 * h.history["loss"][0], h.history["loss"]
 
@@ -572,8 +654,9 @@ def test_losses_and_optimizer_objects_accepted():
 def test_float64_models_train_in_float64():
     """A float64 model trains in float64 end to end (inputs are cast, not truncated)."""
     x = np.random.default_rng(0).standard_normal((16, 4, 2))
-    model = Sequential([layers.LSTM(3, input_shape=(4, 2), dtype="float64"),
-                        layers.Dense(1, dtype="float64")])
+    model = Sequential(
+        [layers.LSTM(3, input_shape=(4, 2), dtype="float64"), layers.Dense(1, dtype="float64")]
+    )
     model.compile(optimizer="sgd", loss="mse")
     model.fit(x, x.sum(axis=(1, 2)), epochs=1, verbose=0)
     assert all(w.dtype == np.float64 for w in model.get_weights())
@@ -585,7 +668,7 @@ def test_sliding_windows_match_the_seed_loop():
     data = np.sin(np.linspace(0, 100, 1000))
     X, y = [], []
     for i in range(len(data) - 10 - 1):  # seed 002's create_dataset (one window short)
-        X.append(data[i:(i + 10)])
+        X.append(data[i : (i + 10)])
         y.append(data[i + 10])
     wx, wy = rnnkit.data.sliding_windows(data, 10)
     assert wx.shape == (990, 10, 1) and wy.shape == (990,)
@@ -609,8 +692,7 @@ def test_sliding_windows_options_and_errors():
 
 
 def test_to_categorical():
-    np.testing.assert_array_equal(to_categorical([0, 2, 1], 3),
-                                  [[1, 0, 0], [0, 0, 1], [0, 1, 0]])
+    np.testing.assert_array_equal(to_categorical([0, 2, 1], 3), [[1, 0, 0], [0, 0, 1], [0, 1, 0]])
     assert to_categorical(np.array([[1], [0]])).shape == (2, 2)
     with pytest.raises(ValueError, match="ids outside 0..1"):
         to_categorical([0, 2], 2)

@@ -68,8 +68,14 @@ class History(Callback):
 class LambdaCallback(Callback):
     """A callback from plain functions: ``LambdaCallback(on_epoch_end=lambda e, logs: ...)``."""
 
-    _HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
-              "on_train_batch_begin", "on_train_batch_end")
+    _HOOKS = (
+        "on_train_begin",
+        "on_train_end",
+        "on_epoch_begin",
+        "on_epoch_end",
+        "on_train_batch_begin",
+        "on_train_batch_end",
+    )
 
     def __init__(self, **hooks: Callable[..., None]) -> None:
         super().__init__()
@@ -86,8 +92,9 @@ def _monitor_op(mode: str, monitor: str, owner: str) -> str:
         raise ValueError(f"[{owner}] mode must be 'auto', 'min' or 'max'; got {mode!r}")
     if mode == "auto":
         name = monitor.removeprefix("val_")
-        higher = name in ("acc", "accuracy", "auc") or name.endswith("accuracy") \
-            or name.endswith("_acc")
+        higher = (
+            name in ("acc", "accuracy", "auc") or name.endswith("accuracy") or name.endswith("_acc")
+        )
         return "max" if higher else "min"
     return mode
 
@@ -119,9 +126,17 @@ class EarlyStopping(Callback):
         Epochs to wait before monitoring.
     """
 
-    def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0,
-                 verbose: int = 0, mode: str = "auto", baseline: float | None = None,
-                 restore_best_weights: bool = False, start_from_epoch: int = 0) -> None:
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        min_delta: float = 0.0,
+        patience: int = 0,
+        verbose: int = 0,
+        mode: str = "auto",
+        baseline: float | None = None,
+        restore_best_weights: bool = False,
+        start_from_epoch: int = 0,
+    ) -> None:
         super().__init__()
         self.monitor = monitor
         self.mode = _monitor_op(mode, monitor, "EarlyStopping")
@@ -154,8 +169,10 @@ class EarlyStopping(Callback):
         current = (logs or {}).get(self.monitor)
         if current is None:
             if not self._warned:
-                _print(f"EarlyStopping: monitor {self.monitor!r} is not in the logs "
-                       f"(available: {', '.join(sorted(logs or {}))}); not stopping early")
+                _print(
+                    f"EarlyStopping: monitor {self.monitor!r} is not in the logs "
+                    f"(available: {', '.join(sorted(logs or {}))}); not stopping early"
+                )
                 self._warned = True
             return
         if epoch < self.start_from_epoch:
@@ -180,8 +197,10 @@ class EarlyStopping(Callback):
             _print(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
             if self.verbose > 0:
-                _print("Restoring model weights from the end of the best epoch: "
-                       f"{self.best_epoch + 1}.")
+                _print(
+                    "Restoring model weights from the end of the best epoch: "
+                    f"{self.best_epoch + 1}."
+                )
             self.model.set_weights(self.best_weights)
 
 
@@ -192,10 +211,17 @@ class ModelCheckpoint(Callback):
     ``"ckpt-{epoch:02d}-{val_loss:.3f}.rnnkit"``. The file is written atomically.
     """
 
-    def __init__(self, filepath: str | os.PathLike, monitor: str = "val_loss", verbose: int = 0,
-                 save_best_only: bool = False, save_weights_only: bool = False,
-                 mode: str = "auto", save_freq: str = "epoch",
-                 initial_value_threshold: float | None = None) -> None:
+    def __init__(
+        self,
+        filepath: str | os.PathLike,
+        monitor: str = "val_loss",
+        verbose: int = 0,
+        save_best_only: bool = False,
+        save_weights_only: bool = False,
+        mode: str = "auto",
+        save_freq: str = "epoch",
+        initial_value_threshold: float | None = None,
+    ) -> None:
         super().__init__()
         if save_freq != "epoch":
             raise NotImplementedError("[ModelCheckpoint] only save_freq='epoch' is supported")
@@ -216,22 +242,28 @@ class ModelCheckpoint(Callback):
         try:
             path = self.filepath.format(epoch=epoch + 1, **logs)
         except KeyError as e:
-            raise KeyError(f"[ModelCheckpoint] filepath {self.filepath!r} names {e}, which is "
-                           f"not in the logs ({', '.join(sorted(logs))})") from None
+            raise KeyError(
+                f"[ModelCheckpoint] filepath {self.filepath!r} names {e}, which is "
+                f"not in the logs ({', '.join(sorted(logs))})"
+            ) from None
         if self.save_best_only:
             current = logs.get(self.monitor)
             if current is None:
-                _print(f"ModelCheckpoint: monitor {self.monitor!r} is not in the logs; "
-                       "skipping save")
+                _print(
+                    f"ModelCheckpoint: monitor {self.monitor!r} is not in the logs; skipping save"
+                )
                 return
             if not self._better(current):
                 if self.verbose > 0:
-                    _print(f"Epoch {epoch + 1}: {self.monitor} did not improve from "
-                           f"{self.best:.5f}")
+                    _print(
+                        f"Epoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}"
+                    )
                 return
             if self.verbose > 0:
-                _print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to "
-                       f"{current:.5f}, saving model to {path}")
+                _print(
+                    f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to "
+                    f"{current:.5f}, saving model to {path}"
+                )
             self.best = current
         elif self.verbose > 0:
             _print(f"Epoch {epoch + 1}: saving model to {path}")
@@ -245,9 +277,17 @@ class ReduceLROnPlateau(Callback):
     """Multiply the learning rate by ``factor`` when ``monitor`` stalls for ``patience``
     epochs, then wait ``cooldown`` epochs; never below ``min_lr`` (Keras semantics)."""
 
-    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
-                 verbose: int = 0, mode: str = "auto", min_delta: float = 1e-4,
-                 cooldown: int = 0, min_lr: float = 0.0) -> None:
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        factor: float = 0.1,
+        patience: int = 10,
+        verbose: int = 0,
+        mode: str = "auto",
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+    ) -> None:
         super().__init__()
         if factor >= 1.0:
             raise ValueError(f"[ReduceLROnPlateau] factor must be < 1; got {factor}")
@@ -295,8 +335,10 @@ class ReduceLROnPlateau(Callback):
                     new_lr = max(old_lr * self.factor, self.min_lr)
                     self.model.optimizer.learning_rate = new_lr
                     if self.verbose > 0:
-                        _print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate "
-                               f"to {new_lr}.")
+                        _print(
+                            f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate "
+                            f"to {new_lr}."
+                        )
                     self.cooldown_counter = self.cooldown
                     self.wait = 0
 
@@ -318,8 +360,7 @@ class LearningRateScheduler(Callback):
             new_lr = self.schedule(epoch)
         new_lr = float(new_lr)
         if not math.isfinite(new_lr):
-            raise ValueError(f"[LearningRateScheduler] schedule returned {new_lr} at epoch "
-                             f"{epoch}")
+            raise ValueError(f"[LearningRateScheduler] schedule returned {new_lr} at epoch {epoch}")
         self.model.optimizer.learning_rate = new_lr
         if self.verbose > 0:
             _print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {new_lr}.")

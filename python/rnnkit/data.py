@@ -43,8 +43,9 @@ def sliding_windows(
     """
     data = np.asarray(series)
     if data.ndim not in (1, 2):
-        raise ValueError(f"[sliding_windows] series must be 1-D (N,) or 2-D (N, F); got shape "
-                         f"{data.shape}")
+        raise ValueError(
+            f"[sliding_windows] series must be 1-D (N,) or 2-D (N, F); got shape {data.shape}"
+        )
     for name, v in (("window", window), ("horizon", horizon), ("stride", stride)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"[sliding_windows] {name} must be an int >= 1; got {v!r}")
@@ -54,9 +55,11 @@ def sliding_windows(
     n = data.shape[0]
     span = window + (horizon if targets else 0)
     if n < span:
-        raise ValueError(f"[sliding_windows] the series has {n} steps; a window of {window}"
-                         + (f" plus a target {horizon} ahead" if targets else "")
-                         + f" needs at least {span}")
+        raise ValueError(
+            f"[sliding_windows] the series has {n} steps; a window of {window}"
+            + (f" plus a target {horizon} ahead" if targets else "")
+            + f" needs at least {span}"
+        )
     count = (n - span) // stride + 1
     views = sliding_window_view(data, window, axis=0)[: count * stride : stride]  # (S, F, w)
     x = np.ascontiguousarray(views.transpose(0, 2, 1))

@@ -26,8 +26,17 @@ from ._training.recurrent import GRU, LSTM, Bidirectional
 #: Layer classes that ``deserialize`` (and so ``load_model``) may construct.
 LAYER_CLASSES: dict[str, type[Layer]] = {
     cls.__name__: cls
-    for cls in (InputLayer, Dense, Dropout, Embedding, Flatten, RepeatVector, LSTM, GRU,
-                Bidirectional)
+    for cls in (
+        InputLayer,
+        Dense,
+        Dropout,
+        Embedding,
+        Flatten,
+        RepeatVector,
+        LSTM,
+        GRU,
+        Bidirectional,
+    )
 }
 
 
@@ -43,8 +52,9 @@ def deserialize(entry: dict[str, Any]) -> Layer:
     name = entry.get("class_name")
     cls = LAYER_CLASSES.get(name)  # type: ignore[arg-type]
     if cls is None:
-        raise ValueError(f"unknown layer class {name!r}; rnnkit layers: "
-                         f"{', '.join(sorted(LAYER_CLASSES))}")
+        raise ValueError(
+            f"unknown layer class {name!r}; rnnkit layers: {', '.join(sorted(LAYER_CLASSES))}"
+        )
     config = entry.get("config", {})
     if not isinstance(config, dict):
         raise ValueError(f"config of layer {name!r} must be a dict")

@@ -139,16 +139,20 @@ def accuracy_variant(y_true_shape: tuple[int, ...], y_pred_shape: tuple[int, ...
     return CategoricalAccuracy
 
 
-def get(identifier: Any, y_true_shape: tuple[int, ...] | None = None,
-        y_pred_shape: tuple[int, ...] | None = None) -> Metric:
+def get(
+    identifier: Any,
+    y_true_shape: tuple[int, ...] | None = None,
+    y_pred_shape: tuple[int, ...] | None = None,
+) -> Metric:
     """A metric from a name (kept as its display name), a Metric object or class."""
     if isinstance(identifier, Metric):
         return identifier
     if isinstance(identifier, type) and issubclass(identifier, Metric):
         return identifier()
     if not isinstance(identifier, str):
-        raise TypeError(f"metric must be a name or a rnnkit.metrics.Metric; got "
-                        f"{type(identifier).__name__}")
+        raise TypeError(
+            f"metric must be a name or a rnnkit.metrics.Metric; got {type(identifier).__name__}"
+        )
     key = identifier.lower()
     if key in ("accuracy", "acc"):
         if y_true_shape is None or y_pred_shape is None:
@@ -156,8 +160,10 @@ def get(identifier: Any, y_true_shape: tuple[int, ...] | None = None,
         return accuracy_variant(y_true_shape, y_pred_shape)(name=identifier)
     cls = _BY_NAME.get(key)
     if cls is None:
-        raise ValueError(f"unknown metric {identifier!r}; expected one of accuracy, acc, "
-                         f"{', '.join(sorted(_BY_NAME))}")
+        raise ValueError(
+            f"unknown metric {identifier!r}; expected one of accuracy, acc, "
+            f"{', '.join(sorted(_BY_NAME))}"
+        )
     return cls(name=identifier)
 
 

@@ -75,8 +75,9 @@ class Sequential:
     >>> history = model.fit(X, y, epochs=20, batch_size=32)      # doctest: +SKIP
     """
 
-    def __init__(self, layers: list[Layer] | None = None, name: str | None = None,
-                 trainable: bool = True) -> None:
+    def __init__(
+        self, layers: list[Layer] | None = None, name: str | None = None, trainable: bool = True
+    ) -> None:
         self.name = name if name is not None else unique_name("sequential")
         self.trainable = bool(trainable)
         self._layers: list[Layer] = []
@@ -101,21 +102,24 @@ class Sequential:
     def add(self, layer: Layer) -> None:
         """Append a layer; builds the model when the input shape is known."""
         if not isinstance(layer, Layer):
-            raise TypeError(f"[Sequential.add] expected a rnnkit layer; got "
-                            f"{type(layer).__name__}")
+            raise TypeError(f"[Sequential.add] expected a rnnkit layer; got {type(layer).__name__}")
         if isinstance(layer, InputLayer):
             if self._layers or self._input_layer is not None:
                 raise ValueError("[Sequential.add] an InputLayer must come first, and only once")
             self._input_layer = layer
             return
         if getattr(layer, "return_state", False):
-            raise ValueError(f"[Sequential.add] {layer.name!r} has return_state=True and so "
-                             "returns several arrays; a Sequential model passes one array "
-                             "between layers. Call the layer directly to get its states.")
+            raise ValueError(
+                f"[Sequential.add] {layer.name!r} has return_state=True and so "
+                "returns several arrays; a Sequential model passes one array "
+                "between layers. Call the layer directly to get its states."
+            )
         names = {lay.name for lay in self._layers}
         if layer.name in names:
-            raise ValueError(f"[Sequential.add] a layer named {layer.name!r} is already in the "
-                             "model; layer names must be unique")
+            raise ValueError(
+                f"[Sequential.add] a layer named {layer.name!r} is already in the "
+                "model; layer names must be unique"
+            )
         self._layers.append(layer)
         self.built = False
         shape = self._declared_input_shape()
@@ -138,8 +142,10 @@ class Sequential:
         for layer in self._layers:
             if layer.name == name:
                 return layer
-        raise ValueError(f"[Sequential.get_layer] no layer named {name!r}; layers: "
-                         f"{', '.join(lay.name for lay in self._layers)}")
+        raise ValueError(
+            f"[Sequential.get_layer] no layer named {name!r}; layers: "
+            f"{', '.join(lay.name for lay in self._layers)}"
+        )
 
     def _declared_input_shape(self) -> Shape | None:
         if self._input_layer is not None:
@@ -153,8 +159,10 @@ class Sequential:
         if input_shape is None:
             input_shape = self._declared_input_shape()
         if input_shape is None:
-            raise ValueError(f"[{self.name}] build needs an input shape; pass input_shape to "
-                             "the first layer, start with Input(shape), or call fit/predict")
+            raise ValueError(
+                f"[{self.name}] build needs an input shape; pass input_shape to "
+                "the first layer, start with Input(shape), or call fit/predict"
+            )
         if not self._layers:
             raise ValueError(f"[{self.name}] the model has no layers")
         shape = tuple(input_shape)
@@ -162,8 +170,7 @@ class Sequential:
             self._input_layer.build(shape)
         for layer in self._layers:
             if layer.built:
-                layer._check_input_shape(tuple(1 if s is None else s for s in shape),
-                                         "input")
+                layer._check_input_shape(tuple(1 if s is None else s for s in shape), "input")
             else:
                 layer.build(shape)
             shape = layer.compute_output_shape(shape)
@@ -193,16 +200,19 @@ class Sequential:
         weights = list(weights)
         counts = [len(layer.weight_shapes()) for layer in self._layers]
         if sum(counts) != len(weights):
-            raise ValueError(f"[{self.name}] set_weights got {len(weights)} arrays; the model "
-                             f"has {sum(counts)}")
+            raise ValueError(
+                f"[{self.name}] set_weights got {len(weights)} arrays; the model has {sum(counts)}"
+            )
         shapes = [s for layer in self._layers for s in layer.weight_shapes()]
         for k, (w, s) in enumerate(zip(weights, shapes)):
             if np.shape(w) != s:
-                raise ValueError(f"[{self.name}] set_weights: array {k} has shape "
-                                 f"{format_shape(np.shape(w))}; expected {format_shape(s)}")
+                raise ValueError(
+                    f"[{self.name}] set_weights: array {k} has shape "
+                    f"{format_shape(np.shape(w))}; expected {format_shape(s)}"
+                )
         start = 0
         for layer, n in zip(self._layers, counts):
-            layer.set_weights(weights[start:start + n])
+            layer.set_weights(weights[start : start + n])
             start += n
 
     def count_params(self) -> int:
@@ -216,18 +226,28 @@ class Sequential:
                 reset()
 
     # ------------------------------------------------------------------- compile
-    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = None,
-                loss_weights: Any = None, weighted_metrics: Any = None,
-                run_eagerly: bool = False, steps_per_execution: int = 1,
-                jit_compile: Any = "auto", auto_scale_loss: bool = True) -> None:
+    def compile(
+        self,
+        optimizer: Any = "rmsprop",
+        loss: Any = None,
+        metrics: Any = None,
+        loss_weights: Any = None,
+        weighted_metrics: Any = None,
+        run_eagerly: bool = False,
+        steps_per_execution: int = 1,
+        jit_compile: Any = "auto",
+        auto_scale_loss: bool = True,
+    ) -> None:
         """Set the optimizer, the loss and the metrics (names or objects, Keras-style).
 
         ``run_eagerly``, ``steps_per_execution``, ``jit_compile`` and ``auto_scale_loss``
         are accepted and ignored (rnnkit always runs the same compiled core).
         """
         if loss_weights is not None or weighted_metrics is not None:
-            raise NotImplementedError("[Sequential.compile] loss_weights and weighted_metrics "
-                                      "are not supported (single-output models only)")
+            raise NotImplementedError(
+                "[Sequential.compile] loss_weights and weighted_metrics "
+                "are not supported (single-output models only)"
+            )
         if isinstance(loss, (list, dict)):
             raise NotImplementedError("[Sequential.compile] one loss per model is supported")
         self.optimizer = optimizers_module.get(optimizer)
@@ -240,15 +260,19 @@ class Sequential:
             if isinstance(m, str) and m.lower() not in ("accuracy", "acc"):
                 metrics_module.get(m)
             elif not isinstance(m, (str, metrics_module.Metric)):
-                raise TypeError(f"[Sequential.compile] metrics must be names or Metric "
-                                f"objects; got {type(m).__name__}")
+                raise TypeError(
+                    f"[Sequential.compile] metrics must be names or Metric "
+                    f"objects; got {type(m).__name__}"
+                )
         self._metric_ids = list(metrics)
         self.compiled = True
 
     def _require_compiled(self, what: str) -> losses_module.Loss:
         if not self.compiled or self.optimizer is None:
-            raise RuntimeError(f"[Sequential.{what}] the model must be compiled first: call "
-                               "model.compile(optimizer=..., loss=...) before fit/evaluate")
+            raise RuntimeError(
+                f"[Sequential.{what}] the model must be compiled first: call "
+                "model.compile(optimizer=..., loss=...) before fit/evaluate"
+            )
         if self.loss is None:
             raise ValueError(f"[Sequential.{what}] no loss: pass loss= to compile()")
         return self.loss
@@ -261,10 +285,15 @@ class Sequential:
     def _prepare_x(self, x: Any, owner: str, argument: str = "x") -> Array:
         if x is None:
             raise ValueError(f"[{owner}] {argument} is required")
-        if isinstance(x, (list, tuple)) and x and isinstance(x[0], np.ndarray) and \
-                len({np.shape(a) for a in x}) > 1:
-            raise TypeError(f"[{owner}] {argument} must be one array; multi-input models are "
-                            "not supported")
+        if (
+            isinstance(x, (list, tuple))
+            and x
+            and isinstance(x[0], np.ndarray)
+            and len({np.shape(a) for a in x}) > 1
+        ):
+            raise TypeError(
+                f"[{owner}] {argument} must be one array; multi-input models are not supported"
+            )
         if not self._layers:
             raise ValueError(f"[{owner}] the model has no layers")
         dtype = self._layers[0].dtype
@@ -275,10 +304,13 @@ class Sequential:
             arr = np.ascontiguousarray(arr, dtype=dtype)
         else:
             from ._training.base import _as_indices
+
             arr = np.ascontiguousarray(_as_indices(x, owner, argument))
         if arr.ndim < 2:
-            raise ValueError(f"[{owner}] {argument} has shape {format_shape(arr.shape)}; "
-                             "expected a batch axis first, e.g. (samples, time, features)")
+            raise ValueError(
+                f"[{owner}] {argument} has shape {format_shape(arr.shape)}; "
+                "expected a batch axis first, e.g. (samples, time, features)"
+            )
         if arr.shape[0] == 0:
             raise ValueError(f"[{owner}] {argument} has no samples")
         if not self.built:
@@ -298,8 +330,10 @@ class Sequential:
             ok = all(d is None or d == s for d, s in zip(declared[1:], shape[1:]))
             expected = declared
         if not ok:
-            raise ValueError(f"[{owner}] {argument} has shape {format_shape(shape)}; the model "
-                             f"expects {expected_shape_text(expected)}")
+            raise ValueError(
+                f"[{owner}] {argument} has shape {format_shape(shape)}; the model "
+                f"expects {expected_shape_text(expected)}"
+            )
 
     def _prepare_y(self, y: Any, n: int, owner: str, argument: str = "y") -> Array:
         loss = self.loss
@@ -318,9 +352,11 @@ class Sequential:
             if arr.ndim == len(out_shape) and arr.shape[-1] == 1:
                 arr = arr[..., 0]
             if arr.ndim != len(out_shape) - 1:
-                raise ValueError(f"[{owner}] {argument} has shape {format_shape(arr.shape)}; "
-                                 f"{loss.name} expects class ids of shape "
-                                 f"{expected_shape_text(out_shape[:-1])}")
+                raise ValueError(
+                    f"[{owner}] {argument} has shape {format_shape(arr.shape)}; "
+                    f"{loss.name} expects class ids of shape "
+                    f"{expected_shape_text(out_shape[:-1])}"
+                )
             if arr.dtype.kind == "f":
                 if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
                     raise ValueError(f"[{owner}] {argument} must hold integer class ids")
@@ -332,10 +368,13 @@ class Sequential:
         if arr.ndim == len(out_shape) - 1 and out_shape[-1] == 1:
             arr = arr[..., None]
         ok = arr.ndim == len(out_shape) and all(
-            o is None or o == s for o, s in zip(out_shape[1:], arr.shape[1:]))
+            o is None or o == s for o, s in zip(out_shape[1:], arr.shape[1:])
+        )
         if not ok:
-            raise ValueError(f"[{owner}] {argument} has shape {format_shape(arr.shape)}; the "
-                             f"model outputs {expected_shape_text(out_shape)}")
+            raise ValueError(
+                f"[{owner}] {argument} has shape {format_shape(arr.shape)}; the "
+                f"model outputs {expected_shape_text(out_shape)}"
+            )
         return np.ascontiguousarray(arr, dtype=self._layers[-1].dtype)
 
     # ---------------------------------------------------------------- internals
@@ -343,14 +382,19 @@ class Sequential:
         """The last Dense when its activation fuses into the loss (softmax/sigmoid + CE)."""
         last = self._layers[-1]
         loss = self.loss
-        if (isinstance(last, Dense) and loss is not None and loss.supports_logits
-                and not getattr(loss, "from_logits", True)
-                and last.activation == loss.fused_activation):
+        if (
+            isinstance(last, Dense)
+            and loss is not None
+            and loss.supports_logits
+            and not getattr(loss, "from_logits", True)
+            and last.activation == loss.fused_activation
+        ):
             return last
         return None
 
-    def _loss_value(self, y: Array, out: Array, fused: Dense | None,
-                    need_grad: bool) -> tuple[float, Array | None]:
+    def _loss_value(
+        self, y: Array, out: Array, fused: Dense | None, need_grad: bool
+    ) -> tuple[float, Array | None]:
         loss = self.loss
         assert loss is not None
         if fused is not None:
@@ -382,8 +426,9 @@ class Sequential:
                 result.append(metrics_module.get(m, y_shape, (y.shape[0], *out_shape[1:])))
         return result
 
-    def _train_step(self, xb: Array, yb: Array, fused: Dense | None
-                    ) -> tuple[float, Array, str | None]:
+    def _train_step(
+        self, xb: Array, yb: Array, fused: Dense | None
+    ) -> tuple[float, Array, str | None]:
         """One optimizer step. Returns (loss, outputs, problem); on a problem (non-finite
         loss or gradient) the weights are left untouched."""
         layers = self._layers
@@ -412,13 +457,25 @@ class Sequential:
         return loss_value, out, None
 
     # ----------------------------------------------------------------------- fit
-    def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
-            verbose: Any = "auto", callbacks: list[callbacks_module.Callback] | None = None,
-            validation_split: float = 0.0, validation_data: Any = None, shuffle: Any = True,
-            class_weight: Any = None, sample_weight: Any = None, initial_epoch: int = 0,
-            steps_per_epoch: Any = None, validation_steps: Any = None,
-            validation_batch_size: int | None = None, validation_freq: int = 1
-            ) -> callbacks_module.History:
+    def fit(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        epochs: int = 1,
+        verbose: Any = "auto",
+        callbacks: list[callbacks_module.Callback] | None = None,
+        validation_split: float = 0.0,
+        validation_data: Any = None,
+        shuffle: Any = True,
+        class_weight: Any = None,
+        sample_weight: Any = None,
+        initial_epoch: int = 0,
+        steps_per_epoch: Any = None,
+        validation_steps: Any = None,
+        validation_batch_size: int | None = None,
+        validation_freq: int = 1,
+    ) -> callbacks_module.History:
         """Train for ``epochs`` passes over ``(x, y)`` in mini-batches of ``batch_size``.
 
         Parameters
@@ -453,21 +510,28 @@ class Sequential:
         """
         owner = "Sequential.fit"
         self._require_compiled("fit")
-        for name, v in (("class_weight", class_weight), ("sample_weight", sample_weight),
-                        ("steps_per_epoch", steps_per_epoch),
-                        ("validation_steps", validation_steps)):
+        for name, v in (
+            ("class_weight", class_weight),
+            ("sample_weight", sample_weight),
+            ("steps_per_epoch", steps_per_epoch),
+            ("validation_steps", validation_steps),
+        ):
             if v is not None:
                 raise NotImplementedError(f"[{owner}] {name} is not supported")
         batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size", owner)
-        val_batch = batch_size if validation_batch_size is None else _positive_int(
-            validation_batch_size, "validation_batch_size", owner)
+        val_batch = (
+            batch_size
+            if validation_batch_size is None
+            else _positive_int(validation_batch_size, "validation_batch_size", owner)
+        )
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"[{owner}] epochs must be an int >= 0; got {epochs!r}")
         validation_freq = _positive_int(validation_freq, "validation_freq", owner)
         verbose = _verbosity(verbose, owner)
         if not 0.0 <= float(validation_split) < 1.0:
-            raise ValueError(f"[{owner}] validation_split must be in [0, 1); got "
-                             f"{validation_split}")
+            raise ValueError(
+                f"[{owner}] validation_split must be in [0, 1); got {validation_split}"
+            )
         x = self._prepare_x(x, owner)
         y = self._prepare_y(y, x.shape[0], owner)
         val: tuple[Array, Array] | None = None
@@ -480,8 +544,10 @@ class Sequential:
         elif validation_split > 0:
             n_val = int(x.shape[0] * validation_split)
             if n_val == 0 or n_val == x.shape[0]:
-                raise ValueError(f"[{owner}] validation_split={validation_split} leaves "
-                                 f"{n_val} validation samples out of {x.shape[0]}")
+                raise ValueError(
+                    f"[{owner}] validation_split={validation_split} leaves "
+                    f"{n_val} validation samples out of {x.shape[0]}"
+                )
             split = x.shape[0] - n_val
             val = (x[split:], y[split:])
             x, y = x[:split], y[:split]
@@ -497,8 +563,10 @@ class Sequential:
         cbs = [*(callbacks or []), history]
         for cb in cbs:
             if not isinstance(cb, callbacks_module.Callback):
-                raise TypeError(f"[{owner}] callbacks must be rnnkit.callbacks.Callback "
-                                f"objects; got {type(cb).__name__}")
+                raise TypeError(
+                    f"[{owner}] callbacks must be rnnkit.callbacks.Callback "
+                    f"objects; got {type(cb).__name__}"
+                )
         params = {"epochs": epochs, "steps": steps, "verbose": verbose}
         cblist = callbacks_module.CallbackList(cbs, self, params)
         # Per-batch hooks, without the base class's no-ops (a call per batch is overhead).
@@ -551,8 +619,11 @@ class Sequential:
             if problem is not None:
                 if verbose == 1 and bar.dynamic:
                     sys.stdout.write("\n")
-                what = (f"non-finite loss ({loss_value})" if problem == "loss" else
-                        f"non-finite gradient (loss {loss_value:.4g})")
+                what = (
+                    f"non-finite loss ({loss_value})"
+                    if problem == "loss"
+                    else f"non-finite gradient (loss {loss_value:.4g})"
+                )
                 warnings.warn(
                     f"[{owner}] {what} at epoch {epoch + 1}, batch {step + 1}: training "
                     "stopped; the weights are those from before this batch. Lower the "
@@ -588,8 +659,11 @@ class Sequential:
         self._training_setup()
         loss_value, out, problem = self._train_step(x, y, fused)
         if problem is not None:
-            warnings.warn(f"[{owner}] non-finite {problem}; the weights were not updated",
-                          NonFiniteLossWarning, stacklevel=2)
+            warnings.warn(
+                f"[{owner}] non-finite {problem}; the weights were not updated",
+                NonFiniteLossWarning,
+                stacklevel=2,
+            )
         metrics = self._make_metrics(y, self.output_shape)
         if not metrics:
             return loss_value
@@ -598,8 +672,9 @@ class Sequential:
         return [loss_value, *(m.result() for m in metrics)]
 
     # ------------------------------------------------------------ evaluate/predict
-    def _evaluate_arrays(self, x: Array, y: Array, batch_size: int,
-                         bar: Progbar | None = None) -> dict[str, float]:
+    def _evaluate_arrays(
+        self, x: Array, y: Array, batch_size: int, bar: Progbar | None = None
+    ) -> dict[str, float]:
         fused = self._fused_dense()
         metrics = self._make_metrics(y, self.output_shape)
         tracker = metrics_module.Mean("loss")
@@ -619,9 +694,17 @@ class Sequential:
             logs[m.name] = m.result()
         return logs
 
-    def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
-                 verbose: Any = "auto", sample_weight: Any = None, steps: Any = None,
-                 callbacks: Any = None, return_dict: bool = False) -> Any:
+    def evaluate(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        verbose: Any = "auto",
+        sample_weight: Any = None,
+        steps: Any = None,
+        callbacks: Any = None,
+        return_dict: bool = False,
+    ) -> Any:
         """Loss (and metrics) on ``(x, y)`` in inference mode (no dropout).
 
         Returns the loss as a float when there are no metrics, else ``[loss, *metrics]``;
@@ -643,8 +726,14 @@ class Sequential:
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto",
-                steps: Any = None, callbacks: Any = None) -> Array:
+    def predict(
+        self,
+        x: Any,
+        batch_size: int | None = None,
+        verbose: Any = "auto",
+        steps: Any = None,
+        callbacks: Any = None,
+    ) -> Array:
         """Outputs for ``x`` in inference mode, computed ``batch_size`` samples at a time.
 
         ``x (N, ...)`` -> ``(N, *output_shape[1:])`` in the model's dtype.
@@ -740,7 +829,8 @@ class Sequential:
         return {
             "name": self.name,
             "layers": layers,
-            "build_input_shape": None if self._build_input_shape is None
+            "build_input_shape": None
+            if self._build_input_shape is None
             else list(self._build_input_shape),
         }
 

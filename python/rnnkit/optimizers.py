@@ -74,21 +74,38 @@ class Optimizer:
         **kwargs: Any,
     ) -> None:
         cls = type(self).__name__
-        ignored = {"use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
-                   "gradient_accumulation_steps"}
+        ignored = {
+            "use_ema",
+            "ema_momentum",
+            "ema_overwrite_frequency",
+            "loss_scale_factor",
+            "gradient_accumulation_steps",
+        }
         unknown = set(kwargs) - ignored
         if unknown:
             raise TypeError(f"[{cls}] unexpected keyword argument(s): {', '.join(sorted(unknown))}")
         for k in ignored & set(kwargs):
             if kwargs[k] not in (None, False):
                 raise NotImplementedError(f"[{cls}] {k} is not supported by rnnkit")
-        given = [n for n, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
-                                ("global_clipnorm", global_clipnorm)) if v is not None]
+        given = [
+            n
+            for n, v in (
+                ("clipnorm", clipnorm),
+                ("clipvalue", clipvalue),
+                ("global_clipnorm", global_clipnorm),
+            )
+            if v is not None
+        ]
         if len(given) > 1:
-            raise ValueError(f"[{cls}] give at most one of clipnorm, clipvalue, global_clipnorm; "
-                             f"got {', '.join(given)}")
-        for n, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
-                     ("global_clipnorm", global_clipnorm)):
+            raise ValueError(
+                f"[{cls}] give at most one of clipnorm, clipvalue, global_clipnorm; "
+                f"got {', '.join(given)}"
+            )
+        for n, v in (
+            ("clipnorm", clipnorm),
+            ("clipvalue", clipvalue),
+            ("global_clipnorm", global_clipnorm),
+        ):
             if v is not None and not v > 0:
                 raise ValueError(f"[{cls}] {n} must be positive; got {v}")
         self.clipnorm = None if clipnorm is None else float(clipnorm)
@@ -121,8 +138,9 @@ class Optimizer:
             return
         value = float(value)
         if not value >= 0 or not math.isfinite(value):
-            raise ValueError(f"[{type(self).__name__}] learning_rate must be a finite number "
-                             f">= 0; got {value}")
+            raise ValueError(
+                f"[{type(self).__name__}] learning_rate must be a finite number >= 0; got {value}"
+            )
         self._schedule = None
         self._lr = value
 
@@ -145,11 +163,14 @@ class Optimizer:
     def apply(self, grads: Sequence[Array], params: Sequence[Array]) -> None:
         """One step: update each ``params[k]`` in place from ``grads[k]`` (same shape)."""
         if len(grads) != len(params):
-            raise ValueError(f"[{type(self).__name__}] got {len(grads)} gradients for "
-                             f"{len(params)} parameters")
+            raise ValueError(
+                f"[{type(self).__name__}] got {len(grads)} gradients for {len(params)} parameters"
+            )
         if self._slots is None or tuple(id(p) for p in params) != self._param_ids:
-            if self._slots is not None and len(self._slots) == len(params) and all(
-                s.shape == p.shape for s, p in zip(self._tmp, params)
+            if (
+                self._slots is not None
+                and len(self._slots) == len(params)
+                and all(s.shape == p.shape for s, p in zip(self._tmp, params))
             ):
                 self._param_ids = tuple(id(p) for p in params)  # same model, new arrays
             else:
@@ -164,8 +185,10 @@ class Optimizer:
         assert self._slots is not None
         for p, g, slots, tmp in zip(params, grads, self._slots, self._tmp):
             if g.shape != p.shape:
-                raise ValueError(f"[{type(self).__name__}] gradient shape {g.shape} does not "
-                                 f"match parameter shape {p.shape}")
+                raise ValueError(
+                    f"[{type(self).__name__}] gradient shape {g.shape} does not "
+                    f"match parameter shape {p.shape}"
+                )
             self._update(p, g, slots, lr, tmp)
         self.iterations += 1
 
@@ -200,9 +223,11 @@ class Optimizer:
     # ------------------------------------------------------------ state and config
     def get_state(self) -> dict[str, Any]:
         """``{"iterations": int, "slots": [[array per slot name] per parameter]}`` (copies)."""
-        slots = [] if self._slots is None else [
-            [s[n].copy() for n in self._slot_names()] for s in self._slots
-        ]
+        slots = (
+            []
+            if self._slots is None
+            else [[s[n].copy() for n in self._slot_names()] for s in self._slots]
+        )
         return {"iterations": self.iterations, "slots": slots}
 
     def set_state(self, state: dict[str, Any], params: Sequence[Array]) -> None:
@@ -211,12 +236,16 @@ class Optimizer:
         slots = state.get("slots", [])
         if slots:
             if len(slots) != len(params):
-                raise ValueError(f"[{type(self).__name__}] state holds slots for {len(slots)} "
-                                 f"parameters; the model has {len(params)}")
+                raise ValueError(
+                    f"[{type(self).__name__}] state holds slots for {len(slots)} "
+                    f"parameters; the model has {len(params)}"
+                )
             for k, (per, p) in enumerate(zip(slots, params)):
                 if len(per) != len(names) or any(np.shape(a) != p.shape for a in per):
-                    raise ValueError(f"[{type(self).__name__}] state slot shapes for parameter "
-                                     f"{k} do not match its shape {p.shape}")
+                    raise ValueError(
+                        f"[{type(self).__name__}] state slot shapes for parameter "
+                        f"{k} do not match its shape {p.shape}"
+                    )
             self.build(params)
             assert self._slots is not None
             for per, s in zip(slots, self._slots):
@@ -267,8 +296,13 @@ class SGD(Optimizer):
     ``w += m`` or, with ``nesterov``, ``w += momentum m - lr g``. Default lr 0.01.
     """
 
-    def __init__(self, learning_rate: Any = 0.01, momentum: float = 0.0,
-                 nesterov: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        learning_rate: Any = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(learning_rate=learning_rate, **kwargs)
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"[SGD] momentum must be in [0, 1]; got {momentum}")
@@ -307,8 +341,15 @@ class Adam(Optimizer):
     Defaults: lr 0.001, b1 0.9, b2 0.999, eps 1e-7.
     """
 
-    def __init__(self, learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-7, amsgrad: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        amsgrad: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.beta_1 = float(beta_1)
         self.beta_2 = float(beta_2)
@@ -344,8 +385,12 @@ class Adam(Optimizer):
         p -= tmp
 
     def _config(self):
-        return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
-                "amsgrad": self.amsgrad}
+        return {
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+            "amsgrad": self.amsgrad,
+        }
 
 
 class AdamW(Adam):
@@ -354,13 +399,27 @@ class AdamW(Adam):
     Keras 3 default ``weight_decay=0.004``.
     """
 
-    def __init__(self, learning_rate: Any = 0.001, weight_decay: float = 0.004,
-                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
-                 amsgrad: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        weight_decay: float = 0.004,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        amsgrad: bool = False,
+        **kwargs: Any,
+    ) -> None:
         if weight_decay is None:
             raise ValueError("[AdamW] weight_decay must be a number")
-        super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
-                         epsilon=epsilon, amsgrad=amsgrad, weight_decay=weight_decay, **kwargs)
+        super().__init__(
+            learning_rate=learning_rate,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            amsgrad=amsgrad,
+            weight_decay=weight_decay,
+            **kwargs,
+        )
 
 
 class RMSprop(Optimizer):
@@ -371,8 +430,15 @@ class RMSprop(Optimizer):
     ``w -= mom``, else ``w -= inc``. Defaults: lr 0.001, rho 0.9, eps 1e-7.
     """
 
-    def __init__(self, learning_rate: Any = 0.001, rho: float = 0.9, momentum: float = 0.0,
-                 epsilon: float = 1e-7, centered: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        rho: float = 0.9,
+        momentum: float = 0.0,
+        epsilon: float = 1e-7,
+        centered: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.rho = float(rho)
         self.momentum = float(momentum)
@@ -414,12 +480,19 @@ class RMSprop(Optimizer):
             p -= tmp
 
     def _config(self):
-        return {"rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon,
-                "centered": self.centered}
+        return {
+            "rho": self.rho,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "centered": self.centered,
+        }
 
 
 CLASSES: dict[str, type[Optimizer]] = {
-    "SGD": SGD, "Adam": Adam, "AdamW": AdamW, "RMSprop": RMSprop,
+    "SGD": SGD,
+    "Adam": Adam,
+    "AdamW": AdamW,
+    "RMSprop": RMSprop,
 }
 _BY_NAME = {k.lower(): v for k, v in CLASSES.items()}
 
@@ -434,11 +507,14 @@ def get(identifier: Any) -> Optimizer:
     if isinstance(identifier, str):
         cls = _BY_NAME.get(identifier.lower())
         if cls is None:
-            raise ValueError(f"unknown optimizer {identifier!r}; expected one of "
-                             f"{', '.join(sorted(_BY_NAME))}")
+            raise ValueError(
+                f"unknown optimizer {identifier!r}; expected one of {', '.join(sorted(_BY_NAME))}"
+            )
         return cls()
-    raise TypeError(f"optimizer must be a name or a rnnkit.optimizers.Optimizer; got "
-                    f"{type(identifier).__name__}")
+    raise TypeError(
+        f"optimizer must be a name or a rnnkit.optimizers.Optimizer; got "
+        f"{type(identifier).__name__}"
+    )
 
 
 def serialize(opt: Optimizer) -> dict[str, Any]:

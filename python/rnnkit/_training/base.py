@@ -53,8 +53,10 @@ def resolve_dtype(dtype: Any, owner: str) -> np.dtype:
 
 
 def format_shape(shape: Shape) -> str:
-    return "(" + ", ".join("None" if s is None else str(s) for s in shape) + (
-        ",)" if len(shape) == 1 else ")"
+    return (
+        "("
+        + ", ".join("None" if s is None else str(s) for s in shape)
+        + (",)" if len(shape) == 1 else ")")
     )
 
 
@@ -104,9 +106,7 @@ class Layer:
     ) -> None:
         cls = type(self).__name__
         if kwargs:
-            raise TypeError(
-                f"[{cls}] unexpected keyword argument(s): {', '.join(sorted(kwargs))}"
-            )
+            raise TypeError(f"[{cls}] unexpected keyword argument(s): {', '.join(sorted(kwargs))}")
         if name is not None and not isinstance(name, str):
             raise TypeError(f"[{cls}] name must be a string; got {type(name).__name__}")
         self.name: str = name if name is not None else unique_name(snake_case(cls))
@@ -195,9 +195,7 @@ class Layer:
         if self._float_input:
             arr = np.asarray(x)
             if arr.dtype.kind not in "fiub":
-                raise TypeError(
-                    f"[{owner}] {argument} must be numeric; got dtype {arr.dtype}"
-                )
+                raise TypeError(f"[{owner}] {argument} must be numeric; got dtype {arr.dtype}")
             return np.asarray(arr, dtype=self.dtype)
         return _as_indices(x, owner, argument)
 

@@ -35,8 +35,14 @@ class Progbar:
     """Progress over ``target`` steps. ``update(current, values)``; ``values`` maps names to
     running averages already computed by the caller."""
 
-    def __init__(self, target: int, verbose: int = 1, width: int = 20,
-                 stream: TextIO | None = None, interval: float = 0.05) -> None:
+    def __init__(
+        self,
+        target: int,
+        verbose: int = 1,
+        width: int = 20,
+        stream: TextIO | None = None,
+        interval: float = 0.05,
+    ) -> None:
         self.target = max(int(target), 1)
         self.verbose = verbose
         self.width = width
@@ -53,14 +59,21 @@ class Progbar:
         count = f"{current:>{digits}d}/{self.target}"
         filled = int(self.width * current / self.target)
         if self.dynamic:
-            bar = ("\x1b[32m" + "━" * filled + "\x1b[0m" + "\x1b[37m"
-                   + "━" * (self.width - filled) + "\x1b[0m")
+            bar = (
+                "\x1b[32m"
+                + "━" * filled
+                + "\x1b[0m"
+                + "\x1b[37m"
+                + "━" * (self.width - filled)
+                + "\x1b[0m"
+            )
         else:
             bar = "━" * filled + "─" * (self.width - filled)
         return f"{count} {bar}"
 
-    def update(self, current: int, values: dict[str, Any] | None = None,
-               finalize: bool = False) -> None:
+    def update(
+        self, current: int, values: dict[str, Any] | None = None, finalize: bool = False
+    ) -> None:
         if self.verbose == 0:
             return
         now = time.perf_counter()
@@ -69,8 +82,10 @@ class Progbar:
         tail = "".join(f" - {k}: {format_value(v)}" for k, v in (values or {}).items())
         if self.verbose == 2:
             if finalize:
-                self.stream.write(f"{current}/{self.target} - {format_time(elapsed)} - "
-                                  f"{format_per_step(per_step)}{tail}\n")
+                self.stream.write(
+                    f"{current}/{self.target} - {format_time(elapsed)} - "
+                    f"{format_per_step(per_step)}{tail}\n"
+                )
                 self.stream.flush()
             return
         if not finalize and (not self.dynamic or now - self._last_draw < self.interval):

@@ -28,7 +28,7 @@ from .random import get_rng
 
 def _swap_first_blocks(a: Array, units: int) -> Array:
     """Reorder gate blocks on axis 0 between PyTorch r,z,n and Keras z,r,h (an involution)."""
-    return np.concatenate([a[units:2 * units], a[:units], a[2 * units:]], axis=0)
+    return np.concatenate([a[units : 2 * units], a[:units], a[2 * units :]], axis=0)
 
 
 class _RNN(Layer):
@@ -87,21 +87,27 @@ class _RNN(Layer):
         self.units = int(units)
         act = activations.resolve(activation, owner)
         if act not in activations.RECURRENT_ACTIVATIONS:
-            raise ValueError(f"[{owner}] activation {activation!r} is not available in the "
-                             "core; expected one of "
-                             f"{', '.join(activations.RECURRENT_ACTIVATIONS)}")
+            raise ValueError(
+                f"[{owner}] activation {activation!r} is not available in the "
+                "core; expected one of "
+                f"{', '.join(activations.RECURRENT_ACTIVATIONS)}"
+            )
         rec = activations.resolve(recurrent_activation, owner, "recurrent_activation")
         if rec not in activations.RECURRENT_GATE_ACTIVATIONS:
-            raise ValueError(f"[{owner}] recurrent_activation {recurrent_activation!r} is not "
-                             "available in the core; expected one of "
-                             f"{', '.join(activations.RECURRENT_GATE_ACTIVATIONS)}")
+            raise ValueError(
+                f"[{owner}] recurrent_activation {recurrent_activation!r} is not "
+                "available in the core; expected one of "
+                f"{', '.join(activations.RECURRENT_GATE_ACTIVATIONS)}"
+            )
         self.activation = act
         self.recurrent_activation = rec
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.resolve(kernel_initializer, owner,
-                                                       "kernel_initializer")
-        self.recurrent_initializer = initializers.resolve(recurrent_initializer, owner,
-                                                          "recurrent_initializer")
+        self.kernel_initializer = initializers.resolve(
+            kernel_initializer, owner, "kernel_initializer"
+        )
+        self.recurrent_initializer = initializers.resolve(
+            recurrent_initializer, owner, "recurrent_initializer"
+        )
         self.bias_initializer = initializers.resolve(bias_initializer, owner, "bias_initializer")
         dropout = float(dropout)
         if not 0.0 <= dropout < 1.0:
@@ -156,8 +162,10 @@ class _RNN(Layer):
     def build(self, input_shape: Shape) -> None:
         owner = f"{type(self).__name__} {self.name!r}"
         if len(input_shape) != 3 or input_shape[-1] is None:
-            raise ValueError(f"[{owner}] expects inputs (batch, time, features) with a known "
-                             f"feature size; got input shape {format_shape(input_shape)}")
+            raise ValueError(
+                f"[{owner}] expects inputs (batch, time, features) with a known "
+                f"feature size; got input shape {format_shape(input_shape)}"
+            )
         features = int(input_shape[-1])
         self._core = self._core_class()(
             features,
@@ -205,8 +213,7 @@ class _RNN(Layer):
     def _check_input_shape(self, shape: tuple[int, ...], argument: str = "x") -> None:
         super()._check_input_shape(shape, argument)
         if len(shape) == 3 and shape[1] == 0:
-            raise ValueError(f"[{type(self).__name__} {self.name!r}] {argument} has no time "
-                             "steps")
+            raise ValueError(f"[{type(self).__name__} {self.name!r}] {argument} has no time steps")
 
     def forward(self, x: Array, training: bool = False) -> Any:
         core = self._core
@@ -249,30 +256,37 @@ class _RNN(Layer):
 
     def _backward(self, dy: Any, need_dx: bool) -> Array | None:
         if not self._core.training:
-            raise RuntimeError(f"[{type(self).__name__} {self.name!r}] backward needs a "
-                               "forward with training=True first")
+            raise RuntimeError(
+                f"[{type(self).__name__} {self.name!r}] backward needs a "
+                "forward with training=True first"
+            )
         n_states = self._n_states()
         d = self._directions
         dstate_list: list[Array | None] = [None] * n_states
         if self.return_state:
             if not isinstance(dy, (list, tuple)) or len(dy) != 1 + n_states * d:
-                raise ValueError(f"[{type(self).__name__} {self.name!r}] with return_state, "
-                                 f"backward takes [dy, {n_states * d} state gradients]")
+                raise ValueError(
+                    f"[{type(self).__name__} {self.name!r}] with return_state, "
+                    f"backward takes [dy, {n_states * d} state gradients]"
+                )
             dy, *dstates = dy
             for k in range(n_states):
                 parts = [dstates[di * n_states + k] for di in range(d)]
                 if any(p is not None for p in parts):
-                    dstate_list[k] = np.stack([
-                        np.zeros((self._shape[0], self.units), self.dtype) if p is None else p
-                        for p in parts
-                    ])
+                    dstate_list[k] = np.stack(
+                        [
+                            np.zeros((self._shape[0], self.units), self.dtype) if p is None else p
+                            for p in parts
+                        ]
+                    )
         b, t = self._shape
         if self.return_sequences:
             dy_seq = np.ascontiguousarray(dy, dtype=self.dtype)
         else:
             dy_seq = np.zeros((b, t, d * self.units), dtype=self.dtype)
             dh = np.ascontiguousarray(
-                np.asarray(dy, dtype=self.dtype).reshape(b, d, self.units).transpose(1, 0, 2))
+                np.asarray(dy, dtype=self.dtype).reshape(b, d, self.units).transpose(1, 0, 2)
+            )
             dstate_list[0] = dh if dstate_list[0] is None else dstate_list[0] + dh
         dx = self._run_core_backward(dy_seq, dstate_list)
         if not need_dx:
@@ -308,12 +322,16 @@ class _RNN(Layer):
         if states is None:
             self._states = None
             return
-        states = [np.asarray(s, dtype=self.dtype) for s in (
-            states if isinstance(states, (list, tuple)) else [states])]
+        states = [
+            np.asarray(s, dtype=self.dtype)
+            for s in (states if isinstance(states, (list, tuple)) else [states])
+        ]
         n = self._n_states()
         if len(states) != n * self._directions:
-            raise ValueError(f"[{type(self).__name__} {self.name!r}] reset_states expects "
-                             f"{n * self._directions} arrays")
+            raise ValueError(
+                f"[{type(self).__name__} {self.name!r}] reset_states expects "
+                f"{n * self._directions} arrays"
+            )
         self._states = tuple(
             np.ascontiguousarray(np.stack([states[di * n + k] for di in range(self._directions)]))
             for k in range(n)
@@ -348,7 +366,7 @@ class _RNN(Layer):
         state: dict[str, Array] = {}
         per = 3 if self.use_bias else 2
         for k, s in enumerate(self._suffixes()):
-            w = weights[k * per:(k + 1) * per]
+            w = weights[k * per : (k + 1) * per]
             state["weight_ih" + s] = self._to_keras(w[0].T)
             state["weight_hh" + s] = self._to_keras(w[1].T)
             if self.use_bias:
@@ -415,19 +433,32 @@ class LSTM(_RNN):
     _cell = "LSTM"
     _gates = 4
 
-    def __init__(self, units: int, activation: str | None = "tanh",
-                 recurrent_activation: str = "sigmoid", use_bias: bool = True,
-                 unit_forget_bias: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        units: int,
+        activation: str | None = "tanh",
+        recurrent_activation: str = "sigmoid",
+        use_bias: bool = True,
+        unit_forget_bias: bool = True,
+        **kwargs: Any,
+    ) -> None:
         self.unit_forget_bias = bool(unit_forget_bias)
-        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation,
-                         use_bias=use_bias, **kwargs)
+        super().__init__(
+            units,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            use_bias=use_bias,
+            **kwargs,
+        )
 
     def _initial_bias(self) -> Array:
         u = self.units
         if self.unit_forget_bias:
-            parts = [initializers.initialize(self.bias_initializer, (u,), self.dtype),
-                     np.ones(u, dtype=self.dtype),
-                     initializers.initialize(self.bias_initializer, (2 * u,), self.dtype)]
+            parts = [
+                initializers.initialize(self.bias_initializer, (u,), self.dtype),
+                np.ones(u, dtype=self.dtype),
+                initializers.initialize(self.bias_initializer, (2 * u,), self.dtype),
+            ]
             return np.concatenate(parts)
         return initializers.initialize(self.bias_initializer, (4 * u,), self.dtype)
 
@@ -463,12 +494,23 @@ class GRU(_RNN):
     _cell = "GRU"
     _gates = 3
 
-    def __init__(self, units: int, activation: str | None = "tanh",
-                 recurrent_activation: str = "sigmoid", use_bias: bool = True,
-                 reset_after: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        units: int,
+        activation: str | None = "tanh",
+        recurrent_activation: str = "sigmoid",
+        use_bias: bool = True,
+        reset_after: bool = True,
+        **kwargs: Any,
+    ) -> None:
         self.reset_after = bool(reset_after)
-        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation,
-                         use_bias=use_bias, **kwargs)
+        super().__init__(
+            units,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            use_bias=use_bias,
+            **kwargs,
+        )
 
     def _core_kwargs(self) -> dict[str, Any]:
         kw = super()._core_kwargs()
@@ -524,22 +566,35 @@ class Bidirectional(Layer):
     backward layer's. With ``dropout`` both directions share one input mask.
     """
 
-    def __init__(self, layer: _RNN, merge_mode: str | None = "concat", weights: Any = None,
-                 backward_layer: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        layer: _RNN,
+        merge_mode: str | None = "concat",
+        weights: Any = None,
+        backward_layer: Any = None,
+        **kwargs: Any,
+    ) -> None:
         if not isinstance(layer, _RNN):
-            raise TypeError(f"[Bidirectional] wraps an LSTM or GRU layer; got "
-                            f"{type(layer).__name__}")
+            raise TypeError(
+                f"[Bidirectional] wraps an LSTM or GRU layer; got {type(layer).__name__}"
+            )
         if backward_layer is not None:
-            raise NotImplementedError("[Bidirectional] backward_layer= is not supported; the "
-                                      "backward direction mirrors the wrapped layer")
+            raise NotImplementedError(
+                "[Bidirectional] backward_layer= is not supported; the "
+                "backward direction mirrors the wrapped layer"
+            )
         if layer.go_backwards:
-            raise NotImplementedError("[Bidirectional] the wrapped layer must have "
-                                      "go_backwards=False")
+            raise NotImplementedError(
+                "[Bidirectional] the wrapped layer must have go_backwards=False"
+            )
         if merge_mode not in ("concat", "sum", "mul", "ave"):
-            raise ValueError(f"[Bidirectional] merge_mode must be 'concat', 'sum', 'mul' or "
-                             f"'ave'; got {merge_mode!r}")
+            raise ValueError(
+                f"[Bidirectional] merge_mode must be 'concat', 'sum', 'mul' or "
+                f"'ave'; got {merge_mode!r}"
+            )
         if layer.input_shape_hint is not None and not any(
-                k in kwargs for k in ("input_shape", "batch_input_shape", "input_dim")):
+            k in kwargs for k in ("input_shape", "batch_input_shape", "input_dim")
+        ):
             kwargs["batch_input_shape"] = layer.input_shape_hint
         kwargs.setdefault("dtype", layer.dtype.name)
         super().__init__(**kwargs)

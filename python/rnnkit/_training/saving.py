@@ -72,8 +72,15 @@ def model_state(model: Sequential, kind: str = "model") -> dict[str, Any]:
         for wname, w in zip(layer._weight_labels(), layer.get_weights()):
             key = f"weight_{index:05d}"
             arrays[key] = w
-            records.append({"key": key, "layer": layer.name, "name": wname,
-                            "shape": list(w.shape), "dtype": w.dtype.name})
+            records.append(
+                {
+                    "key": key,
+                    "layer": layer.name,
+                    "name": wname,
+                    "shape": list(w.shape),
+                    "dtype": w.dtype.name,
+                }
+            )
             index += 1
     meta: dict[str, Any] = {
         "format": FORMAT,
@@ -150,12 +157,12 @@ def _read(filepath: str | os.PathLike) -> dict[str, Any]:
                 files = set(z.files)
                 if "rnnkit_meta" not in files or "rnnkit_digest" not in files:
                     raise ModelFileError(
-                        f"{bad}: the rnnkit_meta/rnnkit_digest entries are missing")
+                        f"{bad}: the rnnkit_meta/rnnkit_digest entries are missing"
+                    )
                 arrays = {k: z[k] for k in files}
     except ModelFileError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError,
-            KeyError) as e:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, KeyError) as e:
         raise ModelFileError(f"{bad} (truncated or corrupt): {type(e).__name__}: {e}") from None
     meta_arr = arrays.pop("rnnkit_meta")
     digest_arr = arrays.pop("rnnkit_digest")
@@ -163,8 +170,9 @@ def _read(filepath: str | os.PathLike) -> dict[str, Any]:
         raise ModelFileError(f"{bad}: malformed meta entries")
     meta_json = str(meta_arr[()])
     if _digest(meta_json, arrays) != str(digest_arr[()]):
-        raise ModelFileError(f"{bad}: its contents do not match the stored digest (the file "
-                             "was modified or damaged)")
+        raise ModelFileError(
+            f"{bad}: its contents do not match the stored digest (the file was modified or damaged)"
+        )
     try:
         meta = json.loads(meta_json)
     except json.JSONDecodeError as e:
@@ -173,8 +181,10 @@ def _read(filepath: str | os.PathLike) -> dict[str, Any]:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise ModelFileError(f"{bad}: unknown format {found!r}")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(f"{bad}: format version {meta.get('format_version')} is not "
-                             f"supported (this rnnkit reads {FORMAT_VERSION})")
+        raise ModelFileError(
+            f"{bad}: format version {meta.get('format_version')} is not "
+            f"supported (this rnnkit reads {FORMAT_VERSION})"
+        )
     declared = list(meta.get("weights", []))
     for rec in meta.get("optimizer", {}).get("slots", []):
         declared.extend(rec)
@@ -184,11 +194,16 @@ def _read(filepath: str | os.PathLike) -> dict[str, Any]:
         if key not in arrays:
             raise ModelFileError(f"{bad}: entry {key!r} is missing")
         a = arrays[key]
-        if list(a.shape) != list(rec.get("shape", [])) or a.dtype.name != rec.get("dtype") \
-                or a.dtype.name not in _ALLOWED_DTYPES:
-            raise ModelFileError(f"{bad}: entry {key!r} has shape {a.shape} and dtype "
-                                 f"{a.dtype}; the meta says {rec.get('shape')} "
-                                 f"{rec.get('dtype')}")
+        if (
+            list(a.shape) != list(rec.get("shape", []))
+            or a.dtype.name != rec.get("dtype")
+            or a.dtype.name not in _ALLOWED_DTYPES
+        ):
+            raise ModelFileError(
+                f"{bad}: entry {key!r} has shape {a.shape} and dtype "
+                f"{a.dtype}; the meta says {rec.get('shape')} "
+                f"{rec.get('dtype')}"
+            )
         keys.add(key)
     extra = set(arrays) - keys
     if extra:
@@ -200,16 +215,20 @@ def _apply_weights(model: Sequential, data: dict[str, Any]) -> None:
     path = data["path"]
     records = data["meta"]["weights"]
     layers = model.layers
-    expected = [(lay, n, s) for lay in layers
-                for n, s in zip(lay._weight_labels(), lay.weight_shapes())]
+    expected = [
+        (lay, n, s) for lay in layers for n, s in zip(lay._weight_labels(), lay.weight_shapes())
+    ]
     if len(records) != len(expected):
-        raise ModelFileError(f"[load] {path!r} holds {len(records)} weight arrays; the model "
-                             f"has {len(expected)}")
+        raise ModelFileError(
+            f"[load] {path!r} holds {len(records)} weight arrays; the model has {len(expected)}"
+        )
     for rec, (layer, name, shape) in zip(records, expected):
         if tuple(rec["shape"]) != tuple(shape):
-            raise ModelFileError(f"[load] {path!r}: weight {rec['layer']}/{rec['name']} has shape "
-                                 f"{tuple(rec['shape'])}; layer {layer.name!r} expects {name} "
-                                 f"of shape {tuple(shape)}")
+            raise ModelFileError(
+                f"[load] {path!r}: weight {rec['layer']}/{rec['name']} has shape "
+                f"{tuple(rec['shape'])}; layer {layer.name!r} expects {name} "
+                f"of shape {tuple(shape)}"
+            )
     model.set_weights([data["arrays"][rec["key"]] for rec in records])
 
 
@@ -219,13 +238,16 @@ def _restore(data: dict[str, Any], compile: bool) -> Sequential:
     meta = data["meta"]
     path = data["path"]
     if meta.get("kind") != "model":
-        raise ModelFileError(f"[load_model] {path!r} holds only weights; build the model and "
-                             "call model.load_weights(path)")
+        raise ModelFileError(
+            f"[load_model] {path!r} holds only weights; build the model and "
+            "call model.load_weights(path)"
+        )
     try:
         model = Sequential.from_config(meta["model"])
     except (TypeError, ValueError, KeyError) as e:
-        raise ModelFileError(f"[load_model] {path!r}: cannot rebuild the model from its "
-                             f"config: {e}") from None
+        raise ModelFileError(
+            f"[load_model] {path!r}: cannot rebuild the model from its config: {e}"
+        ) from None
     if not model.built:
         if meta["weights"]:
             raise ModelFileError(f"[load_model] {path!r}: weights stored for an unbuilt model")
@@ -236,9 +258,11 @@ def _restore(data: dict[str, Any], compile: bool) -> Sequential:
         from .. import losses, optimizers
 
         try:
-            model.compile(optimizer=optimizers.deserialize(comp["optimizer"]),
-                          loss=None if comp["loss"] is None else losses.deserialize(comp["loss"]),
-                          metrics=comp.get("metrics") or None)
+            model.compile(
+                optimizer=optimizers.deserialize(comp["optimizer"]),
+                loss=None if comp["loss"] is None else losses.deserialize(comp["loss"]),
+                metrics=comp.get("metrics") or None,
+            )
         except (TypeError, ValueError, KeyError) as e:
             raise ModelFileError(f"[load_model] {path!r}: bad compile config: {e}") from None
         opt = meta.get("optimizer", {})
@@ -247,7 +271,8 @@ def _restore(data: dict[str, Any], compile: bool) -> Sequential:
             slots = [[data["arrays"][r["key"]] for r in per] for per in opt["slots"]]
             try:
                 model.optimizer.set_state(  # type: ignore[union-attr]
-                    {"iterations": opt.get("iterations", 0), "slots": slots}, model._params)
+                    {"iterations": opt.get("iterations", 0), "slots": slots}, model._params
+                )
             except ValueError as e:
                 raise ModelFileError(f"[load_model] {path!r}: {e}") from None
         elif model.optimizer is not None:
@@ -262,8 +287,9 @@ def load_model(filepath: str | os.PathLike, compile: bool = True) -> Sequential:
 def load_weights(model: Sequential, filepath: str | os.PathLike) -> None:
     data = _read(filepath)
     if not model.built:
-        raise ValueError("[load_weights] build the model first (give an input shape or call "
-                         "it on data)")
+        raise ValueError(
+            "[load_weights] build the model first (give an input shape or call it on data)"
+        )
     _apply_weights(model, data)
 
 
