@@ -218,7 +218,9 @@ def write_markdown(
         "",
         "- **median ms**: median over repeats of the per-call wall time (warmup first);"
         " the streaming case reports time per step (one Python call each).",
-        "- **IQR ms**: interquartile range of the same repeats.",
+        "- **IQR ms**: interquartile range of the same repeats; with `--rounds` above 1, "
+        "median ms is the median of the rounds' medians and this column is the range "
+        "(highest − lowest) of those round medians.",
         f"- **†**: other processes kept more than {DISTURBED} cores busy during this "
         "measurement even after retries; treat it as disturbed.",
         "- **GFLOP/s**: Σ over layers and directions of 2·B·T·G·H·(in + H) per call "

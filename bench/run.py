@@ -20,6 +20,7 @@ import datetime
 import json
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -176,6 +177,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--repeats", type=int, default=None, help="timed repeats (default 15, quick 3)")
     p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every worker this many times, in rotated order, and report the median of "
+        "the rounds' medians (use 3 on a shared machine)",
+    )
+    p.add_argument(
         "--max-seconds",
         type=float,
         default=None,
@@ -265,6 +273,42 @@ def select_frameworks(spec: str) -> tuple[list[str], dict[str, dict[str, Any]]]:
     return frameworks, info
 
 
+def merge_rounds(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per measurement from the records of every round.
+
+    A timed measurement keeps the median of its rounds' medians as its median, the lowest
+    and highest round medians as its quartile columns (the spread between rounds), the list
+    of round medians, and the most other load seen in any round. Untimed records (checks,
+    "not supported") come from the first round; errors from any round are kept.
+    """
+    rounds = {r.get("round", 0) for r in records}
+    if len(rounds) <= 1:
+        return [{k: v for k, v in r.items() if k != "round"} for r in records]
+    timed: dict[tuple, list[dict[str, Any]]] = {}
+    out: list[dict[str, Any]] = []
+    for r in records:
+        key = (r["case"], r["mode"], r["threads"], r["framework"], r.get("variant", ""))
+        if r.get("status") == "ok":
+            timed.setdefault(key, []).append(r)
+        elif r.get("round", 0) == min(rounds) or r.get("status") == "error":
+            out.append({k: v for k, v in r.items() if k != "round"})
+    for group in timed.values():
+        medians = [g["timing"]["median_ms"] for g in group]
+        merged = {k: v for k, v in group[0].items() if k != "round"}
+        merged["timing"] = dict(group[0]["timing"])
+        merged["timing"].update(
+            median_ms=statistics.median(medians),
+            q1_ms=min(medians),
+            q3_ms=max(medians),
+            min_ms=min(g["timing"]["min_ms"] for g in group),
+            round_medians_ms=medians,
+        )
+        loads = [g.get("other_load") for g in group if g.get("other_load") is not None]
+        merged["other_load"] = max(loads) if loads else None
+        out.append(merged)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write the report."""
     args = parse_args(argv)
@@ -299,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         ref_source = write_references(cases, tmpdir)
         retry_args = ["--retries", str(0 if quick else args.retries), "--wait-quiet", str(wait_s)]
         retry_args += ["--wait-until", str(deadline)]
-        jobs: list[tuple[str, int, list[str]]] = []
+        jobs: list[tuple] = []  # (framework or "sgemm", threads, worker args[, round])
         if not args.check_only:
             peak_args = ["--peak", "--peak-n", str(peak_n), *retry_args]
             jobs += [("sgemm", th, peak_args) for th in threads]
@@ -310,11 +354,22 @@ def main(argv: list[str] | None = None) -> int:
         common += retry_args
         if quick:  # Keras predict retraces per shape and dominates a smoke run's time
             common += ["--skip-variants", "predict"]
-        jobs += [(key, th, ["--framework", key, *common]) for th in threads for key in frameworks]
-        for key, th, job_args in jobs:
+        # Each round runs every (framework, threads) worker once, in a rotated order, so that
+        # a slow spell of a shared machine does not land on one framework in every round.
+        for rnd in range(args.rounds):
+            order = frameworks[rnd % len(frameworks) :] + frameworks[: rnd % len(frameworks)]
+            ths = threads if rnd % 2 == 0 else threads[::-1]
+            jobs += [(key, th, ["--framework", key, *common], rnd) for th in ths for key in order]
+        for key, th, job_args, *rest in jobs:
+            rnd = rest[0] if rest else 0
             label = "SGEMM peak" if key == "sgemm" else LABELS[key]
-            print(f"--- {label}, {th} thread(s) ---", flush=True)
-            out = tmpdir / f"{key}{th}.json"
+            print(
+                f"--- {label}, {th} thread(s)"
+                + (f", round {rnd + 1}/{args.rounds}" if key != "sgemm" and args.rounds > 1 else "")
+                + " ---",
+                flush=True,
+            )
+            out = tmpdir / f"{key}{th}r{rnd}.json"
             res = run_worker(job_args, th, out, f"{label} t={th}", wait_s, deadline)
             workers.append(
                 {
@@ -335,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 frameworks_info[key]["versions"] = res.get("versions", {})
                 frameworks_info[key]["config"][th] = res.get("config", "")
-                records += res["records"]
+                records += [r | {"round": rnd} for r in res["records"]]
+    records = merge_rounds(records)
 
     if args.check_only:
         print("\n" + "\n".join(check_table(records, LABELS, args.tol)))
@@ -368,6 +424,13 @@ def main(argv: list[str] | None = None) -> int:
             "command": "python bench/run.py " + shlex.join(command),
             "repeats": f"{repeats} (budget {max_seconds:g} s per measurement, each repeat "
             f"≥ {repeat_target * 1e3:g} ms of calls)",
+            "rounds": f"{args.rounds}"
+            + (
+                " (every worker run once per round in rotated order; median ms is the median "
+                "of the rounds' medians, and the IQR column is the range of those medians)"
+                if args.rounds > 1
+                else ""
+            ),
             "streaming steps per block": stream_steps,
             "disturbance handling": f"re-measure up to {0 if quick else args.retries}× when "
             f"other processes use > 0.2 cores, waiting ≤ {wait_s:g} s for quiet each time, "
