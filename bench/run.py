@@ -207,6 +207,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="only check every framework against the reference; time nothing, write nothing",
     )
     p.add_argument(
+        "--isas",
+        action="store_true",
+        help="also time rnnkit inference under every other instruction set the CPU has",
+    )
+    p.add_argument(
         "--retries",
         type=int,
         default=2,
@@ -354,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         common += retry_args
         if quick:  # Keras predict retraces per shape and dominates a smoke run's time
             common += ["--skip-variants", "predict"]
+        if args.isas:
+            common += ["--isas"]
         # Each round runs every (framework, threads) worker once, in a rotated order, so that
         # a slow spell of a shared machine does not land on one framework in every round.
         for rnd in range(args.rounds):

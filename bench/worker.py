@@ -208,6 +208,8 @@ def run_framework(args: argparse.Namespace) -> dict[str, Any]:
     """Benchmark one framework at one thread count over the requested cases."""
     peer_cls = load_peer(args.framework)
     peer = peer_cls(args.threads)
+    if args.isas and hasattr(peer, "time_isas"):
+        peer.time_isas = True
     out: dict[str, Any] = {
         "framework": peer.key,
         "label": peer.label,
@@ -278,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         help="epoch seconds after which no more waiting or retrying is done",
     )
     p.add_argument("--skip-variants", default="", help="comma-separated variants not to time")
+    p.add_argument("--isas", action="store_true", help="rnnkit: also time the other ISAs")
     p.add_argument("--check-only", action="store_true", help="check outputs, time nothing")
     p.add_argument("--peak", action="store_true", help="measure SGEMM peak only")
     p.add_argument("--peak-n", type=int, default=2048)

@@ -73,12 +73,25 @@ def _structure(params: Mapping[str, Array]) -> tuple[int, int]:
     return num_layers, 2 if "weight_ih_l0_reverse" in params else 1
 
 
+def _same(v: Array) -> Array:
+    return v
+
+
 def lstm_step(
-    x: Array, h: Array, c: Array, w: Mapping[str, Array | None], act: Callable, rec: Callable
+    x: Array,
+    h: Array,
+    c: Array,
+    w: Mapping[str, Array | None],
+    act: Callable,
+    rec: Callable,
+    q: Callable = _same,
 ) -> tuple[Array, Array]:
-    """One LSTM step for one batch row: x (in,), h (Hout,), c (H,) -> (h', c')."""
+    """One LSTM step for one batch row: x (in,), h (Hout,), c (H,) -> (h', c').
+
+    q is applied to the vector entering the recurrent product (bfloat16 rounding, for
+    kernels that multiply bfloat16 pairs)."""
     H = c.shape[0]
-    z = w["weight_ih"] @ x + w["bias_ih"] + w["weight_hh"] @ h + w["bias_hh"]  # (4H,) i,f,g,o
+    z = w["weight_ih"] @ x + w["bias_ih"] + w["weight_hh"] @ q(h) + w["bias_hh"]  # (4H,) i,f,g,o
     zi, zf, zg, zo = z[:H], z[H : 2 * H], z[2 * H : 3 * H], z[3 * H :]
     p = w["peephole"]  # (3H,) i, f, o; i and f see c_prev, o sees c_new
     if p is not None:
@@ -100,16 +113,17 @@ def gru_step(
     act: Callable,
     rec: Callable,
     reset_after: bool,
+    q: Callable = _same,
 ) -> tuple[Array]:
-    """One GRU step for one batch row: x (in,), h (H,) -> (h',)."""
+    """One GRU step for one batch row: x (in,), h (H,) -> (h',); q as in lstm_step."""
     H = h.shape[0]
     Wi, Wh, bi, bh = w["weight_ih"], w["weight_hh"], w["bias_ih"], w["bias_hh"]  # rows r,z,n
-    r = rec(Wi[:H] @ x + bi[:H] + Wh[:H] @ h + bh[:H])
-    z = rec(Wi[H : 2 * H] @ x + bi[H : 2 * H] + Wh[H : 2 * H] @ h + bh[H : 2 * H])
+    r = rec(Wi[:H] @ x + bi[:H] + Wh[:H] @ q(h) + bh[:H])
+    z = rec(Wi[H : 2 * H] @ x + bi[H : 2 * H] + Wh[H : 2 * H] @ q(h) + bh[H : 2 * H])
     if reset_after:
-        n = act(Wi[2 * H :] @ x + bi[2 * H :] + r * (Wh[2 * H :] @ h + bh[2 * H :]))
+        n = act(Wi[2 * H :] @ x + bi[2 * H :] + r * (Wh[2 * H :] @ q(h) + bh[2 * H :]))
     else:
-        n = act(Wi[2 * H :] @ x + bi[2 * H :] + Wh[2 * H :] @ (r * h) + bh[2 * H :])
+        n = act(Wi[2 * H :] @ x + bi[2 * H :] + Wh[2 * H :] @ q(r * h) + bh[2 * H :])
     return ((1.0 - z) * n + z * h,)
 
 
@@ -168,6 +182,7 @@ def lstm_forward(
     *,
     activation: str = "tanh",
     recurrent_activation: str = "sigmoid",
+    q: Callable = _same,
 ) -> tuple[Array, Array, Array]:
     """LSTM forward: x (T, B, I) -> y (T, B, D*Hout), h_n (L*D, B, Hout), c_n (L*D, B, H)."""
     num_layers, num_dirs = _structure(params)
@@ -180,7 +195,7 @@ def lstm_forward(
 
     def make_step(layer: int, reverse: bool) -> Step:
         w = _weights(params, layer, reverse)
-        return lambda xt, h, c: lstm_step(xt, h, c, w, act, rec)
+        return lambda xt, h, c: lstm_step(xt, h, c, w, act, rec, q)
 
     init = [np.asarray(h0, np.float64), np.asarray(c0, np.float64)]
     y, (h_n, c_n) = _run_stack(make_step, x, init, num_layers, num_dirs, lengths)
@@ -196,6 +211,7 @@ def gru_forward(
     reset_after: bool = True,
     activation: str = "tanh",
     recurrent_activation: str = "sigmoid",
+    q: Callable = _same,
 ) -> tuple[Array, Array]:
     """GRU forward: x (T, B, I) -> y (T, B, D*H), h_n (L*D, B, H)."""
     num_layers, num_dirs = _structure(params)
@@ -205,7 +221,7 @@ def gru_forward(
 
     def make_step(layer: int, reverse: bool) -> Step:
         w = _weights(params, layer, reverse)
-        return lambda xt, h: gru_step(xt, h, w, act, rec, reset_after)
+        return lambda xt, h: gru_step(xt, h, w, act, rec, reset_after, q)
 
     init = [np.asarray(h0, np.float64)]
     y, (h_n,) = _run_stack(make_step, x, init, num_layers, num_dirs, lengths)

@@ -6,6 +6,8 @@ eval-mode call; training is ``zero_grad()``, a train-mode forward and
 Inference is also timed as the ``bf16`` variant: a copy of the module with bfloat16 weights
 (``.bfloat16()``), float32 activations. Its ratio is to float32 rnnkit; its error against
 float32 weights is measured and tested in tests/test_bf16.py, not by the harness's check.
+With ``isas`` (``run.py --isas``), inference is also timed under each other instruction set
+the machine has (variant ``isa:<name>``): the evidence for the default ISA choice.
 Threads: ``rnnkit.set_num_threads(n)`` when the package has it; the worker process also
 exports ``RNNKIT_NUM_THREADS=n`` before importing rnnkit.
 """
@@ -30,11 +32,15 @@ class RnnkitPeer(Peer):
     key = "rnnkit"
     label = "rnnkit"
 
+    #: set by the worker from ``--isas``: also time inference under the other ISAs
+    time_isas = False
+
     def __init__(self, threads: int) -> None:
         super().__init__(threads)
         if hasattr(rnnkit, "set_num_threads"):
             rnnkit.set_num_threads(threads)
         self.module: Any = None
+        self.default_isa = rnnkit.get_isa() if hasattr(rnnkit, "get_isa") else ""
 
     @staticmethod
     def versions() -> dict[str, str]:
@@ -98,13 +104,19 @@ class RnnkitPeer(Peer):
 
     def variants(self, mode: str) -> tuple[str, ...]:
         """float32 weights, and for inference also bfloat16 weights (when supported)."""
+        out: tuple[str, ...] = ("",)
         if mode == "inference" and hasattr(self.module, "bfloat16"):
-            return ("", "bf16")
-        return ("",)
+            out += ("bf16",)
+        if mode == "inference" and self.time_isas and self.default_isa:
+            others = [i for i in rnnkit.available_isas() if i not in ("baseline", self.default_isa)]
+            out += tuple(f"isa:{i}" for i in others)
+        return out
 
     def infer_fn(self, x: np.ndarray, variant: str = "") -> Callable[[], Any]:
         """One eval-mode call (``variant="bf16"``: on a bfloat16-weight copy)."""
         m = self.module
+        if self.default_isa:  # the ISA variant's, else the default (a previous variant changed it)
+            rnnkit.set_isa(variant[4:] if variant.startswith("isa:") else self.default_isa)
         if variant == "bf16":
             m = copy.deepcopy(m).bfloat16()
         m.eval()

@@ -32,6 +32,19 @@ void register_config(py::module_& m) {
   m.def("physical_cores", &rnnkit::physical_cores);
   m.def("isa", [] { return std::string(rnnkit::active_kernels().isa); }, "The kernel build in use.");
   m.def("isa_reason", &rnnkit::active_isa_reason, "Why that build was chosen.");
+  m.def(
+      "bf16_info",
+      [] {
+        const rnnkit::Kernels& k = rnnkit::active_kernels();
+        py::dict d;
+        d["max_rows"] = k.packed_f32 ? k.bf16_max_rows : 0;
+        d["rounds_h"] = k.packed_f32 && k.bf16_rounds_h;
+        d["products"] = !k.packed_f32 ? "float32 (bfloat16-valued weights, no packs on this ISA)"
+                        : k.bf16_rounds_h ? "VDPBF16PS: bfloat16 weights x h rounded to bfloat16, float32 sums"
+                                          : "bfloat16 weights widened to float32, float32 h and sums";
+        return d;
+      },
+      "How the active kernels compute with bfloat16 weights.");
   m.def("set_isa", &rnnkit::set_isa, py::arg("name"));
   m.def("compiled_isas", &rnnkit::compiled_isas);
   m.def("available_isas", &rnnkit::available_isas);

@@ -1,8 +1,12 @@
-// Picks the kernel build for this CPU at import. RNNKIT_ISA=baseline|avx2|avx512 forces one.
+// Picks the kernel build for this CPU at import. RNNKIT_ISA=baseline|avx2|avx512|avx512bf16
+// forces one.
 //
-// The default is not simply the widest instruction set: on AMD Zen 4, which executes 512-bit
-// operations as two 256-bit halves, the AVX2+FMA build of Eigen's GEMM measured faster than the
-// AVX-512 build, so AVX-512 is preferred only on Intel CPUs.
+// The default is not simply the widest instruction set, it is the one measured fastest on the
+// suite (bench/run.py --isas): on AMD Zen 4, which executes 512-bit operations as two 256-bit
+// halves, the AVX2+FMA build of Eigen's GEMM measured faster than the AVX-512 build, so AVX-512
+// is preferred only on Intel CPUs, where the 512-bit kernels measured faster at every batch
+// size. avx512bf16 differs from avx512 only in its bfloat16-weight products (VDPBF16PS), so it
+// is taken wherever avx512 would be and the CPU has AVX512-BF16.
 #include "rnnkit/dispatch.hpp"
 
 #include <cstdlib>
@@ -22,6 +26,9 @@ RNNKIT_DECLARE_ISA(avx2)
 #endif
 #if RNNKIT_HAVE_AVX512
 RNNKIT_DECLARE_ISA(avx512)
+#endif
+#if RNNKIT_HAVE_AVX512BF16
+RNNKIT_DECLARE_ISA(avx512bf16)
 #endif
 
 namespace {
@@ -54,11 +61,14 @@ Choice& current() {
       }
     }
     auto avail = available_isas();
-    const bool has512 = std::find(avail.begin(), avail.end(), "avx512") != avail.end();
-    const bool has2 = std::find(avail.begin(), avail.end(), "avx2") != avail.end();
+    auto has = [&](const char* n) { return std::find(avail.begin(), avail.end(), n) != avail.end(); };
+    const bool has512 = has("avx512");
+    const bool has2 = has("avx2");
     if (has512 && cpu_is_intel()) {
-      d.kernels = &find_isa("avx512");
-      d.reason += "AVX-512 on an Intel CPU";
+      const bool bf16 = has("avx512bf16");
+      d.kernels = &find_isa(bf16 ? "avx512bf16" : "avx512");
+      d.reason += bf16 ? "AVX-512 on an Intel CPU (measured faster than AVX2), with AVX512-BF16"
+                       : "AVX-512 on an Intel CPU (measured faster than AVX2)";
     } else if (has2) {
       d.kernels = &find_isa("avx2");
       d.reason += has512 ? "AVX2+FMA: measured faster than AVX-512 on CPUs that split 512-bit ops"
@@ -86,6 +96,9 @@ bool isa_supported(const std::string& name) {
            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
            __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
+#if RNNKIT_HAVE_AVX512BF16
+  if (name == "avx512bf16") return isa_supported("avx512") && __builtin_cpu_supports("avx512bf16");
+#endif
 #endif
   return false;
 }
@@ -97,6 +110,9 @@ std::vector<std::string> compiled_isas() {
 #endif
 #if RNNKIT_HAVE_AVX512
   v.push_back("avx512");
+#endif
+#if RNNKIT_HAVE_AVX512BF16
+  v.push_back("avx512bf16");
 #endif
   return v;
 }
@@ -120,6 +136,9 @@ const Kernels& find_isa(const std::string& name) {
 #endif
 #if RNNKIT_HAVE_AVX512
   if (name == "avx512") return isa_avx512::kernels();
+#endif
+#if RNNKIT_HAVE_AVX512BF16
+  if (name == "avx512bf16") return isa_avx512bf16::kernels();
 #endif
   throw std::invalid_argument("[set_isa] unknown ISA '" + name + "'");
 }

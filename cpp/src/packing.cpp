@@ -20,17 +20,24 @@ void pack_recurrent(const float* U, int gates, int H, int K, float* P) {
       }
 }
 
-void pack_recurrent_bf16(const float* U, int gates, int H, int K, std::uint16_t* P) {
-  const int W = gates * kUnitBlock;
-  for (int ub = 0; ub < unit_blocks(H); ++ub)
+void pack_recurrent_bf16(const float* U, int gates, int H, int K, Bf16Layout layout,
+                         std::uint16_t* P) {
+  const int W = gates * kUnitBlock, Ke = bf16_rows(K);
+  for (int ub = 0; ub < unit_blocks(H); ++ub) {
+    std::uint16_t* block = P + std::size_t(ub) * Ke * W;
     for (int g = 0; g < gates; ++g)
       for (int j = 0; j < kUnitBlock; ++j) {
-        const int u = ub * kUnitBlock + j;
-        std::uint16_t* block = P + std::size_t(ub) * K * W;
-        for (int k = 0; k < K; ++k)
-          block[bf16_index(std::size_t(k) * W + g * kUnitBlock + j)] =
-              u < H ? to_bf16(U[(std::int64_t(g) * H + u) * K + k]) : std::uint16_t(0);
+        const int u = ub * kUnitBlock + j, c = g * kUnitBlock + j;
+        for (int k = 0; k < Ke; ++k) {
+          const std::uint16_t v =
+              (u < H && k < K) ? to_bf16(U[(std::int64_t(g) * H + u) * K + k]) : std::uint16_t(0);
+          if (layout == Bf16Layout::KPair)
+            block[(std::size_t(k / 2) * W + c) * 2 + k % 2] = v;
+          else
+            block[bf16_index(std::size_t(k) * W + c)] = v;
+        }
       }
+  }
 }
 
 }  // namespace rnnkit

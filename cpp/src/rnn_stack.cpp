@@ -54,12 +54,16 @@ void Stack<T>::pack_into(std::vector<Buffer<float>>& packs) const {
 }
 
 template <class T>
-bool Stack<T>::freeze(bool bf16) {
-  if (!std::is_same<T, float>::value || !active_kernels().packed_f32) {
-    thaw();
+bool Stack<T>::freeze(bool bf16) const {
+  const Kernels& kernels = active_kernels();
+  auto packs = std::make_shared<Packs>();
+  packs->kernels = &kernels;
+  packs->want_bf16 = bf16;
+  if (!std::is_same<T, float>::value || !kernels.packed_f32) {
+    // Nothing to pack for these kernels; remembered so that a later ISA change packs.
+    std::atomic_store(&frozen_, std::shared_ptr<const Packs>(std::move(packs)));
     return false;
   }
-  auto packs = std::make_shared<Packs>();
   pack_into(packs->f32);  // the kernels take the bfloat16 packs only for few rows
   if (bf16) {
     if constexpr (std::is_same<T, float>::value) {
@@ -67,8 +71,8 @@ bool Stack<T>::freeze(bool bf16) {
       packs->bf16.resize(w_.size());
       for (size_t ld = 0; ld < w_.size(); ++ld) {
         std::uint16_t* p =
-            packs->bf16[ld].reserve(packed_recurrent_size(s.gates(), s.hidden_size, s.out_size()));
-        pack_recurrent_bf16(w_[ld].w_hh, s.gates(), s.hidden_size, s.out_size(), p);
+            packs->bf16[ld].reserve(packed_recurrent_size_bf16(s.gates(), s.hidden_size, s.out_size()));
+        pack_recurrent_bf16(w_[ld].w_hh, s.gates(), s.hidden_size, s.out_size(), kernels.bf16_layout, p);
       }
     }
   }
@@ -77,7 +81,7 @@ bool Stack<T>::freeze(bool bf16) {
 }
 
 template <class T>
-void Stack<T>::thaw() {
+void Stack<T>::thaw() const {
   std::atomic_store(&frozen_, std::shared_ptr<const Packs>());
 }
 
@@ -88,7 +92,8 @@ void Stack<T>::forward(const T* x, SeqShape seq, const T* h0, const T* c0, const
   const int Ho = spec_.cell.out_size(), H = spec_.cell.hidden_size, B = seq.B;
   const int64_t TB = int64_t(seq.T) * seq.B, width = int64_t(D) * Ho;
   const bool lstm = spec_.cell.kind == CellKind::LSTM;
-  const KernelTable<T>& k = active_kernels().table<T>();
+  const Kernels& kernels = active_kernels();  // read once: set_isa may run concurrently
+  const KernelTable<T>& k = kernels.table<T>();
   StackWorkspace<T>& ws = stack_workspace<T>();
 
   if (cache) {
@@ -107,10 +112,16 @@ void Stack<T>::forward(const T* x, SeqShape seq, const T* h0, const T* c0, const
   // Packed recurrent weights: the frozen ones, or packed for this call when the time loop is
   // long enough to repay it.
   std::shared_ptr<const Packs> frozen = std::atomic_load(&frozen_);
+  if (frozen && frozen->kernels != &kernels) {
+    // The instruction set changed since the packs were made (set_isa): repack for the new
+    // kernels, whose bfloat16 layout may differ.
+    freeze(frozen->want_bf16);
+    frozen = std::atomic_load(&frozen_);
+  }
   const std::vector<Buffer<float>>* packs = nullptr;
   const std::vector<Buffer<std::uint16_t>>* packs16 = nullptr;
-  if (std::is_same<T, float>::value && active_kernels().packed_f32) {
-    if (frozen) {
+  if (std::is_same<T, float>::value && kernels.packed_f32) {
+    if (frozen && frozen->kernels == &kernels && !frozen->f32.empty()) {
       packs = &frozen->f32;
       if (!frozen->bf16.empty()) packs16 = &frozen->bf16;
     } else if (seq.T >= 4) {

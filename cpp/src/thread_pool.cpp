@@ -239,6 +239,34 @@ void parallel_for(int n, const std::function<void(int)>& fn) { pool().run(n, fn)
 
 void team_run(int n, void (*fn)(void*, int, int), void* ctx) { pool().team(n, fn, ctx); }
 
+void StepFlags::post(int tid, int step) {
+  Slot& s = slots_[tid];
+  __atomic_store_n(&s.step, step, __ATOMIC_SEQ_CST);
+#if defined(__linux__)
+  // Seq-cst store then load, against the sleeper's increment then load: one of the two sees
+  // the other, so a sleeper is never missed.
+  if (__atomic_load_n(&s.sleepers, __ATOMIC_SEQ_CST) > 0)
+    syscall(SYS_futex, &s.step, FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
+#endif
+}
+
+void StepFlags::wait(int tid, int step) {
+  Slot& s = slots_[tid];
+  // Spin up to ~0.5 ms, as the barrier does, then sleep.
+  for (int spin = 0; spin < 20000; ++spin) {
+    if (__atomic_load_n(&s.step, __ATOMIC_ACQUIRE) >= step) return;
+    RNNKIT_PAUSE();
+  }
+#if defined(__linux__)
+  __atomic_add_fetch(&s.sleepers, 1, __ATOMIC_SEQ_CST);
+  for (int now; (now = __atomic_load_n(&s.step, __ATOMIC_SEQ_CST)) < step;)
+    syscall(SYS_futex, &s.step, FUTEX_WAIT_PRIVATE, now, nullptr, nullptr, 0);
+  __atomic_sub_fetch(&s.sleepers, 1, __ATOMIC_SEQ_CST);
+#else
+  while (__atomic_load_n(&s.step, __ATOMIC_ACQUIRE) < step) std::this_thread::yield();
+#endif
+}
+
 Barrier::Barrier(int n) : n_(n), count_(0), generation_(0), sleepers_(0) {}
 
 void Barrier::set_size(int n) { __atomic_store_n(&n_, n, __ATOMIC_RELAXED); }

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "rnnkit/buffer.hpp"
+#include "rnnkit/packing.hpp"
 #include "rnnkit/spec.hpp"
 
 namespace rnnkit {
@@ -66,6 +67,13 @@ struct KernelTable {
 struct Kernels {
   const char* isa;
   bool packed_f32;  // the float kernels use DirWeights::packed_hh when given
+  Bf16Layout bf16_layout;  // how DirWeights::packed_hh_bf16 must be laid out for them
+  // The float kernels stream packed_hh_bf16 instead of packed_hh for batches of at most this
+  // many rows: where halving the bytes beats the cost of widening (or of VDPBF16PS).
+  int bf16_max_rows;
+  // True when the bfloat16 products round h to bfloat16 too (VDPBF16PS multiplies pairs of
+  // bfloat16); false when the weights are widened to float and h stays float32.
+  bool bf16_rounds_h;
   KernelTable<float> f32;
   KernelTable<double> f64;
   template <class T>

@@ -40,15 +40,31 @@ inline float from_bf16(std::uint16_t b) {
   return f;
 }
 
-// The same blocks in bfloat16, half the bytes. Within each 16-unit chunk of a row, 32-bit lane
-// i holds unit i in its low half and unit i + 8 in its high half, so that one 256-bit load
-// becomes the chunk's two float vectors with one shift and one mask:
-//
-//   element (ub, k, c) of the float layout lives at index bf16_index(k*W + c) of the block.
+// The same blocks in bfloat16, half the bytes, in one of two layouts (the kernels of each
+// instruction set say which one they stream, Kernels::bf16_layout). A block holds
+// bf16_rows(K) rows (K rounded up to even; a padding row is zero).
+enum class Bf16Layout : int {
+  // Within each 16-unit chunk of a row, 32-bit lane i holds unit i in its low half and unit
+  // i + 8 in its high half, so that one 256-bit load becomes the chunk's two float vectors
+  // with one shift and one mask (AVX2): element (k, c) of the float layout lives at index
+  // bf16_index(k*W + c) of the block.
+  Chunk16 = 0,
+  // Rows k and k + 1 interleaved: element (k, c) at index ((k/2)*W + c)*2 + k%2, so that a
+  // 512-bit load holds 16 columns' pairs for one VDPBF16PS (AVX512-BF16).
+  KPair = 1,
+};
+
+inline int bf16_rows(int K) { return K + (K & 1); }
+
+inline std::size_t packed_recurrent_size_bf16(int gates, int H, int K) {
+  return std::size_t(unit_blocks(H)) * bf16_rows(K) * gates * kUnitBlock;
+}
+
 inline std::size_t bf16_index(std::size_t i) {
   const std::size_t j = i % kUnitBlock;
   return i - j + (j < 8 ? 2 * j : 2 * (j - 8) + 1);
 }
-void pack_recurrent_bf16(const float* U, int gates, int H, int K, std::uint16_t* P);
+void pack_recurrent_bf16(const float* U, int gates, int H, int K, Bf16Layout layout,
+                         std::uint16_t* P);
 
 }  // namespace rnnkit

@@ -46,8 +46,9 @@ class Stack {
   // bf16: store the packs in bfloat16 (weights rounded to nearest even), read at half the
   // bytes and widened to float in the kernels. Returns whether packs are in use (the
   // kernels of the active instruction set take them).
-  bool freeze(bool bf16 = false);
-  void thaw();
+  // Const because a forward call repacks (atomically) when the instruction set has changed.
+  bool freeze(bool bf16 = false) const;
+  void thaw() const;
 
   // x (T, B, I) time-major; h0 (L*D, B, Hout), c0 (L*D, B, H) or null; masks (L-1, T, B, D*Hout)
   // dropout scales or null; y (T, B, D*Hout); hn, cn like h0, c0. cache non-null in training.
@@ -61,14 +62,16 @@ class Stack {
 
  private:
   struct Packs {
-    std::vector<Buffer<float>> f32;  // per layer-direction, or empty
-    std::vector<Buffer<std::uint16_t>> bf16;
+    const Kernels* kernels = nullptr;  // the kernels these packs were laid out for
+    bool want_bf16 = false;
+    std::vector<Buffer<float>> f32;    // per layer-direction
+    std::vector<Buffer<std::uint16_t>> bf16;  // per layer-direction, or empty
   };
   void pack_into(std::vector<Buffer<float>>& packs) const;
 
   StackSpec spec_;
   std::vector<DirWeights<T>> w_;
-  std::shared_ptr<const Packs> frozen_;  // read and swapped with std::atomic_load/store
+  mutable std::shared_ptr<const Packs> frozen_;  // read and swapped with std::atomic_load/store
 };
 
 extern template class Stack<float>;

@@ -38,8 +38,9 @@ struct DirWeights {
   const T* peep = nullptr;  // (3H) order i, f, o, or null
   // w_hh repacked for the SIMD kernels (packing.hpp), float only; null: use w_hh as it is.
   const float* packed_hh = nullptr;
-  // The same in bfloat16 (weights that bfloat16 represents), or null. Given with packed_hh;
-  // the kernels stream it where that is faster (kMaxBf16Rows), with bitwise equal results.
+  // The same in bfloat16 (weights that bfloat16 represents), in the active kernels'
+  // Bf16Layout, or null. Given with packed_hh; the kernels stream it instead for batches of at
+  // most Kernels::bf16_max_rows rows.
   const std::uint16_t* packed_hh_bf16 = nullptr;
 };
 

@@ -25,6 +25,25 @@ namespace rnnkit {
 // A plain function pointer rather than std::function: callers are compiled once per ISA.
 void team_run(int n, void (*fn)(void* ctx, int tid, int nt), void* ctx);
 
+// Per-thread step counters for a team whose threads exchange data once per step (the batch-1
+// time loop): post(t, s) says "thread t's outputs for step s are written"; wait(t, s) returns
+// once thread t has posted s or later. Unlike a barrier, a thread waits only for the data it is
+// about to read, and only when it is about to read it, so it can work on its own data first.
+// Spins, then sleeps on a futex.
+class StepFlags {
+ public:
+  static constexpr int kMaxThreads = 64;
+  void post(int tid, int step);
+  void wait(int tid, int step);
+
+ private:
+  struct alignas(64) Slot {
+    int step = 0;      // accessed with __atomic builtins; a futex word on Linux
+    int sleepers = 0;  // threads asleep on step
+  };
+  Slot slots_[kMaxThreads];
+};
+
 // A reusable barrier for the threads of one team_run: spins briefly, then sleeps.
 class Barrier {
  public:

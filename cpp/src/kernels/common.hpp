@@ -8,16 +8,10 @@
 #include <cstring>
 #include <type_traits>
 
+#include "kernels/packed_product.hpp"
 #include "rnnkit/kernels.hpp"
 #include "rnnkit/packing.hpp"
 #include "rnnkit/thread_pool.hpp"
-
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define RNNKIT_PACKED_KERNELS 1
-#else
-#define RNNKIT_PACKED_KERNELS 0
-#endif
 
 namespace rnnkit {
 namespace RNNKIT_ISA_NS {
@@ -147,194 +141,6 @@ inline void add_colsum(const T* m, Eigen::Index rows, Eigen::Index cols, Eigen::
   for (Eigen::Index c = 0; c < cols; ++c) out[c] += acc[c];
 }
 
-// ---------------------------------------------------------------------------------------------
-// Packed recurrent product: out (rows, ncols) = h (rows, K) * P(:, c0 : c0 + ncols), where P is
-// one unit block of the packed recurrent weights, (K, W) with row stride W (packing.hpp), in
-// float or in bfloat16 (Wt = std::uint16_t). Both take the same element offsets; a bfloat16
-// chunk of 16 columns is widened to the same two float vectors, so the two give bitwise equal
-// results for weights that bfloat16 represents exactly.
-
-// bfloat16 packs halve the bytes the 1-row kernel streams per step; from three rows on, the
-// product reuses each weight vector across rows and is compute-bound, and widening costs more
-// than the bytes it saves (measured: 1.4x faster at B=2, 0.75x at B=3, H=256).
-constexpr int kMaxBf16Rows = 2;
-
-#if RNNKIT_PACKED_KERNELS
-// The two vectors of 8 columns of the 16-column chunk at q.
-inline void load_chunk(const float* q, __m256& lo, __m256& hi) {
-  lo = _mm256_loadu_ps(q);
-  hi = _mm256_loadu_ps(q + 8);
-}
-inline void load_chunk(const std::uint16_t* q, __m256& lo, __m256& hi) {
-  const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
-  lo = _mm256_castsi256_ps(_mm256_slli_epi32(raw, 16));
-  hi = _mm256_castsi256_ps(_mm256_and_si256(raw, _mm256_set1_epi32(int(0xffff0000u))));
-}
-
-// R rows x NV vectors of 8 columns, accumulators in registers. With one row the weights are
-// FMA memory operands (8 accumulators hide the FMA latency); with several, each weight vector
-// is loaded once and reused for every row. Column chunk j (16 columns) of a row is stored at
-// out + j*ocs: ocs = 16 keeps the row contiguous, ocs = Hp scatters gates into a gate-major row.
-template <int R, int NV, class Wt>
-inline void packed_micro(const float* h, int ldh, const Wt* P, int W, int K, float* out, int ldo,
-                         int ocs, bool accumulate) {
-  static_assert(NV % 2 == 0, "whole 16-column chunks");
-  __m256 c[R][NV];
-  auto dst = [&](int r, int v) { return out + std::size_t(r) * ldo + (v / 2) * ocs + (v % 2) * 8; };
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) c[r][v] = accumulate ? _mm256_loadu_ps(dst(r, v)) : _mm256_setzero_ps();
-  for (int k = 0; k < K; ++k) {
-    const Wt* q = P + std::size_t(k) * W;
-    __m256 u[NV];
-    for (int v = 0; v < NV; v += 2) load_chunk(q + v * 8, u[v], u[v + 1]);
-    for (int r = 0; r < R; ++r) {
-      const __m256 hb = _mm256_broadcast_ss(h + r * ldh + k);
-      for (int v = 0; v < NV; ++v) c[r][v] = _mm256_fmadd_ps(u[v], hb, c[r][v]);
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) _mm256_storeu_ps(dst(r, v), c[r][v]);
-}
-
-// Three rows x 32 columns with twelve named accumulators: per k, two chunk loads and three
-// broadcasts feed twelve FMAs (the generic template above spills at this size).
-template <class Wt>
-inline void packed_micro_3x32(const float* h, int ldh, const Wt* P, int W, int K, float* out,
-                              int ldo, int ocs, bool accumulate) {
-  const float* h0 = h;
-  const float* h1 = h + ldh;
-  const float* h2 = h + 2 * ldh;
-  float* o0 = out;
-  float* o1 = out + ldo;
-  float* o2 = out + 2 * ldo;
-  // vector v of a row lives at o + (v / 2) * ocs + (v % 2) * 8
-  const int s1 = 8, s2 = ocs, s3 = ocs + 8;
-  __m256 a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3;
-  if (accumulate) {
-    a0 = _mm256_loadu_ps(o0); a1 = _mm256_loadu_ps(o0 + s1); a2 = _mm256_loadu_ps(o0 + s2); a3 = _mm256_loadu_ps(o0 + s3);
-    b0 = _mm256_loadu_ps(o1); b1 = _mm256_loadu_ps(o1 + s1); b2 = _mm256_loadu_ps(o1 + s2); b3 = _mm256_loadu_ps(o1 + s3);
-    c0 = _mm256_loadu_ps(o2); c1 = _mm256_loadu_ps(o2 + s1); c2 = _mm256_loadu_ps(o2 + s2); c3 = _mm256_loadu_ps(o2 + s3);
-  } else {
-    a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = c0 = c1 = c2 = c3 = _mm256_setzero_ps();
-  }
-  const Wt* q = P;
-  for (int k = 0; k < K; ++k, q += W) {
-    __m256 u0, u1, u2, u3;
-    load_chunk(q, u0, u1);
-    load_chunk(q + 16, u2, u3);
-    __m256 x = _mm256_broadcast_ss(h0 + k);
-    a0 = _mm256_fmadd_ps(u0, x, a0); a1 = _mm256_fmadd_ps(u1, x, a1);
-    a2 = _mm256_fmadd_ps(u2, x, a2); a3 = _mm256_fmadd_ps(u3, x, a3);
-    x = _mm256_broadcast_ss(h1 + k);
-    b0 = _mm256_fmadd_ps(u0, x, b0); b1 = _mm256_fmadd_ps(u1, x, b1);
-    b2 = _mm256_fmadd_ps(u2, x, b2); b3 = _mm256_fmadd_ps(u3, x, b3);
-    x = _mm256_broadcast_ss(h2 + k);
-    c0 = _mm256_fmadd_ps(u0, x, c0); c1 = _mm256_fmadd_ps(u1, x, c1);
-    c2 = _mm256_fmadd_ps(u2, x, c2); c3 = _mm256_fmadd_ps(u3, x, c3);
-  }
-  _mm256_storeu_ps(o0, a0); _mm256_storeu_ps(o0 + s1, a1); _mm256_storeu_ps(o0 + s2, a2); _mm256_storeu_ps(o0 + s3, a3);
-  _mm256_storeu_ps(o1, b0); _mm256_storeu_ps(o1 + s1, b1); _mm256_storeu_ps(o1 + s2, b2); _mm256_storeu_ps(o1 + s3, b3);
-  _mm256_storeu_ps(o2, c0); _mm256_storeu_ps(o2 + s1, c1); _mm256_storeu_ps(o2 + s2, c2); _mm256_storeu_ps(o2 + s3, c3);
-}
-
-// Six rows x 16 columns (one column chunk): one chunk load and six broadcasts per k.
-template <class Wt>
-inline void packed_micro_6x16(const float* h, int ldh, const Wt* P, int W, int K, float* out,
-                              int ldo, bool accumulate) {
-  __m256 r0a, r0b, r1a, r1b, r2a, r2b, r3a, r3b, r4a, r4b, r5a, r5b;
-  if (accumulate) {
-    r0a = _mm256_loadu_ps(out); r0b = _mm256_loadu_ps(out + 8);
-    r1a = _mm256_loadu_ps(out + ldo); r1b = _mm256_loadu_ps(out + ldo + 8);
-    r2a = _mm256_loadu_ps(out + 2 * ldo); r2b = _mm256_loadu_ps(out + 2 * ldo + 8);
-    r3a = _mm256_loadu_ps(out + 3 * ldo); r3b = _mm256_loadu_ps(out + 3 * ldo + 8);
-    r4a = _mm256_loadu_ps(out + 4 * ldo); r4b = _mm256_loadu_ps(out + 4 * ldo + 8);
-    r5a = _mm256_loadu_ps(out + 5 * ldo); r5b = _mm256_loadu_ps(out + 5 * ldo + 8);
-  } else {
-    r0a = r0b = r1a = r1b = r2a = r2b = r3a = r3b = r4a = r4b = r5a = r5b = _mm256_setzero_ps();
-  }
-  const Wt* q = P;
-  for (int k = 0; k < K; ++k, q += W) {
-    __m256 u0, u1;
-    load_chunk(q, u0, u1);
-    __m256 x = _mm256_broadcast_ss(h + k);
-    r0a = _mm256_fmadd_ps(u0, x, r0a); r0b = _mm256_fmadd_ps(u1, x, r0b);
-    x = _mm256_broadcast_ss(h + ldh + k);
-    r1a = _mm256_fmadd_ps(u0, x, r1a); r1b = _mm256_fmadd_ps(u1, x, r1b);
-    x = _mm256_broadcast_ss(h + 2 * ldh + k);
-    r2a = _mm256_fmadd_ps(u0, x, r2a); r2b = _mm256_fmadd_ps(u1, x, r2b);
-    x = _mm256_broadcast_ss(h + 3 * ldh + k);
-    r3a = _mm256_fmadd_ps(u0, x, r3a); r3b = _mm256_fmadd_ps(u1, x, r3b);
-    x = _mm256_broadcast_ss(h + 4 * ldh + k);
-    r4a = _mm256_fmadd_ps(u0, x, r4a); r4b = _mm256_fmadd_ps(u1, x, r4b);
-    x = _mm256_broadcast_ss(h + 5 * ldh + k);
-    r5a = _mm256_fmadd_ps(u0, x, r5a); r5b = _mm256_fmadd_ps(u1, x, r5b);
-  }
-  _mm256_storeu_ps(out, r0a); _mm256_storeu_ps(out + 8, r0b);
-  _mm256_storeu_ps(out + ldo, r1a); _mm256_storeu_ps(out + ldo + 8, r1b);
-  _mm256_storeu_ps(out + 2 * ldo, r2a); _mm256_storeu_ps(out + 2 * ldo + 8, r2b);
-  _mm256_storeu_ps(out + 3 * ldo, r3a); _mm256_storeu_ps(out + 3 * ldo + 8, r3b);
-  _mm256_storeu_ps(out + 4 * ldo, r4a); _mm256_storeu_ps(out + 4 * ldo + 8, r4b);
-  _mm256_storeu_ps(out + 5 * ldo, r5a); _mm256_storeu_ps(out + 5 * ldo + 8, r5b);
-}
-
-// out = h (rows, K) * P(:, c0 : c0 + ncols), ncols a multiple of 16; column chunk j of row r
-// goes to out + r*ldo + j*ocs.
-template <class Wt>
-inline void packed_product(const float* h, int rows, int ldh, const Wt* P, int W, int c0,
-                           int ncols, int K, float* out, int ldo, int ocs = 16) {
-  constexpr int kc = 128;  // a 32-column slice of kc rows of P (16 KB) stays in L1
-  const int full = rows >= 3 ? rows - rows % 3 : 0;  // rows handled three at a time
-  const int wide = ncols - ncols % 32;               // columns handled 32 at a time
-  for (int c = 0; c < wide; c += 32)
-    for (int k0 = 0; k0 < K; k0 += kc)
-      for (int rr = 0; rr < full; rr += 3)
-        packed_micro_3x32(h + std::size_t(rr) * ldh + k0, ldh, P + std::size_t(k0) * W + c0 + c, W,
-                          std::min(kc, K - k0), out + std::size_t(rr) * ldo + (c / 16) * ocs, ldo, ocs,
-                          k0 > 0);
-  if (wide < ncols) {  // a last 16 columns: six rows at a time, then one by one
-    const int six = full - full % 6;
-    for (int k0 = 0; k0 < K; k0 += 2 * kc)
-      for (int rr = 0; rr < six; rr += 6)
-        packed_micro_6x16(h + std::size_t(rr) * ldh + k0, ldh, P + std::size_t(k0) * W + c0 + wide, W,
-                          std::min(2 * kc, K - k0), out + std::size_t(rr) * ldo + (wide / 16) * ocs, ldo,
-                          k0 > 0);
-    for (int rr = six; rr < full; ++rr)
-      packed_micro<1, 2>(h + std::size_t(rr) * ldh, 0, P + c0 + wide, W, K,
-                         out + std::size_t(rr) * ldo + (wide / 16) * ocs, 0, ocs, false);
-  }
-  for (int r = full; r < rows; ++r) {
-    const float* hr = h + std::size_t(r) * ldh;
-    float* o = out + std::size_t(r) * ldo;
-    int c = 0;
-    for (; c + 64 <= ncols; c += 64) packed_micro<1, 8>(hr, 0, P + c0 + c, W, K, o + (c / 16) * ocs, 0, ocs, false);
-    if (ncols - c >= 48) {
-      packed_micro<1, 6>(hr, 0, P + c0 + c, W, K, o + (c / 16) * ocs, 0, ocs, false);
-      c += 48;
-    }
-    if (ncols - c >= 32) {
-      packed_micro<1, 4>(hr, 0, P + c0 + c, W, K, o + (c / 16) * ocs, 0, ocs, false);
-      c += 32;
-    }
-    if (ncols - c >= 16) packed_micro<1, 2>(hr, 0, P + c0 + c, W, K, o + (c / 16) * ocs, 0, ocs, false);
-  }
-}
-#else
-inline float packed_at(const float* P, std::size_t i) { return P[i]; }
-inline float packed_at(const std::uint16_t* P, std::size_t i) { return from_bf16(P[bf16_index(i)]); }
-
-template <class Wt>
-inline void packed_product(const float* h, int rows, int ldh, const Wt* P, int W, int c0,
-                           int ncols, int K, float* out, int ldo, int ocs = 16) {
-  for (int r = 0; r < rows; ++r)
-    for (int c = 0; c < ncols; ++c) {
-      float acc = 0;
-      for (int k = 0; k < K; ++k)
-        acc += h[std::size_t(r) * ldh + k] * packed_at(P, std::size_t(k) * W + c0 + c);
-      out[std::size_t(r) * ldo + (c / 16) * ocs + c % 16] = acc;
-    }
-}
-#endif
-
 // out (rows, N) = d (rows, K) [row stride ldd] * w (K, N) [row stride ldw]: backward's per-step
 // product with U, which is already laid out K-major for it. Uses the SIMD kernel when it can.
 template <class T>
@@ -411,6 +217,35 @@ template <class T>
 inline void prefetch_lines(const T* p, int64_t n) {
   const char* c = reinterpret_cast<const char*>(p);
   for (int64_t off = 0; off < n * int64_t(sizeof(T)); off += 64) __builtin_prefetch(c + off, 0, 3);
+}
+
+// Batch 1: the recurrent product h (K) * U in two k-segments, [0, ks) and [ks, K), summed as
+// seg0 + seg1 for any team size, so results do not depend on it. Floating-point addition
+// commutes, so in a team of two (where each thread owns one segment's units of h) a thread
+// multiplies the half of h it wrote itself first and only then waits for the other thread's
+// half: the exchange hides behind half of the product. Larger teams wait for everyone first.
+// block(k0, k1, add) multiplies h[k0:k1] into this thread's unit blocks (add: onto the sum of
+// the other segment).
+template <class T, class F>
+inline void segmented_row_product(int tid, int nt, int step, int ks, int K, const T* h,
+                                  StepFlags& flags, F&& block) {
+  const bool overlap = nt == 2;
+  if (nt > 2)
+    for (int t = 0; t < nt; ++t)
+      if (t != tid) flags.wait(t, step);
+  const int lo[2] = {0, ks}, hi[2] = {ks, K};
+  const int own = overlap ? tid : 0;
+  bool done = false;
+  for (int i = 0; i < 2; ++i) {
+    const int sg = own ^ i;
+    if (hi[sg] <= lo[sg]) continue;
+    if (i == 1 && overlap) {
+      prefetch_lines(h + lo[sg], hi[sg] - lo[sg]);  // in flight while the flag is checked
+      flags.wait(1 - tid, step);
+    }
+    block(lo[sg], hi[sg], done);
+    done = true;
+  }
 }
 
 // The hidden units a team thread owns: whole 16-unit blocks [first, last), i.e. units

@@ -92,17 +92,22 @@ void gru_forward(const ForwardArgs<T>& a) {
   const std::uint16_t* p16 = nullptr;
   if constexpr (std::is_same<T, float>::value) {
     p32 = a.w.packed_hh;
-    if (B <= kMaxBf16Rows) p16 = a.w.packed_hh_bf16;
+    if (B <= kBf16MaxRows) p16 = a.w.packed_hh_bf16;
   }
   const bool packed = p32 != nullptr;
-  // Product of rows h (B, H) with columns [c0, c0 + ncols) of unit block ub, into out.
-  auto block_product = [&](const T* h, int ub, int c0, int ncols, T* out, int ldo, int ocs) {
+  // Product of rows h (B, H) [h-columns k0..k1] with columns [c0, c0 + ncols) of unit block
+  // ub, into out (add: onto the other k-segment's sum, see segmented_row_product).
+  auto block_product = [&](const T* h, int ub, int c0, int ncols, T* out, int ldo, int ocs, int k0 = 0,
+                           int k1 = -1, bool add = false) {
     if constexpr (std::is_same<T, float>::value) {
-      const std::size_t at = std::size_t(ub) * H * (3 * kUnitBlock);
+      const int W = 3 * kUnitBlock;
+      if (k1 < 0) k1 = H;
       if (p16)
-        packed_product(h, B, H, p16 + at, 3 * kUnitBlock, c0, ncols, H, out, ldo, ocs);
+        packed_product(h + k0, B, H, p16 + (std::size_t(ub) * bf16_rows(H) + k0) * W, W, c0, ncols, k1 - k0,
+                       out, ldo, ocs, add);
       else
-        packed_product(h, B, H, p32 + at, 3 * kUnitBlock, c0, ncols, H, out, ldo, ocs);
+        packed_product(h + k0, B, H, p32 + (std::size_t(ub) * H + k0) * W, W, c0, ncols, k1 - k0, out, ldo,
+                       ocs, add);
     }
   };
   const int blocks = unit_blocks(H), W = 3 * kUnitBlock;
@@ -111,7 +116,12 @@ void gru_forward(const ForwardArgs<T>& a) {
   T* acc = ws.acc.reserve(int64_t(B) * lda);
   const int team = (packed && a.threads > 1 && H >= 128 && int64_t(B) * G * H >= 128 * 384)
                        ? std::min(a.threads, blocks) : 1;
+  // Batch 1, reset_after: the product in k-segments (segmented_row_product), split as a
+  // team of two would be. reset_before needs all of r * h mid-step and keeps the barrier.
+  const bool row1 = packed && B == 1 && s.reset_after;
+  const int ks = thread_units(H, 0, 2).n;
   Barrier barrier;
+  StepFlags flags;
   auto U = cmat(a.w.w_hh, G, H);
 
   auto body = [&](int tid, int nt) {
@@ -122,8 +132,13 @@ void gru_forward(const ForwardArgs<T>& a) {
     T* hnext = hbuf + int64_t(B) * H;
     for (int step = 0; step < Tn; ++step) {
       // Phase 1: recurrent products from h (all gates, or r and z in reset_before), then r, z.
-      if (nt > 1) prefetch_lines(hcur, int64_t(B) * H);
-      if (packed) {
+      if (!row1 && nt > 1) prefetch_lines(hcur, int64_t(B) * H);
+      if (row1) {
+        segmented_row_product(tid, nt, step, ks, H, hcur, flags, [&](int k0, int k1, bool add) {
+          for (int ub = first; ub < last; ++ub)
+            block_product(hcur, ub, 0, W, acc + ub * kUnitBlock, lda, Hp, k0, k1, add);
+        });
+      } else if (packed) {
         if constexpr (std::is_same<T, float>::value)
           for (int ub = first; ub < last; ++ub)
             block_product(hcur, ub, 0, s.reset_after ? W : 2 * kUnitBlock, acc + ub * kUnitBlock, lda, Hp);
@@ -169,7 +184,10 @@ void gru_forward(const ForwardArgs<T>& a) {
                         (k && s.reset_after) ? k->aux.data() + row * H : nullptr);
         std::memcpy(a.y + row * a.ldy + u0, hn + u0, n * sizeof(T));
       }
-      barrier.wait();
+      if (!row1)
+        barrier.wait();
+      else if (nt > 1)
+        flags.post(tid, step + 1);  // this thread's units of h for step + 1 are written
       std::swap(hcur, hnext);
     }
   };

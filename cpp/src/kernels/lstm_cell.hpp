@@ -83,7 +83,7 @@ void lstm_forward(const ForwardArgs<T>& a) {
   const std::uint16_t* p16 = nullptr;
   if constexpr (std::is_same<T, float>::value) {
     p32 = a.w.packed_hh;
-    if (B <= kMaxBf16Rows) p16 = a.w.packed_hh_bf16;
+    if (B <= kBf16MaxRows) p16 = a.w.packed_hh_bf16;
   }
   const bool packed = p32 != nullptr;
   const int blocks = unit_blocks(H), W = 4 * kUnitBlock;
@@ -95,7 +95,23 @@ void lstm_forward(const ForwardArgs<T>& a) {
   // H = 128 at batch 1 (where one core's L2 bandwidth is the limit), never for small H.
   const int team = (packed && !proj && a.threads > 1 && H >= 128 && int64_t(B) * G * Ho >= 128 * 512)
                        ? std::min(a.threads, blocks) : 1;
-  Barrier barrier;
+  // Batch 1 in k-segments (segmented_row_product): the split is that of a team of two.
+  const bool row1 = packed && B == 1;
+  const int ks = row1 && !proj ? thread_units(H, 0, 2).n : Ho;
+  Barrier barrier;  // teams with several rows meet here once per step
+  StepFlags flags;  // batch-1 teams exchange h through these
+  // Rows h [row stride Ho] times h-columns [k0, k1) of unit block ub, into acc.
+  auto block_product = [&](const T* h, int ub, int k0, int k1, bool add) {
+    if constexpr (std::is_same<T, float>::value) {
+      T* out = acc + ub * kUnitBlock;
+      if (p16)
+        packed_product(h + k0, B, Ho, p16 + (std::size_t(ub) * bf16_rows(Ho) + k0) * W, W, 0, W, k1 - k0,
+                       out, lda, Hp, add);
+      else
+        packed_product(h + k0, B, Ho, p32 + (std::size_t(ub) * Ho + k0) * W, W, 0, W, k1 - k0, out, lda,
+                       Hp, add);
+    }
+  };
 
   auto body = [&](int tid, int nt) {
     barrier.set_size(nt);
@@ -104,16 +120,13 @@ void lstm_forward(const ForwardArgs<T>& a) {
     T* hcur = hbuf;
     T* hnext = hbuf + int64_t(B) * Ho;
     for (int step = 0; step < Tn; ++step) {
-      if (nt > 1) prefetch_lines(hcur, int64_t(B) * Ho);
-      if (packed) {
-        if constexpr (std::is_same<T, float>::value)
-          for (int ub = first; ub < last; ++ub) {
-            const std::size_t at = std::size_t(ub) * Ho * W;
-            if (p16)
-              packed_product(hcur, B, Ho, p16 + at, W, 0, W, Ho, acc + ub * kUnitBlock, lda, Hp);
-            else
-              packed_product(hcur, B, Ho, p32 + at, W, 0, W, Ho, acc + ub * kUnitBlock, lda, Hp);
-          }
+      if (row1) {
+        segmented_row_product(tid, nt, step, ks, Ho, hcur, flags, [&](int k0, int k1, bool add) {
+          for (int ub = first; ub < last; ++ub) block_product(hcur, ub, k0, k1, add);
+        });
+      } else if (packed) {
+        if (nt > 1) prefetch_lines(hcur, int64_t(B) * Ho);
+        for (int ub = first; ub < last; ++ub) block_product(hcur, ub, 0, Ho, false);
       } else {
         mat(acc, B, G).noalias() = cmat(hcur, B, Ho) * cmat(a.w.w_hh, G, Ho).transpose();
       }
@@ -144,7 +157,10 @@ void lstm_forward(const ForwardArgs<T>& a) {
           std::memcpy(a.y + row * a.ldy, src, Ho * sizeof(T));
         }
       }
-      barrier.wait();
+      if (!row1)
+        barrier.wait();
+      else if (nt > 1)
+        flags.post(tid, step + 1);  // this thread's units of h for step + 1 are written
       std::swap(hcur, hnext);
     }
   };

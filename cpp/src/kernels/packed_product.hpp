@@ -1,0 +1,395 @@
+// The packed recurrent products of the per-ISA kernels: out (rows, ncols) = h (rows, K) *
+// P(:, c0 : c0 + ncols), where P is one unit block of the packed recurrent weights, (K, W) with
+// row stride W (packing.hpp), in float or in bfloat16 (std::uint16_t, in the layout kBf16Layout
+// names). Column chunk j (16 columns) of row r goes to out + r*ldo + j*ocs: ocs = 16 keeps the
+// row contiguous, ocs = Hp scatters gates into a gate-major row.
+//
+// Each output's sum over k runs in an order fixed by the kernel's shape, never by how callers
+// split the columns among threads, so results do not depend on the thread count.
+//
+// Included only by kernels/common.hpp, inside rnnkit::RNNKIT_ISA_NS.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "rnnkit/packing.hpp"
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define RNNKIT_PACKED_KERNELS 1
+#else
+#define RNNKIT_PACKED_KERNELS 0
+#endif
+
+namespace rnnkit {
+namespace RNNKIT_ISA_NS {
+
+#if RNNKIT_PACKED_KERNELS
+// ---- 256-bit kernels (AVX2+FMA) --------------------------------------------------------------
+// A bfloat16 chunk of 16 columns is widened to the same two float vectors as the float chunk,
+// so the two give bitwise equal results for weights that bfloat16 represents exactly.
+
+// The two vectors of 8 columns of the 16-column chunk at q.
+inline void load_chunk(const float* q, __m256& lo, __m256& hi) {
+  lo = _mm256_loadu_ps(q);
+  hi = _mm256_loadu_ps(q + 8);
+}
+inline void load_chunk(const std::uint16_t* q, __m256& lo, __m256& hi) {
+  const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+  lo = _mm256_castsi256_ps(_mm256_slli_epi32(raw, 16));
+  hi = _mm256_castsi256_ps(_mm256_and_si256(raw, _mm256_set1_epi32(int(0xffff0000u))));
+}
+
+// R rows x NV vectors of 8 columns, accumulators in registers. With one row the weights are
+// FMA memory operands (8 accumulators hide the FMA latency); with several, each weight vector
+// is loaded once and reused for every row. Column chunk j (16 columns) of a row is stored at
+// out + j*ocs: ocs = 16 keeps the row contiguous, ocs = Hp scatters gates into a gate-major row.
+// add_out: out += the sum, added after it is complete (a second k-segment's way in).
+template <int R, int NV, class Wt>
+inline void packed_micro(const float* h, int ldh, const Wt* P, int W, int K, float* out, int ldo,
+                         int ocs, bool accumulate, bool add_out = false) {
+  static_assert(NV % 2 == 0, "whole 16-column chunks");
+  __m256 c[R][NV];
+  auto dst = [&](int r, int v) { return out + std::size_t(r) * ldo + (v / 2) * ocs + (v % 2) * 8; };
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) c[r][v] = accumulate ? _mm256_loadu_ps(dst(r, v)) : _mm256_setzero_ps();
+  for (int k = 0; k < K; ++k) {
+    const Wt* q = P + std::size_t(k) * W;
+    __m256 u[NV];
+    for (int v = 0; v < NV; v += 2) load_chunk(q + v * 8, u[v], u[v + 1]);
+    for (int r = 0; r < R; ++r) {
+      const __m256 hb = _mm256_broadcast_ss(h + r * ldh + k);
+      for (int v = 0; v < NV; ++v) c[r][v] = _mm256_fmadd_ps(u[v], hb, c[r][v]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v)
+      _mm256_storeu_ps(dst(r, v), add_out ? _mm256_add_ps(_mm256_loadu_ps(dst(r, v)), c[r][v]) : c[r][v]);
+}
+
+// Three rows x 32 columns with twelve named accumulators: per k, two chunk loads and three
+// broadcasts feed twelve FMAs (the generic template above spills at this size).
+template <class Wt>
+inline void packed_micro_3x32(const float* h, int ldh, const Wt* P, int W, int K, float* out,
+                              int ldo, int ocs, bool accumulate) {
+  const float* h0 = h;
+  const float* h1 = h + ldh;
+  const float* h2 = h + 2 * ldh;
+  float* o0 = out;
+  float* o1 = out + ldo;
+  float* o2 = out + 2 * ldo;
+  // vector v of a row lives at o + (v / 2) * ocs + (v % 2) * 8
+  const int s1 = 8, s2 = ocs, s3 = ocs + 8;
+  __m256 a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3;
+  if (accumulate) {
+    a0 = _mm256_loadu_ps(o0); a1 = _mm256_loadu_ps(o0 + s1); a2 = _mm256_loadu_ps(o0 + s2); a3 = _mm256_loadu_ps(o0 + s3);
+    b0 = _mm256_loadu_ps(o1); b1 = _mm256_loadu_ps(o1 + s1); b2 = _mm256_loadu_ps(o1 + s2); b3 = _mm256_loadu_ps(o1 + s3);
+    c0 = _mm256_loadu_ps(o2); c1 = _mm256_loadu_ps(o2 + s1); c2 = _mm256_loadu_ps(o2 + s2); c3 = _mm256_loadu_ps(o2 + s3);
+  } else {
+    a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = c0 = c1 = c2 = c3 = _mm256_setzero_ps();
+  }
+  const Wt* q = P;
+  for (int k = 0; k < K; ++k, q += W) {
+    __m256 u0, u1, u2, u3;
+    load_chunk(q, u0, u1);
+    load_chunk(q + 16, u2, u3);
+    __m256 x = _mm256_broadcast_ss(h0 + k);
+    a0 = _mm256_fmadd_ps(u0, x, a0); a1 = _mm256_fmadd_ps(u1, x, a1);
+    a2 = _mm256_fmadd_ps(u2, x, a2); a3 = _mm256_fmadd_ps(u3, x, a3);
+    x = _mm256_broadcast_ss(h1 + k);
+    b0 = _mm256_fmadd_ps(u0, x, b0); b1 = _mm256_fmadd_ps(u1, x, b1);
+    b2 = _mm256_fmadd_ps(u2, x, b2); b3 = _mm256_fmadd_ps(u3, x, b3);
+    x = _mm256_broadcast_ss(h2 + k);
+    c0 = _mm256_fmadd_ps(u0, x, c0); c1 = _mm256_fmadd_ps(u1, x, c1);
+    c2 = _mm256_fmadd_ps(u2, x, c2); c3 = _mm256_fmadd_ps(u3, x, c3);
+  }
+  _mm256_storeu_ps(o0, a0); _mm256_storeu_ps(o0 + s1, a1); _mm256_storeu_ps(o0 + s2, a2); _mm256_storeu_ps(o0 + s3, a3);
+  _mm256_storeu_ps(o1, b0); _mm256_storeu_ps(o1 + s1, b1); _mm256_storeu_ps(o1 + s2, b2); _mm256_storeu_ps(o1 + s3, b3);
+  _mm256_storeu_ps(o2, c0); _mm256_storeu_ps(o2 + s1, c1); _mm256_storeu_ps(o2 + s2, c2); _mm256_storeu_ps(o2 + s3, c3);
+}
+
+// Six rows x 16 columns (one column chunk): one chunk load and six broadcasts per k.
+template <class Wt>
+inline void packed_micro_6x16(const float* h, int ldh, const Wt* P, int W, int K, float* out,
+                              int ldo, bool accumulate) {
+  __m256 r0a, r0b, r1a, r1b, r2a, r2b, r3a, r3b, r4a, r4b, r5a, r5b;
+  if (accumulate) {
+    r0a = _mm256_loadu_ps(out); r0b = _mm256_loadu_ps(out + 8);
+    r1a = _mm256_loadu_ps(out + ldo); r1b = _mm256_loadu_ps(out + ldo + 8);
+    r2a = _mm256_loadu_ps(out + 2 * ldo); r2b = _mm256_loadu_ps(out + 2 * ldo + 8);
+    r3a = _mm256_loadu_ps(out + 3 * ldo); r3b = _mm256_loadu_ps(out + 3 * ldo + 8);
+    r4a = _mm256_loadu_ps(out + 4 * ldo); r4b = _mm256_loadu_ps(out + 4 * ldo + 8);
+    r5a = _mm256_loadu_ps(out + 5 * ldo); r5b = _mm256_loadu_ps(out + 5 * ldo + 8);
+  } else {
+    r0a = r0b = r1a = r1b = r2a = r2b = r3a = r3b = r4a = r4b = r5a = r5b = _mm256_setzero_ps();
+  }
+  const Wt* q = P;
+  for (int k = 0; k < K; ++k, q += W) {
+    __m256 u0, u1;
+    load_chunk(q, u0, u1);
+    __m256 x = _mm256_broadcast_ss(h + k);
+    r0a = _mm256_fmadd_ps(u0, x, r0a); r0b = _mm256_fmadd_ps(u1, x, r0b);
+    x = _mm256_broadcast_ss(h + ldh + k);
+    r1a = _mm256_fmadd_ps(u0, x, r1a); r1b = _mm256_fmadd_ps(u1, x, r1b);
+    x = _mm256_broadcast_ss(h + 2 * ldh + k);
+    r2a = _mm256_fmadd_ps(u0, x, r2a); r2b = _mm256_fmadd_ps(u1, x, r2b);
+    x = _mm256_broadcast_ss(h + 3 * ldh + k);
+    r3a = _mm256_fmadd_ps(u0, x, r3a); r3b = _mm256_fmadd_ps(u1, x, r3b);
+    x = _mm256_broadcast_ss(h + 4 * ldh + k);
+    r4a = _mm256_fmadd_ps(u0, x, r4a); r4b = _mm256_fmadd_ps(u1, x, r4b);
+    x = _mm256_broadcast_ss(h + 5 * ldh + k);
+    r5a = _mm256_fmadd_ps(u0, x, r5a); r5b = _mm256_fmadd_ps(u1, x, r5b);
+  }
+  _mm256_storeu_ps(out, r0a); _mm256_storeu_ps(out + 8, r0b);
+  _mm256_storeu_ps(out + ldo, r1a); _mm256_storeu_ps(out + ldo + 8, r1b);
+  _mm256_storeu_ps(out + 2 * ldo, r2a); _mm256_storeu_ps(out + 2 * ldo + 8, r2b);
+  _mm256_storeu_ps(out + 3 * ldo, r3a); _mm256_storeu_ps(out + 3 * ldo + 8, r3b);
+  _mm256_storeu_ps(out + 4 * ldo, r4a); _mm256_storeu_ps(out + 4 * ldo + 8, r4b);
+  _mm256_storeu_ps(out + 5 * ldo, r5a); _mm256_storeu_ps(out + 5 * ldo + 8, r5b);
+}
+
+// out = h (rows, K) * P(:, c0 : c0 + ncols), ncols a multiple of 16, with 256-bit vectors.
+template <class Wt>
+inline void packed_product_avx2(const float* h, int rows, int ldh, const Wt* P, int W, int c0,
+                                int ncols, int K, float* out, int ldo, int ocs = 16, bool add = false) {
+  constexpr int kc = 128;  // a 32-column slice of kc rows of P (16 KB) stays in L1
+  const int full = rows >= 3 ? rows - rows % 3 : 0;  // rows handled three at a time
+  const int wide = ncols - ncols % 32;               // columns handled 32 at a time
+  for (int c = 0; c < wide; c += 32)
+    for (int k0 = 0; k0 < K; k0 += kc)
+      for (int rr = 0; rr < full; rr += 3)
+        packed_micro_3x32(h + std::size_t(rr) * ldh + k0, ldh, P + std::size_t(k0) * W + c0 + c, W,
+                          std::min(kc, K - k0), out + std::size_t(rr) * ldo + (c / 16) * ocs, ldo, ocs,
+                          k0 > 0);
+  if (wide < ncols) {  // a last 16 columns: six rows at a time, then one by one
+    const int six = full - full % 6;
+    for (int k0 = 0; k0 < K; k0 += 2 * kc)
+      for (int rr = 0; rr < six; rr += 6)
+        packed_micro_6x16(h + std::size_t(rr) * ldh + k0, ldh, P + std::size_t(k0) * W + c0 + wide, W,
+                          std::min(2 * kc, K - k0), out + std::size_t(rr) * ldo + (wide / 16) * ocs, ldo,
+                          k0 > 0);
+    for (int rr = six; rr < full; ++rr)
+      packed_micro<1, 2>(h + std::size_t(rr) * ldh, 0, P + c0 + wide, W, K,
+                         out + std::size_t(rr) * ldo + (wide / 16) * ocs, 0, ocs, false);
+  }
+  for (int r = full; r < rows; ++r) {
+    const float* hr = h + std::size_t(r) * ldh;
+    float* o = out + std::size_t(r) * ldo;
+    int c = 0;
+    for (; c + 64 <= ncols; c += 64) packed_micro<1, 8>(hr, 0, P + c0 + c, W, K, o + (c / 16) * ocs, 0, ocs, false, add);
+    if (ncols - c >= 48) {
+      packed_micro<1, 6>(hr, 0, P + c0 + c, W, K, o + (c / 16) * ocs, 0, ocs, false, add);
+      c += 48;
+    }
+    if (ncols - c >= 32) {
+      packed_micro<1, 4>(hr, 0, P + c0 + c, W, K, o + (c / 16) * ocs, 0, ocs, false, add);
+      c += 32;
+    }
+    if (ncols - c >= 16) packed_micro<1, 2>(hr, 0, P + c0 + c, W, K, o + (c / 16) * ocs, 0, ocs, false, add);
+  }
+}
+
+#if defined(__AVX512F__)
+// ---- 512-bit kernels (AVX-512F) --------------------------------------------------------------
+// R rows x NV vectors of 16 columns (one chunk each), accumulators in registers. With one row
+// the weights are FMA memory operands and k is unrolled by two into two accumulator sets (one
+// row is bound by reading P from L2; 2*NV chains hide the FMA latency); with several rows each
+// weight vector is loaded once and reused for every row.
+template <int R, int NV>
+inline void packed_micro512(const float* h, int ldh, const float* P, int W, int K, float* out,
+                            int ldo, int ocs, bool accumulate, bool add_out = false) {
+  __m512 c[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v)
+      c[r][v] = accumulate ? _mm512_loadu_ps(out + std::size_t(r) * ldo + v * ocs) : _mm512_setzero_ps();
+  if constexpr (R == 1) {
+    __m512 d[NV];
+    for (int v = 0; v < NV; ++v) d[v] = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 2 <= K; k += 2) {
+      const float* q = P + std::size_t(k) * W;
+      const __m512 x0 = _mm512_set1_ps(h[k]), x1 = _mm512_set1_ps(h[k + 1]);
+      for (int v = 0; v < NV; ++v) c[0][v] = _mm512_fmadd_ps(_mm512_loadu_ps(q + 16 * v), x0, c[0][v]);
+      for (int v = 0; v < NV; ++v) d[v] = _mm512_fmadd_ps(_mm512_loadu_ps(q + W + 16 * v), x1, d[v]);
+    }
+    if (k < K) {
+      const __m512 x0 = _mm512_set1_ps(h[k]);
+      for (int v = 0; v < NV; ++v)
+        c[0][v] = _mm512_fmadd_ps(_mm512_loadu_ps(P + std::size_t(k) * W + 16 * v), x0, c[0][v]);
+    }
+    for (int v = 0; v < NV; ++v) c[0][v] = _mm512_add_ps(c[0][v], d[v]);
+  } else {
+    for (int k = 0; k < K; ++k) {
+      const float* q = P + std::size_t(k) * W;
+      __m512 u[NV];
+      for (int v = 0; v < NV; ++v) u[v] = _mm512_loadu_ps(q + 16 * v);
+      for (int r = 0; r < R; ++r) {
+        const __m512 x = _mm512_set1_ps(h[std::size_t(r) * ldh + k]);
+        for (int v = 0; v < NV; ++v) c[r][v] = _mm512_fmadd_ps(u[v], x, c[r][v]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) {
+      float* o = out + std::size_t(r) * ldo + v * ocs;
+      _mm512_storeu_ps(o, add_out ? _mm512_add_ps(_mm512_loadu_ps(o), c[r][v]) : c[r][v]);
+    }
+}
+
+// All rows of one group of NV chunks: runs of R rows, then the leftover rows in runs of 4, 2
+// and 1. Multi-row runs walk k in slices that stay in L1 and accumulate across slices.
+template <int NV>
+inline void packed_rows512(const float* h, int rows, int ldh, const float* P, int W, int K,
+                           float* out, int ldo, int ocs, bool add) {
+  constexpr int R = NV >= 4 ? 6 : 8;  // R * NV <= 24 accumulators of the 32 registers
+  constexpr int kc = 128;             // a k-slice of the group, at most 32 KB
+  const int paired = rows - rows % 2;
+  if (paired > 0) {
+    const int many = rows - rows % R;
+    for (int k0 = 0; k0 < K; k0 += kc) {
+      const int kn = std::min(kc, K - k0);
+      const float* Pk = P + std::size_t(k0) * W;
+      auto at = [&](int r) { return h + std::size_t(r) * ldh + k0; };
+      int r = 0;
+      for (; r < many; r += R)
+        packed_micro512<R, NV>(at(r), ldh, Pk, W, kn, out + std::size_t(r) * ldo, ldo, ocs, k0 > 0);
+      for (; r + 4 <= paired; r += 4)
+        packed_micro512<4, NV>(at(r), ldh, Pk, W, kn, out + std::size_t(r) * ldo, ldo, ocs, k0 > 0);
+      for (; r + 2 <= paired; r += 2)
+        packed_micro512<2, NV>(at(r), ldh, Pk, W, kn, out + std::size_t(r) * ldo, ldo, ocs, k0 > 0);
+    }
+  }
+  for (int r = paired; r < rows; ++r)
+    packed_micro512<1, NV>(h + std::size_t(r) * ldh, 0, P, W, K, out + std::size_t(r) * ldo, 0, ocs, false, add);
+}
+
+// add (one row only): out += the product, added once it is complete.
+inline void packed_product(const float* h, int rows, int ldh, const float* P, int W, int c0,
+                           int ncols, int K, float* out, int ldo, int ocs = 16, bool add = false) {
+  int c = 0;
+  for (; c + 64 <= ncols; c += 64)
+    packed_rows512<4>(h, rows, ldh, P + c0 + c, W, K, out + (c / 16) * ocs, ldo, ocs, add);
+  float* o = out + (c / 16) * ocs;
+  switch ((ncols - c) / 16) {
+    case 3: packed_rows512<3>(h, rows, ldh, P + c0 + c, W, K, o, ldo, ocs, add); break;
+    case 2: packed_rows512<2>(h, rows, ldh, P + c0 + c, W, K, o, ldo, ocs, add); break;
+    case 1: packed_rows512<1>(h, rows, ldh, P + c0 + c, W, K, o, ldo, ocs, add); break;
+    default: break;
+  }
+}
+
+#if defined(__AVX512BF16__)
+// ---- bfloat16 dot products (AVX512-BF16) -----------------------------------------------------
+// VDPBF16PS multiplies pairs of bfloat16 exactly and adds both products to a float32
+// accumulator (denormals flushed). h is rounded to bfloat16 pairs (h[2j], h[2j+1]) once per
+// call; the weights are stored in k-pairs (Bf16Layout::KPair). It costs about two FMAs per
+// product here, so it pays only where one row streams the weights.
+constexpr Bf16Layout kBf16Layout = Bf16Layout::KPair;
+constexpr int kBf16MaxRows = 1;
+constexpr bool kBf16RoundsH = true;
+
+// NV chunks of one row from Kp pairs of h (hp) and the pair rows of P (row stride 2*W).
+// add: out += the sum, added once it is complete.
+template <int NV>
+inline void bf16_dot_row(const std::uint32_t* hp, const std::uint16_t* P, int W, int Kp, float* out,
+                         int ocs, bool add) {
+  __m512 c[NV], d[NV];
+  for (int v = 0; v < NV; ++v) c[v] = d[v] = _mm512_setzero_ps();
+  auto wv = [&](int j, int v) {
+    return (__m512bh)_mm512_loadu_si512(P + (std::size_t(j) * W + 16 * v) * 2);
+  };
+  int j = 0;
+  for (; j + 2 <= Kp; j += 2) {
+    const __m512bh x0 = (__m512bh)_mm512_set1_epi32(int(hp[j]));
+    const __m512bh x1 = (__m512bh)_mm512_set1_epi32(int(hp[j + 1]));
+    for (int v = 0; v < NV; ++v) c[v] = _mm512_dpbf16_ps(c[v], wv(j, v), x0);
+    for (int v = 0; v < NV; ++v) d[v] = _mm512_dpbf16_ps(d[v], wv(j + 1, v), x1);
+  }
+  if (j < Kp) {
+    const __m512bh x0 = (__m512bh)_mm512_set1_epi32(int(hp[j]));
+    for (int v = 0; v < NV; ++v) c[v] = _mm512_dpbf16_ps(c[v], wv(j, v), x0);
+  }
+  for (int v = 0; v < NV; ++v) {
+    const __m512 sum = _mm512_add_ps(c[v], d[v]);
+    _mm512_storeu_ps(out + v * ocs, add ? _mm512_add_ps(_mm512_loadu_ps(out + v * ocs), sum) : sum);
+  }
+}
+
+inline void packed_product(const float* h, int rows, int ldh, const std::uint16_t* P, int W, int c0,
+                           int ncols, int K, float* out, int ldo, int ocs = 16, bool add = false) {
+  constexpr int kSlice = 1024;  // h is rounded into pairs a slice of k at a time
+  alignas(64) std::uint32_t hp[kSlice / 2];
+  for (int r = 0; r < rows; ++r) {
+    const float* hr = h + std::size_t(r) * ldh;
+    float* o = out + std::size_t(r) * ldo;
+    for (int k0 = 0; k0 < K; k0 += kSlice) {
+      const int kn = std::min(kSlice, K - k0), kp = (kn + 1) / 2;
+      int k = 0;
+      for (; k + 32 <= kn; k += 32)  // 32 floats -> 16 pairs, rounded to nearest even
+        _mm512_store_si512(hp + k / 2, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(hr + k0 + k + 16),
+                                                                     _mm512_loadu_ps(hr + k0 + k)));
+      for (; k < kn; k += 2)
+        hp[k / 2] = std::uint32_t(to_bf16(hr[k0 + k])) |
+                    (k + 1 < kn ? std::uint32_t(to_bf16(hr[k0 + k + 1])) << 16 : 0u);
+      const std::uint16_t* Pk = P + (std::size_t(k0 / 2) * W + c0) * 2;
+      for (int c = 0; c < ncols; c += 64) {
+        const std::uint16_t* Pc = Pk + std::size_t(c) * 2;
+        float* oc = o + (c / 16) * ocs;
+        switch (std::min(4, (ncols - c) / 16)) {
+          case 4: bf16_dot_row<4>(hp, Pc, W, kp, oc, ocs, add || k0 > 0); break;
+          case 3: bf16_dot_row<3>(hp, Pc, W, kp, oc, ocs, add || k0 > 0); break;
+          case 2: bf16_dot_row<2>(hp, Pc, W, kp, oc, ocs, add || k0 > 0); break;
+          default: bf16_dot_row<1>(hp, Pc, W, kp, oc, ocs, add || k0 > 0); break;
+        }
+      }
+    }
+  }
+}
+#else
+// AVX-512 without BF16: the 256-bit kernels widen the bfloat16 weights.
+constexpr Bf16Layout kBf16Layout = Bf16Layout::Chunk16;
+constexpr int kBf16MaxRows = 2;
+constexpr bool kBf16RoundsH = false;
+inline void packed_product(const float* h, int rows, int ldh, const std::uint16_t* P, int W, int c0,
+                           int ncols, int K, float* out, int ldo, int ocs = 16, bool add = false) {
+  packed_product_avx2(h, rows, ldh, P, W, c0, ncols, K, out, ldo, ocs, add);
+}
+#endif  // __AVX512BF16__
+
+#else   // AVX2 without AVX-512: the 256-bit kernels for both weight types
+constexpr Bf16Layout kBf16Layout = Bf16Layout::Chunk16;
+constexpr int kBf16MaxRows = 2;
+constexpr bool kBf16RoundsH = false;
+template <class Wt>
+inline void packed_product(const float* h, int rows, int ldh, const Wt* P, int W, int c0,
+                           int ncols, int K, float* out, int ldo, int ocs = 16, bool add = false) {
+  packed_product_avx2(h, rows, ldh, P, W, c0, ncols, K, out, ldo, ocs, add);
+}
+#endif  // __AVX512F__
+
+#else   // no AVX2: plain loops over the same layouts
+constexpr Bf16Layout kBf16Layout = Bf16Layout::Chunk16;
+constexpr int kBf16MaxRows = 2;
+constexpr bool kBf16RoundsH = false;
+
+inline float packed_at(const float* P, std::size_t i) { return P[i]; }
+inline float packed_at(const std::uint16_t* P, std::size_t i) { return from_bf16(P[bf16_index(i)]); }
+
+template <class Wt>
+inline void packed_product(const float* h, int rows, int ldh, const Wt* P, int W, int c0,
+                           int ncols, int K, float* out, int ldo, int ocs = 16, bool add = false) {
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < ncols; ++c) {
+      float acc = 0;
+      for (int k = 0; k < K; ++k)
+        acc += h[std::size_t(r) * ldh + k] * packed_at(P, std::size_t(k) * W + c0 + c);
+      float& o = out[std::size_t(r) * ldo + (c / 16) * ocs + c % 16];
+      o = add ? o + acc : acc;
+    }
+}
+#endif  // RNNKIT_PACKED_KERNELS
+
+}  // namespace RNNKIT_ISA_NS
+}  // namespace rnnkit
