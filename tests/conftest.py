@@ -18,6 +18,7 @@ ISA_MODULES = {
     "test_dtypes_layouts",
     "test_fast_paths",
     "test_bf16",
+    "test_activations",
 }
 
 

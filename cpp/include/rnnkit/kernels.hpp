@@ -76,6 +76,7 @@ struct Kernels {
   bool bf16_rounds_h;
   KernelTable<float> f32;
   KernelTable<double> f64;
+  void (*activate_f32)(Activation f, const float* in, float* out, int n);  // the kernels' own
   template <class T>
   const KernelTable<T>& table() const;
 };

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "kernels/packed_product.hpp"
+#include "kernels/vmath.hpp"
 #include "rnnkit/kernels.hpp"
 #include "rnnkit/packing.hpp"
 #include "rnnkit/thread_pool.hpp"
@@ -39,11 +40,15 @@ inline CMatMap<T> cmat(const T* p, Eigen::Index rows, Eigen::Index cols, Eigen::
   return CMatMap<T>(p, rows, cols, Eigen::OuterStride<>(ld < 0 ? cols : ld));
 }
 
-// out = f(in), n elements; in may alias out.
+// out = f(in), n elements; in may alias out. float's tanh and sigmoid are vmath's.
 template <class T>
 inline void activate(Activation f, const T* in, T* out, int n) {
   CArrMap<T> x(in, n);
   ArrMap<T> y(out, n);
+  if constexpr (std::is_same<T, float>::value) {
+    if (f == Activation::Tanh) return vmath::tanh_n(in, out, n);
+    if (f == Activation::Sigmoid) return vmath::sigmoid_n(in, out, n);
+  }
   switch (f) {
     case Activation::Tanh: y = x.tanh(); break;
     case Activation::Sigmoid: y = x.logistic(); break;
@@ -246,6 +251,26 @@ inline void segmented_row_product(int tid, int nt, int step, int ks, int K, cons
     block(lo[sg], hi[sg], done);
     done = true;
   }
+}
+
+// A team thread's batch rows [b0, b1) when a team splits a time loop by rows: every chunk
+// but the last has an even size, so the rows that a multi-row kernel pairs up are the same
+// whatever the team size (only the one-row kernel sums in another order).
+struct ThreadRows {
+  int b0, b1;
+};
+inline ThreadRows thread_rows(int B, int tid, int nt) {
+  auto cut = [&](int t) { return t >= nt ? B : int(int64_t(B) * t / nt) & ~1; };
+  return {cut(tid), cut(tid + 1)};
+}
+
+// Whether a time loop over B rows should be split by rows (independent sequences: no exchange
+// between threads at all), and into how many: from 8 rows a thread, when the loop's products
+// are worth a dispatch. Only on the packed path, whose kernels give a row the same result in
+// any chunk (Eigen's GEMM may block a different row count differently).
+inline int row_team(bool packed, int threads, int B, int T, int64_t step_macs) {
+  if (!packed || threads < 2 || B < 16 || step_macs * T < 4'000'000) return 1;
+  return std::min(threads, B / 8);
 }
 
 // The hidden units a team thread owns: whole 16-unit blocks [first, last), i.e. units

@@ -97,16 +97,16 @@ void gru_forward(const ForwardArgs<T>& a) {
   const bool packed = p32 != nullptr;
   // Product of rows h (B, H) [h-columns k0..k1] with columns [c0, c0 + ncols) of unit block
   // ub, into out (add: onto the other k-segment's sum, see segmented_row_product).
-  auto block_product = [&](const T* h, int ub, int c0, int ncols, T* out, int ldo, int ocs, int k0 = 0,
-                           int k1 = -1, bool add = false) {
+  auto block_product = [&](const T* h, int nb, int ub, int c0, int ncols, T* out, int ldo, int ocs,
+                           int k0 = 0, int k1 = -1, bool add = false) {
     if constexpr (std::is_same<T, float>::value) {
       const int W = 3 * kUnitBlock;
       if (k1 < 0) k1 = H;
       if (p16)
-        packed_product(h + k0, B, H, p16 + (std::size_t(ub) * bf16_rows(H) + k0) * W, W, c0, ncols, k1 - k0,
+        packed_product(h + k0, nb, H, p16 + (std::size_t(ub) * bf16_rows(H) + k0) * W, W, c0, ncols, k1 - k0,
                        out, ldo, ocs, add);
       else
-        packed_product(h + k0, B, H, p32 + (std::size_t(ub) * H + k0) * W, W, c0, ncols, k1 - k0, out, ldo,
+        packed_product(h + k0, nb, H, p32 + (std::size_t(ub) * H + k0) * W, W, c0, ncols, k1 - k0, out, ldo,
                        ocs, add);
     }
   };
@@ -114,7 +114,10 @@ void gru_forward(const ForwardArgs<T>& a) {
   // acc (B, 3*Hp): each row's recurrent pre-activations, gate-major with gate stride Hp.
   const int Hp = packed ? blocks * kUnitBlock : H, lda = 3 * Hp;
   T* acc = ws.acc.reserve(int64_t(B) * lda);
-  const int team = (packed && a.threads > 1 && H >= 128 && int64_t(B) * G * H >= 128 * 384)
+  // From 16 rows the team splits the batch instead (row_team, see lstm_forward).
+  const int rteam = row_team(packed, a.threads, B, Tn, int64_t(B) * G * H);
+  const int team = rteam > 1 ? rteam
+                   : (packed && a.threads > 1 && H >= 128 && int64_t(B) * G * H >= 128 * 384)
                        ? std::min(a.threads, blocks) : 1;
   // Batch 1, reset_after: the product in k-segments (segmented_row_product), split as a
   // team of two would be. reset_before needs all of r * h mid-step and keeps the barrier.
@@ -126,28 +129,34 @@ void gru_forward(const ForwardArgs<T>& a) {
 
   auto body = [&](int tid, int nt) {
     barrier.set_size(nt);
-    const auto [first, last, u0, n] = thread_units(H, tid, nt);  // this thread's units
+    const bool by_rows = nt > 1 && rteam > 1;
+    // this thread's units (all of them when splitting by rows) and rows (all when by units)
+    const auto [first, last, u0, n] = by_rows ? ThreadUnits{0, blocks, 0, H} : thread_units(H, tid, nt);
+    const auto [b0, b1] = by_rows ? thread_rows(B, tid, nt) : ThreadRows{0, B};
+    const int nb = b1 - b0;
+    const bool exchange = nt > 1 && !by_rows;  // threads read each other's units of h
     T* scratch = workspace<T>().tmp.reserve(2 * int64_t(n));
     T* hcur = hbuf;
     T* hnext = hbuf + int64_t(B) * H;
     for (int step = 0; step < Tn; ++step) {
       // Phase 1: recurrent products from h (all gates, or r and z in reset_before), then r, z.
-      if (!row1 && nt > 1) prefetch_lines(hcur, int64_t(B) * H);
+      if (!row1 && exchange) prefetch_lines(hcur, int64_t(B) * H);
       if (row1) {
         segmented_row_product(tid, nt, step, ks, H, hcur, flags, [&](int k0, int k1, bool add) {
           for (int ub = first; ub < last; ++ub)
-            block_product(hcur, ub, 0, W, acc + ub * kUnitBlock, lda, Hp, k0, k1, add);
+            block_product(hcur, 1, ub, 0, W, acc + ub * kUnitBlock, lda, Hp, k0, k1, add);
         });
       } else if (packed) {
         if constexpr (std::is_same<T, float>::value)
           for (int ub = first; ub < last; ++ub)
-            block_product(hcur, ub, 0, s.reset_after ? W : 2 * kUnitBlock, acc + ub * kUnitBlock, lda, Hp);
+            block_product(hcur + int64_t(b0) * H, nb, ub, 0, s.reset_after ? W : 2 * kUnitBlock,
+                          acc + int64_t(b0) * lda + ub * kUnitBlock, lda, Hp);
       } else if (s.reset_after) {
         mat(acc, B, G).noalias() = cmat(hcur, B, H) * U.transpose();
       } else {
         mat(acc, B, 2 * H, G).noalias() = cmat(hcur, B, H) * U.topRows(2 * H).transpose();
       }
-      for (int b = 0; b < B; ++b) {
+      for (int b = b0; b < b1; ++b) {
         const int64_t row = row_of(step, b);
         if (row < 0) continue;
         T* rec = acc + int64_t(b) * lda + u0;
@@ -157,17 +166,20 @@ void gru_forward(const ForwardArgs<T>& a) {
       }
       // Phase 2 (reset_before): U_n (r * h) needs every unit's r * h.
       if (!s.reset_after) {
-        barrier.wait();
-        if (nt > 1) prefetch_lines(rh, int64_t(B) * H);
+        if (exchange) {
+          barrier.wait();
+          prefetch_lines(rh, int64_t(B) * H);
+        }
         if (packed) {
           if constexpr (std::is_same<T, float>::value)
             for (int ub = first; ub < last; ++ub)
-              block_product(rh, ub, 2 * kUnitBlock, kUnitBlock, acc + 2 * Hp + ub * kUnitBlock, lda, Hp);
+              block_product(rh + int64_t(b0) * H, nb, ub, 2 * kUnitBlock, kUnitBlock,
+                            acc + int64_t(b0) * lda + 2 * Hp + ub * kUnitBlock, lda, Hp);
         } else {
           mat(acc + 2 * H, B, H, G).noalias() = cmat(rh, B, H) * U.bottomRows(H).transpose();
         }
       }
-      for (int b = 0; b < B; ++b) {
+      for (int b = b0; b < b1; ++b) {
         const int64_t row = row_of(step, b);
         const T* hc = hcur + int64_t(b) * H;
         T* hn = hnext + int64_t(b) * H;
@@ -184,10 +196,11 @@ void gru_forward(const ForwardArgs<T>& a) {
                         (k && s.reset_after) ? k->aux.data() + row * H : nullptr);
         std::memcpy(a.y + row * a.ldy + u0, hn + u0, n * sizeof(T));
       }
-      if (!row1)
+      if (row1) {
+        if (nt > 1) flags.post(tid, step + 1);  // this thread's units of h for step + 1 are written
+      } else if (exchange) {
         barrier.wait();
-      else if (nt > 1)
-        flags.post(tid, step + 1);  // this thread's units of h for step + 1 are written
+      }
       std::swap(hcur, hnext);
     }
   };
@@ -221,21 +234,28 @@ void gru_backward(const BackwardArgs<T>& a) {
     return row >= 0;
   };
   const int blocks = H / kUnitBlock;
-  const int team = (a.threads > 1 && H >= 128 && H % kUnitBlock == 0 && int64_t(B) * G * H >= 128 * 384)
+  // From 16 rows, a team splits the batch (row_team, see lstm_backward).
+  const bool rows_ok = std::is_same<T, float>::value && RNNKIT_PACKED_KERNELS && H % kUnitBlock == 0;
+  const int rteam = row_team(rows_ok, a.threads, B, Tn, int64_t(B) * G * H);
+  const int team = rteam > 1 ? rteam
+                   : (a.threads > 1 && H >= 128 && H % kUnitBlock == 0 && int64_t(B) * G * H >= 128 * 384)
                        ? std::min(a.threads, blocks) : 1;
   Barrier barrier;
 
-  // Each thread owns units [u0, u0 + n): their pointwise gradients and the same columns of
-  // the products with U.
+  // By units: each thread owns units [u0, u0 + n): their pointwise gradients and the same
+  // columns of the products with U. By rows: rows [b0, b1), every unit and column.
   auto body = [&](int tid, int nt) {
     barrier.set_size(nt);
-    const auto [first, last, u0, n] = thread_units(H, tid, nt);
+    const bool by_rows = nt > 1 && rteam > 1;
+    const auto [first, last, u0, n] = by_rows ? ThreadUnits{0, blocks, 0, H} : thread_units(H, tid, nt);
+    const auto [b0, b1] = by_rows ? thread_rows(B, tid, nt) : ThreadRows{0, B};
+    const int nb = b1 - b0;
     (void)first;
     (void)last;
     T* d = workspace<T>().tmp.reserve(n);  // this row's total gradient of h, units u0..
     for (int step = Tn - 1; step >= 0; --step) {
       T* dstep = dsteps + (step & 1) * int64_t(B) * G;
-      for (int b = 0; b < B; ++b) {
+      for (int b = b0; b < b1; ++b) {
         int64_t row;
         T* ds = dstep + int64_t(b) * G;
         if (!active_row(step, b, row)) {
@@ -261,12 +281,14 @@ void gru_backward(const BackwardArgs<T>& a) {
           for (int q = 0; q < 3; ++q) std::memcpy(dGa + row * G + q * H + u0, ds + q * H + u0, n * sizeof(T));
         }
       }
-      barrier.wait();  // every unit's dn (and, in reset_after, dr and dz) is written
-      const int c0 = nt > 1 ? u0 : 0;
+      if (!by_rows) barrier.wait();  // every unit's dn (and, in reset_after, dr and dz) is written
+      const int c0 = nt > 1 && !by_rows ? u0 : 0;
+      T* dsr = dstep + int64_t(b0) * G;  // this thread's rows
+      T* dpr = dprev + int64_t(b0) * H;
       if (!s.reset_after) {
         // d(r*h) = dn U_n for this thread's units, then r's gradient there.
-        step_product(dstep + 2 * H, B, G, a.w.w_hh + 2 * H * H + c0, H, H, n, dprev + c0, H);
-        for (int b = 0; b < B; ++b) {
+        step_product(dsr + 2 * H, nb, G, a.w.w_hh + 2 * H * H + c0, H, H, n, dpr + c0, H);
+        for (int b = b0; b < b1; ++b) {
           int64_t row;
           if (!active_row(step, b, row)) continue;
           T* ds = dstep + int64_t(b) * G;
@@ -278,11 +300,11 @@ void gru_backward(const BackwardArgs<T>& a) {
           ArrMap<T>(direct + int64_t(b) * H + u0, n) += drh * CArrMap<T>(gr, n);
           for (int q = 0; q < 3; ++q) std::memcpy(dGx + row * G + q * H + u0, ds + q * H + u0, n * sizeof(T));
         }
-        barrier.wait();  // every unit's dr is written
+        if (!by_rows) barrier.wait();  // every unit's dr is written
       }
       // dh = direct + (dr, dz[, dn]) U for this thread's columns.
-      step_product(dstep, B, G, a.w.w_hh + c0, H, s.reset_after ? G : 2 * H, n, dprev + c0, H);
-      for (int b = 0; b < B; ++b) {
+      step_product(dsr, nb, G, a.w.w_hh + c0, H, s.reset_after ? G : 2 * H, n, dpr + c0, H);
+      for (int b = b0; b < b1; ++b) {
         if (step >= a.seq.length(b)) continue;
         ArrMap<T>(dh + int64_t(b) * H + u0, n) =
             CArrMap<T>(direct + int64_t(b) * H + u0, n) + CArrMap<T>(dprev + int64_t(b) * H + u0, n);

@@ -93,44 +93,51 @@ void lstm_forward(const ForwardArgs<T>& a) {
   T* acc = ws.acc.reserve(int64_t(B) * lda);
   // A team shares the time loop when each step has enough work to pay for a barrier: from
   // H = 128 at batch 1 (where one core's L2 bandwidth is the limit), never for small H.
-  const int team = (packed && !proj && a.threads > 1 && H >= 128 && int64_t(B) * G * Ho >= 128 * 512)
+  // From 16 rows the team splits the batch instead (row_team): each thread runs its own
+  // sequences through every unit, and nothing passes between threads inside the loop.
+  const int rteam = proj ? 1 : row_team(packed, a.threads, B, Tn, int64_t(B) * G * Ho);
+  const int team = rteam > 1 ? rteam
+                   : (packed && !proj && a.threads > 1 && H >= 128 && int64_t(B) * G * Ho >= 128 * 512)
                        ? std::min(a.threads, blocks) : 1;
   // Batch 1 in k-segments (segmented_row_product): the split is that of a team of two.
   const bool row1 = packed && B == 1;
   const int ks = row1 && !proj ? thread_units(H, 0, 2).n : Ho;
   Barrier barrier;  // teams with several rows meet here once per step
   StepFlags flags;  // batch-1 teams exchange h through these
-  // Rows h [row stride Ho] times h-columns [k0, k1) of unit block ub, into acc.
-  auto block_product = [&](const T* h, int ub, int k0, int k1, bool add) {
+  // Rows [b0, b0 + nb) of h [row stride Ho] times h-columns [k0, k1) of unit block ub, into acc.
+  auto block_product = [&](const T* h, int b0, int nb, int ub, int k0, int k1, bool add) {
     if constexpr (std::is_same<T, float>::value) {
-      T* out = acc + ub * kUnitBlock;
+      T* out = acc + int64_t(b0) * lda + ub * kUnitBlock;
+      h += int64_t(b0) * Ho + k0;
       if (p16)
-        packed_product(h + k0, B, Ho, p16 + (std::size_t(ub) * bf16_rows(Ho) + k0) * W, W, 0, W, k1 - k0,
-                       out, lda, Hp, add);
+        packed_product(h, nb, Ho, p16 + (std::size_t(ub) * bf16_rows(Ho) + k0) * W, W, 0, W, k1 - k0, out,
+                       lda, Hp, add);
       else
-        packed_product(h + k0, B, Ho, p32 + (std::size_t(ub) * Ho + k0) * W, W, 0, W, k1 - k0, out, lda,
-                       Hp, add);
+        packed_product(h, nb, Ho, p32 + (std::size_t(ub) * Ho + k0) * W, W, 0, W, k1 - k0, out, lda, Hp, add);
     }
   };
 
   auto body = [&](int tid, int nt) {
     barrier.set_size(nt);
-    const auto [first, last, u0, n] = thread_units(H, tid, nt);  // this thread's units
+    const bool by_rows = nt > 1 && rteam > 1;
+    // this thread's units (all of them when splitting by rows) and rows (all when by units)
+    const auto [first, last, u0, n] = by_rows ? ThreadUnits{0, blocks, 0, H} : thread_units(H, tid, nt);
+    const auto [b0, b1] = by_rows ? thread_rows(B, tid, nt) : ThreadRows{0, B};
     T* scratch = workspace<T>().tmp.reserve(5 * int64_t(n));
     T* hcur = hbuf;
     T* hnext = hbuf + int64_t(B) * Ho;
     for (int step = 0; step < Tn; ++step) {
       if (row1) {
         segmented_row_product(tid, nt, step, ks, Ho, hcur, flags, [&](int k0, int k1, bool add) {
-          for (int ub = first; ub < last; ++ub) block_product(hcur, ub, k0, k1, add);
+          for (int ub = first; ub < last; ++ub) block_product(hcur, 0, 1, ub, k0, k1, add);
         });
       } else if (packed) {
-        if (nt > 1) prefetch_lines(hcur, int64_t(B) * Ho);
-        for (int ub = first; ub < last; ++ub) block_product(hcur, ub, 0, Ho, false);
+        if (nt > 1 && !by_rows) prefetch_lines(hcur, int64_t(B) * Ho);
+        for (int ub = first; ub < last; ++ub) block_product(hcur, b0, b1 - b0, ub, 0, Ho, false);
       } else {
         mat(acc, B, G).noalias() = cmat(hcur, B, Ho) * cmat(a.w.w_hh, G, Ho).transpose();
       }
-      for (int b = 0; b < B; ++b) {
+      for (int b = b0; b < b1; ++b) {
         const int64_t row = row_of(step, b);
         T* hn_row = hnext + int64_t(b) * Ho;
         const T* hc_row = hcur + int64_t(b) * Ho;
@@ -157,10 +164,11 @@ void lstm_forward(const ForwardArgs<T>& a) {
           std::memcpy(a.y + row * a.ldy, src, Ho * sizeof(T));
         }
       }
-      if (!row1)
+      if (row1) {
+        if (nt > 1) flags.post(tid, step + 1);  // this thread's units of h for step + 1 are written
+      } else if (!by_rows) {
         barrier.wait();
-      else if (nt > 1)
-        flags.post(tid, step + 1);  // this thread's units of h for step + 1 are written
+      }
       std::swap(hcur, hnext);
     }
   };
@@ -195,16 +203,25 @@ void lstm_backward(const BackwardArgs<T>& a) {
   T* dprev = ws.dprev.reserve(int64_t(B) * Ho);               // (B, Hout) dstep U
 
   const int blocks = H / kUnitBlock;
-  const int team = (!proj && a.threads > 1 && H >= 128 && H % kUnitBlock == 0 &&
-                    int64_t(B) * G * Ho >= 128 * 512) ? std::min(a.threads, blocks) : 1;
+  // From 16 rows, a team splits the batch (row_team): only where step_product runs the packed
+  // kernels (float, whole chunks of 16) and no thread-shared peephole gradient is summed.
+  const bool rows_ok = std::is_same<T, float>::value && RNNKIT_PACKED_KERNELS && !proj &&
+                       !s.peephole && H % kUnitBlock == 0;
+  const int rteam = row_team(rows_ok, a.threads, B, Tn, int64_t(B) * G * Ho);
+  const int team = rteam > 1 ? rteam
+                   : (!proj && a.threads > 1 && H >= 128 && H % kUnitBlock == 0 &&
+                      int64_t(B) * G * Ho >= 128 * 512) ? std::min(a.threads, blocks) : 1;
   Barrier barrier;
   auto row_of = [&](int step, int b) { return step_row(a.seq, a.reverse, step, b); };
 
-  // Each thread owns units [u0, u0 + n): their pointwise gradients in every gate, and the
-  // same columns of dstep U (Hout = H without a projection).
+  // By units: each thread owns units [u0, u0 + n): their pointwise gradients in every gate,
+  // and the same columns of dstep U (Hout = H without a projection). By rows: rows [b0, b1),
+  // every unit and column.
   auto body = [&](int tid, int nt) {
     barrier.set_size(nt);
-    const auto [first, last, u0, n] = thread_units(H, tid, nt);
+    const bool by_rows = nt > 1 && rteam > 1;
+    const auto [first, last, u0, n] = by_rows ? ThreadUnits{0, blocks, 0, H} : thread_units(H, tid, nt);
+    const auto [b0, b1] = by_rows ? thread_rows(B, tid, nt) : ThreadRows{0, B};
     (void)first;
     (void)last;
     T* scratch = workspace<T>().tmp.reserve(3 * int64_t(n));
@@ -226,7 +243,7 @@ void lstm_backward(const BackwardArgs<T>& a) {
         }
         mat(dm, B, H).noalias() = cmat(dhb, B, Ho) * cmat(a.w.w_hr, Ho, H);
       }
-      for (int b = 0; b < B; ++b) {
+      for (int b = b0; b < b1; ++b) {
         const int64_t row = row_of(step, b);
         T* ds = dstep + int64_t(b) * G;
         if (row < 0) {
@@ -269,10 +286,11 @@ void lstm_backward(const BackwardArgs<T>& a) {
         }
         for (int q = 0; q < 4; ++q) std::memcpy(dG + row * G + q * H + u0, ds + q * H + u0, n * sizeof(T));
       }
-      barrier.wait();  // every unit's dstep is written
-      const int c0 = nt > 1 ? u0 : 0, nc = nt > 1 ? n : Ho;  // this thread's columns of dstep U
-      step_product(dstep, B, G, a.w.w_hh + c0, Ho, G, nc, dprev + c0, Ho);
-      for (int b = 0; b < B; ++b)
+      if (!by_rows) barrier.wait();  // every unit's dstep is written
+      // this thread's columns of dstep U (all of them for one thread or by rows), for its rows
+      const int c0 = nt > 1 && !by_rows ? u0 : 0, nc = nt > 1 && !by_rows ? n : Ho;
+      step_product(dstep + int64_t(b0) * G, b1 - b0, G, a.w.w_hh + c0, Ho, G, nc, dprev + int64_t(b0) * Ho + c0, Ho);
+      for (int b = b0; b < b1; ++b)
         if (row_of(step, b) >= 0) std::memcpy(dh + int64_t(b) * Ho + c0, dprev + int64_t(b) * Ho + c0, nc * sizeof(T));
     }
   };

@@ -37,7 +37,8 @@ const Kernels& kernels() {
   static const Kernels k{RNNKIT_STR(RNNKIT_ISA_NAME), RNNKIT_PACKED_KERNELS != 0,
                          kBf16Layout, kBf16MaxRows, kBf16RoundsH,
                          {&forward<float>, &backward<float>},
-                         {&forward<double>, &backward<double>}};
+                         {&forward<double>, &backward<double>},
+                         &activate<float>};
   return k;
 }
 
