@@ -9,6 +9,7 @@ import pytest
 
 from rnnkit import _core
 
+
 def sigmoid64(v: np.ndarray) -> np.ndarray:
     """float64 logistic without overflow: exp of a non-positive number only."""
     e = np.exp(-np.abs(v))
@@ -24,7 +25,9 @@ def grid() -> np.ndarray:
     bits = np.arange(0, 0x40000000, 997, dtype=np.uint32)
     near = bits.view(np.float32)
     sweep = np.geomspace(1e-30, 1e30, 200_001, dtype=np.float64).astype(np.float32)
-    edges = np.array([0.25, np.nextafter(np.float32(0.25), np.float32(0)), 9.0, 20.0, 87.0, 88.8, 89.0])
+    edges = np.array(
+        [0.25, np.nextafter(np.float32(0.25), np.float32(0)), 9.0, 20.0, 87.0, 88.8, 89.0]
+    )
     pos = np.concatenate([near, sweep, edges.astype(np.float32)])
     return np.concatenate([pos, -pos])
 
