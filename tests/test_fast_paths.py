@@ -25,8 +25,8 @@ def run(
     cell: str, kw: dict[str, Any], dtype: str, x: np.ndarray, lengths: Any, train: bool
 ) -> tuple:
     m = getattr(rnnkit, cell)(
-        x.shape[2], 144, dtype=dtype, seed=3, **kw
-    )  # 144: not a multiple of 16
+        x.shape[2], 263, dtype=dtype, seed=3, **kw
+    )  # 263: not a multiple of 16, and large enough for a batch-1 team of two
     m.train(train)
     y, state = m(x.astype(dtype), lengths=lengths)
     h = state[0] if cell == "LSTM" else state

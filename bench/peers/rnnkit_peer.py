@@ -108,7 +108,10 @@ class RnnkitPeer(Peer):
         if mode == "inference" and hasattr(self.module, "bfloat16"):
             out += ("bf16",)
         if mode == "inference" and self.time_isas and self.default_isa:
-            others = [i for i in rnnkit.available_isas() if i not in ("baseline", self.default_isa)]
+            # avx512 and avx512bf16 share their float32 kernels: time only one of the two
+            same = {"avx512": "avx512bf16", "avx512bf16": "avx512"}.get(self.default_isa, "")
+            skip = ("baseline", self.default_isa, same)
+            others = [i for i in rnnkit.available_isas() if i not in skip]
             out += tuple(f"isa:{i}" for i in others)
         return out
 

@@ -53,6 +53,7 @@ void register_config(py::module_& m) {
       },
       py::arg("n"));
   m.def("physical_cores", &rnnkit::physical_cores);
+  m.def("threads_pinned", &rnnkit::threads_pinned, "Whether the workers are pinned (RNNKIT_PIN_THREADS=1).");
   m.def("isa", [] { return std::string(rnnkit::active_kernels().isa); }, "The kernel build in use.");
   m.def("isa_reason", &rnnkit::active_isa_reason, "Why that build was chosen.");
   m.def(

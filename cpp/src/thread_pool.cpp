@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <climits>
+#include <ctime>
 #include <cstdint>
 #endif
 #if defined(__x86_64__) || defined(__i386__)
@@ -56,9 +57,23 @@ class Pool {
     // A worker must start from the generation current now (run_mutex_ is held, so no dispatch
     // can happen in between): reading it later could skip a dispatch made before it started.
     const unsigned long gen = generation_.load();
-    for (int i = 1; i < n; ++i) workers_.emplace_back([this, gen] { work(gen); });
+    const std::vector<int> cpus = pin_cpus(n);
+    for (int i = 1; i < n; ++i) {
+      workers_.emplace_back([this, gen] { work(gen); });
+#if defined(__linux__)
+      if (!cpus.empty()) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpus[i], &set);
+        pthread_setaffinity_np(workers_.back().native_handle(), sizeof set, &set);
+      }
+#endif
+    }
+    pinned_.store(!cpus.empty());
     size_.store(n);
   }
+
+  bool pinned() const { return pinned_.load(); }
 
   void run(int n, const std::function<void(int)>& fn) {
     std::unique_lock<std::mutex> busy(run_mutex_, std::try_to_lock);
@@ -160,6 +175,27 @@ class Pool {
   std::atomic<bool> stopping_flag_{false};
   std::exception_ptr error_;
   std::atomic<int> size_{1};
+  std::atomic<bool> pinned_{false};
+
+  // With RNNKIT_PIN_THREADS=1, worker i runs on the i-th CPU of the process's affinity mask
+  // (the caller is never pinned), so that the threads of a batch-1 team keep their share of
+  // the recurrent weights in their own core's L2 instead of migrating; empty when off, or
+  // when the mask has fewer than n CPUs.
+  static std::vector<int> pin_cpus(int n) {
+    std::vector<int> cpus;
+#if defined(__linux__)
+    const char* env = std::getenv("RNNKIT_PIN_THREADS");
+    if (!env || std::string(env) != "1") return cpus;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) return cpus;
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+      if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+    if (int(cpus.size()) < n) cpus.clear();
+#else
+    (void)n;
+#endif
+    return cpus;
+  }
 };
 
 int initial_threads() {
@@ -230,6 +266,8 @@ int physical_cores() {
 
 int get_num_threads() { return pool().size(); }
 
+bool threads_pinned() { return pool().pinned(); }
+
 void set_num_threads(int n) {
   if (n < 1) n = 1;
   if (n != pool().size()) pool().resize(n);
@@ -241,26 +279,29 @@ void team_run(int n, void (*fn)(void*, int, int), void* ctx) { pool().team(n, fn
 
 void StepFlags::post(int tid, int step) {
   Slot& s = slots_[tid];
-  __atomic_store_n(&s.step, step, __ATOMIC_SEQ_CST);
+  // A release store, not a sequentially consistent one: a locked store would stall this
+  // thread until it owns the line its partner is spinning on, every step. The price is that
+  // this load of sleepers may not see a sleeper that registered just now; sleepers therefore
+  // wake on their own after a short timeout (wait), so a missed wake-up costs at most that.
+  __atomic_store_n(&s.step, step, __ATOMIC_RELEASE);
 #if defined(__linux__)
-  // Seq-cst store then load, against the sleeper's increment then load: one of the two sees
-  // the other, so a sleeper is never missed.
-  if (__atomic_load_n(&s.sleepers, __ATOMIC_SEQ_CST) > 0)
+  if (__atomic_load_n(&s.sleepers, __ATOMIC_RELAXED) > 0)
     syscall(SYS_futex, &s.step, FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
 #endif
 }
 
 void StepFlags::wait(int tid, int step) {
   Slot& s = slots_[tid];
-  // Spin up to ~0.5 ms, as the barrier does, then sleep.
+  // Spin up to ~0.5 ms, as the barrier does, then sleep in slices of 200 us.
   for (int spin = 0; spin < 20000; ++spin) {
     if (__atomic_load_n(&s.step, __ATOMIC_ACQUIRE) >= step) return;
     RNNKIT_PAUSE();
   }
 #if defined(__linux__)
   __atomic_add_fetch(&s.sleepers, 1, __ATOMIC_SEQ_CST);
+  const timespec slice{0, 200000};
   for (int now; (now = __atomic_load_n(&s.step, __ATOMIC_SEQ_CST)) < step;)
-    syscall(SYS_futex, &s.step, FUTEX_WAIT_PRIVATE, now, nullptr, nullptr, 0);
+    syscall(SYS_futex, &s.step, FUTEX_WAIT_PRIVATE, now, &slice, nullptr, 0);
   __atomic_sub_fetch(&s.sleepers, 1, __ATOMIC_SEQ_CST);
 #else
   while (__atomic_load_n(&s.step, __ATOMIC_ACQUIRE) < step) std::this_thread::yield();

@@ -23,7 +23,7 @@ def get_num_threads() -> int:
 
 
 def get_isa() -> str:
-    """The kernel build in use: 'baseline', 'avx2' or 'avx512'."""
+    """The kernel build in use: 'baseline', 'avx2', 'avx512' or 'avx512bf16'."""
     return _core.isa()
 
 
@@ -46,6 +46,7 @@ def config() -> dict[str, object]:
         compiled_isas=list(_core.compiled_isas()),
         available_isas=list(_core.available_isas()),
         num_threads=_core.get_num_threads(),
+        threads_pinned=_core.threads_pinned(),
         physical_cores=_core.physical_cores(),
         machine=platform.machine(),
         python=platform.python_version(),

@@ -9,6 +9,7 @@ namespace rnnkit {
 
 int physical_cores();
 int get_num_threads();
+bool threads_pinned();  // workers pinned to CPUs (RNNKIT_PIN_THREADS=1)
 void set_num_threads(int n);  // n >= 1
 
 // Runs fn(i) for every i in [0, n) and returns when all have finished. Runs serially when the
@@ -35,6 +36,8 @@ class StepFlags {
   static constexpr int kMaxThreads = 64;
   void post(int tid, int step);
   void wait(int tid, int step);
+  // Starts fetching thread tid's flag, so that a wait shortly after finds it in cache.
+  void prefetch(int tid) const { __builtin_prefetch(&slots_[tid].step, 0, 3); }
 
  private:
   struct alignas(64) Slot {

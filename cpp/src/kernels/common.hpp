@@ -228,12 +228,14 @@ inline void prefetch_lines(const T* p, int64_t n) {
 // seg0 + seg1 for any team size, so results do not depend on it. Floating-point addition
 // commutes, so in a team of two (where each thread owns one segment's units of h) a thread
 // multiplies the half of h it wrote itself first and only then waits for the other thread's
-// half: the exchange hides behind half of the product. Larger teams wait for everyone first.
-// block(k0, k1, add) multiplies h[k0:k1] into this thread's unit blocks (add: onto the sum of
-// the other segment).
+// half: the exchange hides behind half of the product. After the first block of its own half
+// it starts fetching the other thread's half and flag, which that thread has most likely
+// written by then, so that the wait finds them in cache. Larger teams wait for everyone first.
+// block(ub, k0, k1, add) multiplies h[k0:k1] into unit block ub of [first, last) (add: onto
+// the sum of the other segment).
 template <class T, class F>
-inline void segmented_row_product(int tid, int nt, int step, int ks, int K, const T* h,
-                                  StepFlags& flags, F&& block) {
+inline void segmented_row_product(int tid, int nt, int step, int ks, int K, const T* h, int first,
+                                  int last, StepFlags& flags, F&& block) {
   const bool overlap = nt == 2;
   if (nt > 2)
     for (int t = 0; t < nt; ++t)
@@ -244,11 +246,14 @@ inline void segmented_row_product(int tid, int nt, int step, int ks, int K, cons
   for (int i = 0; i < 2; ++i) {
     const int sg = own ^ i;
     if (hi[sg] <= lo[sg]) continue;
-    if (i == 1 && overlap) {
-      prefetch_lines(h + lo[sg], hi[sg] - lo[sg]);  // in flight while the flag is checked
-      flags.wait(1 - tid, step);
+    if (i == 1 && overlap) flags.wait(1 - tid, step);
+    for (int ub = first; ub < last; ++ub) {
+      block(ub, lo[sg], hi[sg], done);
+      if (overlap && i == 0 && ub == first) {
+        prefetch_lines(h + lo[own ^ 1], hi[own ^ 1] - lo[own ^ 1]);
+        flags.prefetch(1 - tid);
+      }
     }
-    block(lo[sg], hi[sg], done);
     done = true;
   }
 }
@@ -271,6 +276,15 @@ inline ThreadRows thread_rows(int B, int tid, int nt) {
 inline int row_team(bool packed, int threads, int B, int T, int64_t step_macs) {
   if (!packed || threads < 2 || B < 16 || step_macs * T < 4'000'000) return 1;
   return std::min(threads, B / 8);
+}
+
+// Whether a time loop over few rows is worth splitting by hidden units, whose threads exchange
+// h every step: when one row's recurrent weights, G*H x Hout multiply-adds, are large enough
+// that halving each core's share of them beats the exchange. Measured on a 2-core Xeon VM
+// (bench/run.py, tests of 1 vs 2 threads at batch 1): at 64K (LSTM H=128) two threads gained
+// at most 10% and GRU H=128 (49K) lost 15-25%; at 256K (LSTM H=256) they gained 1.5x.
+inline bool units_team_pays(int B, int64_t row_macs) {
+  return row_macs * std::min(B, 4) >= 160'000 * (B == 1 ? 1 : 2);
 }
 
 // The hidden units a team thread owns: whole 16-unit blocks [first, last), i.e. units

@@ -117,7 +117,7 @@ void gru_forward(const ForwardArgs<T>& a) {
   // From 16 rows the team splits the batch instead (row_team, see lstm_forward).
   const int rteam = row_team(packed, a.threads, B, Tn, int64_t(B) * G * H);
   const int team = rteam > 1 ? rteam
-                   : (packed && a.threads > 1 && H >= 128 && int64_t(B) * G * H >= 128 * 384)
+                   : (packed && a.threads > 1 && H >= 128 && units_team_pays(B, int64_t(G) * H))
                        ? std::min(a.threads, blocks) : 1;
   // Batch 1, reset_after: the product in k-segments (segmented_row_product), split as a
   // team of two would be. reset_before needs all of r * h mid-step and keeps the barrier.
@@ -142,9 +142,8 @@ void gru_forward(const ForwardArgs<T>& a) {
       // Phase 1: recurrent products from h (all gates, or r and z in reset_before), then r, z.
       if (!row1 && exchange) prefetch_lines(hcur, int64_t(B) * H);
       if (row1) {
-        segmented_row_product(tid, nt, step, ks, H, hcur, flags, [&](int k0, int k1, bool add) {
-          for (int ub = first; ub < last; ++ub)
-            block_product(hcur, 1, ub, 0, W, acc + ub * kUnitBlock, lda, Hp, k0, k1, add);
+        segmented_row_product(tid, nt, step, ks, H, hcur, first, last, flags, [&](int ub, int k0, int k1, bool add) {
+          block_product(hcur, 1, ub, 0, W, acc + ub * kUnitBlock, lda, Hp, k0, k1, add);
         });
       } else if (packed) {
         if constexpr (std::is_same<T, float>::value)
@@ -238,7 +237,7 @@ void gru_backward(const BackwardArgs<T>& a) {
   const bool rows_ok = std::is_same<T, float>::value && RNNKIT_PACKED_KERNELS && H % kUnitBlock == 0;
   const int rteam = row_team(rows_ok, a.threads, B, Tn, int64_t(B) * G * H);
   const int team = rteam > 1 ? rteam
-                   : (a.threads > 1 && H >= 128 && H % kUnitBlock == 0 && int64_t(B) * G * H >= 128 * 384)
+                   : (a.threads > 1 && H >= 128 && H % kUnitBlock == 0 && units_team_pays(B, int64_t(G) * H))
                        ? std::min(a.threads, blocks) : 1;
   Barrier barrier;
 

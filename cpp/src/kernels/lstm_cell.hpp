@@ -91,13 +91,13 @@ void lstm_forward(const ForwardArgs<T>& a) {
   // (H rounded up to whole unit blocks on the packed path). Shared by the team.
   const int Hp = packed ? blocks * kUnitBlock : H, lda = 4 * Hp;
   T* acc = ws.acc.reserve(int64_t(B) * lda);
-  // A team shares the time loop when each step has enough work to pay for a barrier: from
-  // H = 128 at batch 1 (where one core's L2 bandwidth is the limit), never for small H.
+  // A team shares the time loop by units when a row's weights are large enough to pay for the
+  // per-step exchange (units_team_pays: batch 1 from H ~ 200), never for small H.
   // From 16 rows the team splits the batch instead (row_team): each thread runs its own
   // sequences through every unit, and nothing passes between threads inside the loop.
   const int rteam = proj ? 1 : row_team(packed, a.threads, B, Tn, int64_t(B) * G * Ho);
   const int team = rteam > 1 ? rteam
-                   : (packed && !proj && a.threads > 1 && H >= 128 && int64_t(B) * G * Ho >= 128 * 512)
+                   : (packed && !proj && a.threads > 1 && H >= 128 && units_team_pays(B, int64_t(G) * Ho))
                        ? std::min(a.threads, blocks) : 1;
   // Batch 1 in k-segments (segmented_row_product): the split is that of a team of two.
   const bool row1 = packed && B == 1;
@@ -128,9 +128,8 @@ void lstm_forward(const ForwardArgs<T>& a) {
     T* hnext = hbuf + int64_t(B) * Ho;
     for (int step = 0; step < Tn; ++step) {
       if (row1) {
-        segmented_row_product(tid, nt, step, ks, Ho, hcur, flags, [&](int k0, int k1, bool add) {
-          for (int ub = first; ub < last; ++ub) block_product(hcur, 0, 1, ub, k0, k1, add);
-        });
+        segmented_row_product(tid, nt, step, ks, Ho, hcur, first, last, flags,
+                              [&](int ub, int k0, int k1, bool add) { block_product(hcur, 0, 1, ub, k0, k1, add); });
       } else if (packed) {
         if (nt > 1 && !by_rows) prefetch_lines(hcur, int64_t(B) * Ho);
         for (int ub = first; ub < last; ++ub) block_product(hcur, b0, b1 - b0, ub, 0, Ho, false);
@@ -210,7 +209,7 @@ void lstm_backward(const BackwardArgs<T>& a) {
   const int rteam = row_team(rows_ok, a.threads, B, Tn, int64_t(B) * G * Ho);
   const int team = rteam > 1 ? rteam
                    : (!proj && a.threads > 1 && H >= 128 && H % kUnitBlock == 0 &&
-                      int64_t(B) * G * Ho >= 128 * 512) ? std::min(a.threads, blocks) : 1;
+                      units_team_pays(B, int64_t(G) * Ho)) ? std::min(a.threads, blocks) : 1;
   Barrier barrier;
   auto row_of = [&](int step, int b) { return step_row(a.seq, a.reverse, step, b); };
 
