@@ -42,15 +42,24 @@ Stack<T>::Stack(const StackSpec& spec, std::vector<DirWeights<T>> weights)
     : spec_(spec), w_(std::move(weights)) {}
 
 template <class T>
-void Stack<T>::pack_into(std::vector<Buffer<float>>& packs) const {
+void Stack<T>::pack_into(std::vector<Buffer<float>>& packs, bool with_ih) const {
   if constexpr (std::is_same<T, float>::value) {
     const CellSpec& s = spec_.cell;
     packs.resize(w_.size());
     for (size_t ld = 0; ld < w_.size(); ++ld) {
-      float* p = packs[ld].reserve(packed_recurrent_size(s.gates(), s.hidden_size, s.out_size()));
+      const std::size_t nhh = packed_recurrent_size(s.gates(), s.hidden_size, s.out_size());
+      const int I = spec_.layer(int(ld) / spec_.num_dirs).input_size;
+      const bool ih = with_ih && packs_input(s);
+      float* p = packs[ld].reserve(nhh + (ih ? packed_recurrent_size(s.gates(), s.hidden_size, I) : 0));
       pack_recurrent(w_[ld].w_hh, s.gates(), s.hidden_size, s.out_size(), p);
+      if (ih) pack_recurrent(w_[ld].w_ih, s.gates(), s.hidden_size, I, p + nhh);
     }
   }
+}
+
+template <class T>
+bool Stack<T>::packs_input(const CellSpec& s) {
+  return s.hidden_size % kUnitBlock == 0;  // gx rows have no padding between gates
 }
 
 template <class T>
@@ -64,7 +73,7 @@ bool Stack<T>::freeze(bool bf16) const {
     std::atomic_store(&frozen_, std::shared_ptr<const Packs>(std::move(packs)));
     return false;
   }
-  pack_into(packs->f32);  // the kernels take the bfloat16 packs only for few rows
+  pack_into(packs->f32, true);  // the kernels take the bfloat16 packs only for few rows
   if (bf16) {
     if constexpr (std::is_same<T, float>::value) {
       const CellSpec& s = spec_.cell;
@@ -125,7 +134,8 @@ void Stack<T>::forward(const T* x, SeqShape seq, const T* h0, const T* c0, const
       packs = &frozen->f32;
       if (!frozen->bf16.empty()) packs16 = &frozen->bf16;
     } else if (seq.T >= 4) {
-      pack_into(ws.packs);
+      // W_ih too when its product over all steps is large enough to repay packing it
+      pack_into(ws.packs, int64_t(seq.T) * seq.B >= 256);
       packs = &ws.packs;
     }
   }
@@ -164,7 +174,12 @@ void Stack<T>::forward(const T* x, SeqShape seq, const T* h0, const T* c0, const
       a.cn = lstm ? cn + int64_t(ld) * B * H : nullptr;
       a.cache = cache ? &cache->dirs[ld] : nullptr;
       a.threads = dir_threads;
-      if (packs) a.w.packed_hh = (*packs)[ld].data();
+      if (packs) {
+        const Buffer<float>& pk = (*packs)[ld];
+        const std::size_t nhh = packed_recurrent_size(s.gates(), s.hidden_size, s.out_size());
+        a.w.packed_hh = pk.data();
+        if (pk.size() > nhh) a.w.packed_ih = pk.data() + nhh;
+      }
       if (packs16) a.w.packed_hh_bf16 = (*packs16)[ld].data();
       k.forward(a);
     });

@@ -67,7 +67,9 @@ class Stack {
     std::vector<Buffer<float>> f32;    // per layer-direction
     std::vector<Buffer<std::uint16_t>> bf16;  // per layer-direction, or empty
   };
-  void pack_into(std::vector<Buffer<float>>& packs) const;
+  // Each buffer: the packed w_hh, then (with_ih, where packs_input) the packed w_ih.
+  void pack_into(std::vector<Buffer<float>>& packs, bool with_ih) const;
+  static bool packs_input(const CellSpec& s);
 
   StackSpec spec_;
   std::vector<DirWeights<T>> w_;

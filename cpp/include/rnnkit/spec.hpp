@@ -38,6 +38,8 @@ struct DirWeights {
   const T* peep = nullptr;  // (3H) order i, f, o, or null
   // w_hh repacked for the SIMD kernels (packing.hpp), float only; null: use w_hh as it is.
   const float* packed_hh = nullptr;
+  // w_ih packed the same way (K = I) for the hoisted input projection, or null (then Eigen).
+  const float* packed_ih = nullptr;
   // The same in bfloat16 (weights that bfloat16 represents), in the active kernels'
   // Bf16Layout, or null. Given with packed_hh; the kernels stream it instead for batches of at
   // most Kernels::bf16_max_rows rows.

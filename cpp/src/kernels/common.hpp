@@ -185,10 +185,60 @@ inline void split_rows(int threads, Eigen::Index rows, double flops, F&& f) {
   run_team(want, body);
 }
 
+// A team thread's batch rows [b0, b1) when a team splits a time loop by rows: every chunk
+// but the last has an even size, so the rows that a multi-row kernel pairs up are the same
+// whatever the team size (only the one-row kernel sums in another order).
+struct ThreadRows {
+  int b0, b1;
+};
+inline ThreadRows thread_rows(int B, int tid, int nt) {
+  auto cut = [&](int t) { return t >= nt ? B : int(int64_t(B) * t / nt) & ~1; };
+  return {cut(tid), cut(tid + 1)};
+}
+
+// Whether a time loop over B rows should be split by rows (independent sequences: no exchange
+// between threads at all), and into how many: from 8 rows a thread, when the loop's products
+// are worth a dispatch. Only on the packed path, whose kernels give a row the same result in
+// any chunk (Eigen's GEMM may block a different row count differently).
+inline int row_team(bool packed, int threads, int B, int T, int64_t step_macs) {
+  if (!packed || threads < 2 || B < 16 || step_macs * T < 4'000'000) return 1;
+  return std::min(threads, B / 8);
+}
+
 // gx (TB, GH) = x (TB, I) * w_ih^T + bias (GH): the input projection for every step at once.
+// With w_ih packed (pih: unit blocks of G gates, H a multiple of 16), the packed kernels compute
+// it, each thread an even number of rows, so a row's sums do not depend on the thread count.
 template <class T>
 inline void input_projection(const T* x, const T* w_ih, const T* bias, T* gx, Eigen::Index TB,
-                             Eigen::Index I, Eigen::Index GH, int threads) {
+                             Eigen::Index I, Eigen::Index GH, int threads, const float* pih = nullptr,
+                             int gates = 0) {
+#if RNNKIT_PACKED_KERNELS
+  if constexpr (std::is_same<T, float>::value) {
+    if (pih) {
+      const int H = int(GH / gates), W = gates * kUnitBlock;
+      const double flops = 2.0 * TB * I * GH;
+      const int nt = (threads > 1 && flops >= 2e7) ? threads : 1;
+      auto body = [&](int tid, int n) {
+        const auto [r0, r1] = thread_rows(int(TB), tid, n);
+        // rows in chunks whose slice of x stays in L2 while every unit block passes over it
+        const int chunk = std::max(2, int(std::min<int64_t>(240, (256 * 1024 / 4) / std::max<Eigen::Index>(I, 1))) & ~1);
+        for (int c0 = r0; c0 < r1; c0 += chunk) {
+          const int c1 = std::min(r1, c0 + chunk);
+          for (int ub = 0; ub < H / kUnitBlock; ++ub)
+            packed_product(x + int64_t(c0) * I, c1 - c0, int(I), pih + std::size_t(ub) * I * W, W, 0, W, int(I),
+                           gx + int64_t(c0) * GH + ub * kUnitBlock, int(GH), H);
+          if (bias)
+            for (int r = c0; r < c1; ++r) ArrMap<T>(gx + int64_t(r) * GH, GH) += CArrMap<T>(bias, GH);
+        }
+      };
+      run_team(nt, body);
+      return;
+    }
+  }
+#else
+  (void)pih;
+  (void)gates;
+#endif
   split_rows(threads, TB, 2.0 * TB * I * GH, [&](Eigen::Index r0, Eigen::Index r1) {
     auto Gx = mat(gx + r0 * GH, r1 - r0, GH);
     Gx.noalias() = cmat(x + r0 * I, r1 - r0, I) * cmat(w_ih, GH, I).transpose();
@@ -256,26 +306,6 @@ inline void segmented_row_product(int tid, int nt, int step, int ks, int K, cons
     }
     done = true;
   }
-}
-
-// A team thread's batch rows [b0, b1) when a team splits a time loop by rows: every chunk
-// but the last has an even size, so the rows that a multi-row kernel pairs up are the same
-// whatever the team size (only the one-row kernel sums in another order).
-struct ThreadRows {
-  int b0, b1;
-};
-inline ThreadRows thread_rows(int B, int tid, int nt) {
-  auto cut = [&](int t) { return t >= nt ? B : int(int64_t(B) * t / nt) & ~1; };
-  return {cut(tid), cut(tid + 1)};
-}
-
-// Whether a time loop over B rows should be split by rows (independent sequences: no exchange
-// between threads at all), and into how many: from 8 rows a thread, when the loop's products
-// are worth a dispatch. Only on the packed path, whose kernels give a row the same result in
-// any chunk (Eigen's GEMM may block a different row count differently).
-inline int row_team(bool packed, int threads, int B, int T, int64_t step_macs) {
-  if (!packed || threads < 2 || B < 16 || step_macs * T < 4'000'000) return 1;
-  return std::min(threads, B / 8);
 }
 
 // Whether a time loop over few rows is worth splitting by hidden units, whose threads exchange

@@ -74,7 +74,7 @@ void gru_forward(const ForwardArgs<T>& a) {
     if (s.reset_after) bhn = a.w.b_hh + 2 * H;
   }
   T* gx = ws.gx.reserve(TB * G);  // (T*B, 3H)
-  input_projection(a.x, a.w.w_ih, bias, gx, TB, I, G, a.threads);
+  input_projection(a.x, a.w.w_ih, bias, gx, TB, I, G, a.threads, a.w.packed_ih, s.gates());
 
   T* hbuf = ws.h.reserve(2 * int64_t(B) * H);  // two (B, H): the state before and after a step
   copy_or_zero(hbuf, a.h0, int64_t(B) * H);

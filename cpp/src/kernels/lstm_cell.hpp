@@ -60,7 +60,7 @@ void lstm_forward(const ForwardArgs<T>& a) {
     for (int j = 0; j < G; ++j) bias[j] = a.w.b_ih[j] + a.w.b_hh[j];
   }
   T* gx = ws.gx.reserve(TB * G);  // (T*B, 4H)
-  input_projection(a.x, a.w.w_ih, bias, gx, TB, I, G, a.threads);
+  input_projection(a.x, a.w.w_ih, bias, gx, TB, I, G, a.threads, a.w.packed_ih, s.gates());
 
   T* hbuf = ws.h.reserve(2 * int64_t(B) * Ho);  // two (B, Hout): the state before and after a step
   T* c = ws.c.reserve(int64_t(B) * H);          // (B, H), updated in place
