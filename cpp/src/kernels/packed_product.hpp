@@ -7,7 +7,7 @@
 // Each output's sum over k runs in an order fixed by the kernel's shape, never by how callers
 // split the columns among threads, so results do not depend on the thread count.
 //
-// Included only by kernels/common.hpp, inside rnnkit::RNNKIT_ISA_NS.
+// Included only by kernels/common.hpp, which is compiled once per ISA (RNNKIT_ISA_NS names it).
 #pragma once
 
 #include <algorithm>

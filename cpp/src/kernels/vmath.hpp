@@ -12,7 +12,7 @@
 // and then the remainder through the same vector code on a padded copy, so a value's result
 // does not depend on where it sits in the call (and so not on the thread split).
 //
-// Included only by kernels/common.hpp, inside rnnkit::RNNKIT_ISA_NS.
+// Included only by kernels/common.hpp, which is compiled once per ISA (RNNKIT_ISA_NS names it).
 #pragma once
 
 #include <cmath>
