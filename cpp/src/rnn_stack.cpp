@@ -133,12 +133,18 @@ bool Stack<T>::freeze(bool bf16) const {
   pack_into(packs->f32, true);  // the kernels take the bfloat16 packs only for few rows
   if (bf16) {
     if constexpr (std::is_same<T, float>::value) {
+      // w_hh, then (kernels with a bfloat16 input projection, where it is packed) w_ih
       const CellSpec& s = spec_.cell;
+      const Bf16Layout layout = kernels.bf16_layout;
+      const bool ih = kernels.bf16_input > 0 && packs_input(s);
       packs->bf16.resize(w_.size());
       for (size_t ld = 0; ld < w_.size(); ++ld) {
-        std::uint16_t* p =
-            packs->bf16[ld].reserve(packed_recurrent_size_bf16(s.gates(), s.hidden_size, s.out_size()));
-        pack_recurrent_bf16(w_[ld].w_hh, s.gates(), s.hidden_size, s.out_size(), kernels.bf16_layout, p);
+        const int I = spec_.layer(int(ld) / spec_.num_dirs).input_size;
+        const std::size_t nhh = packed_recurrent_size_bf16(s.gates(), s.hidden_size, s.out_size(), layout);
+        std::uint16_t* p = packs->bf16[ld].reserve(
+            nhh + (ih ? packed_recurrent_size_bf16(s.gates(), s.hidden_size, I, layout) : 0));
+        pack_recurrent_bf16(w_[ld].w_hh, s.gates(), s.hidden_size, s.out_size(), layout, p);
+        if (ih) pack_recurrent_bf16(w_[ld].w_ih, s.gates(), s.hidden_size, I, layout, p + nhh);
       }
     }
   }
@@ -277,7 +283,13 @@ void Stack<T>::forward(const T* x, SeqShape seq, const T* h0, const T* c0, const
         a.w.packed_hh = pk.data();
         if (pk.size() > nhh) a.w.packed_ih = pk.data() + nhh;
       }
-      if (packs16) a.w.packed_hh_bf16 = (*packs16)[ld].data();
+      if (packs16) {
+        const Buffer<std::uint16_t>& pk = (*packs16)[ld];
+        const std::size_t nhh =
+            packed_recurrent_size_bf16(s.gates(), s.hidden_size, s.out_size(), kernels.bf16_layout);
+        a.w.packed_hh_bf16 = pk.data();
+        if (pk.size() > nhh) a.w.packed_ih_bf16 = pk.data() + nhh;
+      }
       k.forward(a);
     });
     in = out;

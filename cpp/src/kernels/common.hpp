@@ -215,10 +215,12 @@ inline int row_team(bool packed, int threads, int B, int T, int64_t step_macs) {
 // gx (TB, GH) = x (TB, I) * w_ih^T + bias (GH): the input projection for every step at once.
 // With w_ih packed (pih: unit blocks of G gates, H a multiple of 16), the packed kernels compute
 // it, each thread an even number of rows, so a row's sums do not depend on the thread count.
+// With bfloat16 weights packed too (pih16), the bfloat16 products take it, x rounded as
+// Kernels::bf16_input says.
 template <class T>
 inline void input_projection(const T* x, const T* w_ih, const T* bias, T* gx, Eigen::Index TB,
                              Eigen::Index I, Eigen::Index GH, int threads, const float* pih = nullptr,
-                             int gates = 0) {
+                             int gates = 0, const std::uint16_t* pih16 = nullptr) {
 #if RNNKIT_PACKED_KERNELS
   if constexpr (std::is_same<T, float>::value) {
     if (pih) {
@@ -231,9 +233,13 @@ inline void input_projection(const T* x, const T* w_ih, const T* bias, T* gx, Ei
         const int chunk = std::max(2, int(std::min<int64_t>(240, (256 * 1024 / 4) / std::max<Eigen::Index>(I, 1))) & ~1);
         for (int c0 = r0; c0 < r1; c0 += chunk) {
           const int c1 = std::min(r1, c0 + chunk);
-          for (int ub = 0; ub < H / kUnitBlock; ++ub)
-            packed_product(x + int64_t(c0) * I, c1 - c0, int(I), pih + std::size_t(ub) * I * W, W, 0, W, int(I),
-                           gx + int64_t(c0) * GH + ub * kUnitBlock, int(GH), H);
+          if (pih16)
+            packed_blocks_product(x + int64_t(c0) * I, c1 - c0, int(I), pih16,
+                                  std::size_t(bf16_rows(int(I), kBf16Layout)) * W, 0, H / kUnitBlock, W, 0, W,
+                                  int(I), gx + int64_t(c0) * GH, int(GH), H, kBf16Input == 2);
+          else
+            packed_blocks_product(x + int64_t(c0) * I, c1 - c0, int(I), pih, std::size_t(I) * W, 0,
+                                  H / kUnitBlock, W, 0, W, int(I), gx + int64_t(c0) * GH, int(GH), H);
           if (bias)
             for (int r = c0; r < c1; ++r) ArrMap<T>(gx + int64_t(r) * GH, GH) += CArrMap<T>(bias, GH);
         }
@@ -245,6 +251,7 @@ inline void input_projection(const T* x, const T* w_ih, const T* bias, T* gx, Ei
 #else
   (void)pih;
   (void)gates;
+  (void)pih16;
 #endif
   split_rows(threads, TB, 2.0 * TB * I * GH, [&](Eigen::Index r0, Eigen::Index r1) {
     auto Gx = mat(gx + r0 * GH, r1 - r0, GH);
