@@ -68,7 +68,7 @@ _PARAMETRIC: dict[str, tuple[Callable[[Array, float, float], Array], float, floa
     "leaky_relu": (lambda v, a, b: np.where(v >= 0, v, a * v), 0.01, 0.0),
     "thresholded_relu": (lambda v, a, b: np.where(v > a, v, 0.0), 1.0, 0.0),
     "scaled_tanh": (lambda v, a, b: a * np.tanh(b * v), 1.0, 1.0),
-    "elu": (lambda v, a, b: np.where(v >= 0, v, a * (np.exp(np.minimum(v, 0.0)) - 1.0)), 1.0, 0.0),
+    "elu": (lambda v, a, b: np.where(v >= 0, v, a * np.expm1(np.minimum(v, 0.0))), 1.0, 0.0),
     "softsign": (lambda v, a, b: v / (1.0 + np.abs(v)), 0.0, 0.0),
     "softplus": (lambda v, a, b: np.logaddexp(0.0, v), 0.0, 0.0),
 }
