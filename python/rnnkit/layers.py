@@ -4,8 +4,9 @@
 
 ``from rnnkit.layers import LSTM, Dense, Dropout`` replaces
 ``from tensorflow.keras.layers import LSTM, Dense, Dropout``. The recurrent layers run on
-the C++ core modules (``rnnkit.LSTM``/``rnnkit.GRU``/``rnnkit.RNN``); ``get_weights``/``set_weights``
-use Keras's weight layout, so weights move between Keras and rnnkit unchanged.
+the C++ core modules (``rnnkit.LSTM``/``rnnkit.GRU``/``rnnkit.RNN``);
+``get_weights``/``set_weights`` use Keras's weight layout, so weights move between Keras and
+rnnkit unchanged.
 """
 
 from __future__ import annotations
