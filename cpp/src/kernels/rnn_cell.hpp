@@ -29,8 +29,8 @@ template <class T>
 void rnn_forward(const ForwardArgs<T>& a) {
   const CellSpec& s = a.spec;
   const int H = s.hidden_size, I = s.input_size;
-  const int Tn = a.seq.T, B = a.seq.B;
-  const int64_t TB = int64_t(Tn) * B;
+  const int Tn = a.seq.steps(), B = a.seq.B;
+  const int64_t TB = a.seq.rows();  // rows of x, y, gx and the cache (T*B, fewer with lengths)
   Workspace<T>& ws = workspace<T>();
 
   // Both biases fold into the hoisted projection.
@@ -39,7 +39,7 @@ void rnn_forward(const ForwardArgs<T>& a) {
     bias = ws.bias.reserve(H);
     for (int j = 0; j < H; ++j) bias[j] = a.w.b_ih[j] + a.w.b_hh[j];
   }
-  T* gx = ws.gx.reserve(TB * H);  // (T*B, H)
+  T* gx = ws.gx.reserve(TB * H);  // (rows, H)
   input_projection(a.x, a.w.w_ih, bias, gx, TB, I, H, a.threads, a.w.packed_ih, 1);
 
   T* hbuf = ws.h.reserve(2 * int64_t(B) * H);  // two (B, H): the state before and after a step
@@ -47,11 +47,11 @@ void rnn_forward(const ForwardArgs<T>& a) {
 
   DirCache<T>* k = a.cache;
   if (k) {
-    rows_buffer(k->gates, TB * H, a.seq);  // h' (the activation's output)
-    rows_buffer(k->h_prev, TB * H, a.seq);
-    if (s.caches_pre()) rows_buffer(k->pre, TB * H, a.seq);
+    k->gates.reserve(TB * H);  // h' (the activation's output)
+    k->h_prev.reserve(TB * H);
+    if (s.caches_pre()) k->pre.reserve(TB * H);
   }
-  T* pre = k && s.caches_pre() ? k->pre.data() : nullptr;  // (T*B, H) or null
+  T* pre = k && s.caches_pre() ? k->pre.data() : nullptr;  // (rows, H) or null
   auto row_of = [&](int step, int b) { return step_row(a.seq, a.reverse, step, b); };
 
   const float* p32 = nullptr;
@@ -92,27 +92,25 @@ void rnn_forward(const ForwardArgs<T>& a) {
     barrier.set_size(nt);
     const bool by_rows = nt > 1 && rteam > 1;
     const auto [first, last, u0, n] = by_rows ? ThreadUnits{0, blocks, 0, H} : thread_units(H, tid, nt);
-    const auto [b0, b1] = by_rows ? thread_rows(B, tid, nt) : ThreadRows{0, B};
+    ActiveRows active(a.seq, by_rows, tid, nt);
     T* hcur = hbuf;
     T* hnext = hbuf + int64_t(B) * H;
     for (int step = 0; step < Tn; ++step) {
+      const auto [b0, b1] = active.at(step, [&] { barrier.wait(); });  // this step's running rows
       if (row1) {
         segmented_row_product(tid, nt, step, ks, H, hcur, first, last, flags,
                               [&](int ub, int k0, int k1, bool add) { block_product(hcur, 0, 1, ub, k0, k1, add); });
       } else if (packed) {
-        if (nt > 1 && !by_rows) prefetch_lines(hcur, int64_t(B) * H);
-        for (int ub = first; ub < last; ++ub) block_product(hcur, b0, b1 - b0, ub, 0, H, false);
+        if (nt > 1 && !by_rows) prefetch_lines(hcur, int64_t(b1) * H);
+        if (b1 > b0)
+          for (int ub = first; ub < last; ++ub) block_product(hcur, b0, b1 - b0, ub, 0, H, false);
       } else {
-        mat(acc, B, H).noalias() = cmat(hcur, B, H) * cmat(a.w.w_hh, H, H).transpose();
+        mat(acc, b1, H).noalias() = cmat(hcur, b1, H) * cmat(a.w.w_hh, H, H).transpose();
       }
       for (int b = b0; b < b1; ++b) {
         const int64_t row = row_of(step, b);
         T* hn = hnext + int64_t(b) * H;
         const T* hc = hcur + int64_t(b) * H;
-        if (row < 0) {  // finished sequence: state frozen
-          std::memcpy(hn + u0, hc + u0, n * sizeof(T));
-          continue;
-        }
         if (k) std::memcpy(k->h_prev.data() + row * H + u0, hc + u0, n * sizeof(T));
         rnn_pointwise(s, u0, n, acc + int64_t(b) * lda + u0, gx + row * H, hn, pre ? pre + row * H : nullptr);
         std::memcpy(a.y + row * a.ldy + u0, hn + u0, n * sizeof(T));
@@ -128,21 +126,22 @@ void rnn_forward(const ForwardArgs<T>& a) {
   };
   run_team(team, body);
 
-  zero_padding(a.seq, a.y, a.ldy, H);
-  std::memcpy(a.hn, hbuf + (Tn % 2) * int64_t(B) * H, int64_t(B) * H * sizeof(T));
+  // A sequence's last state is in the buffer its last step wrote: the steps alternate them.
+  for (int b = 0; b < B; ++b)
+    std::memcpy(a.hn + int64_t(b) * H, hbuf + ((a.seq.length(b) % 2) * int64_t(B) + b) * H, H * sizeof(T));
 }
 
 template <class T>
 void rnn_backward(const BackwardArgs<T>& a) {
   const CellSpec& s = a.spec;
   const int H = s.hidden_size, I = s.input_size;
-  const int Tn = a.seq.T, B = a.seq.B;
-  const int64_t TB = int64_t(Tn) * B;
+  const int Tn = a.seq.steps(), B = a.seq.B;
+  const int64_t TB = a.seq.rows();  // rows of x, dy, dx and the cache (T*B, fewer with lengths)
   const DirCache<T>& k = *a.cache;
-  const T* pre = s.caches_pre() ? k.pre.data() : nullptr;  // (T*B, H) or null
+  const T* pre = s.caches_pre() ? k.pre.data() : nullptr;  // (rows, H) or null
   Workspace<T>& ws = workspace<T>();
 
-  T* dG = rows_buffer(ws.dgx, TB * H, a.seq);  // (T*B, H) pre-activation grads
+  T* dG = ws.dgx.reserve(TB * H);  // (rows, H) pre-activation grads
   T* dh = ws.dh.reserve(int64_t(B) * H);       // (B, H) grad of the running h
   copy_or_zero(dh, a.dhn, int64_t(B) * H);
   // Two (B, H) step-gradient buffers, used alternately (see lstm_backward).
@@ -165,18 +164,15 @@ void rnn_backward(const BackwardArgs<T>& a) {
     barrier.set_size(nt);
     const bool by_rows = nt > 1 && rteam > 1;
     const auto [first, last, u0, n] = by_rows ? ThreadUnits{0, blocks, 0, H} : thread_units(H, tid, nt);
-    const auto [b0, b1] = by_rows ? thread_rows(B, tid, nt) : ThreadRows{0, B};
+    ActiveRows active(a.seq, by_rows, tid, nt);
     (void)first;
     (void)last;
     for (int step = Tn - 1; step >= 0; --step) {
+      const auto [b0, b1] = active.at(step, [&] { barrier.wait(); });  // this step's running rows
       T* dstep = dsteps + (step & 1) * int64_t(B) * H;
       for (int b = b0; b < b1; ++b) {
         const int64_t row = row_of(step, b);
         T* ds = dstep + int64_t(b) * H + u0;
-        if (row < 0) {
-          std::memset(static_cast<void*>(ds), 0, n * sizeof(T));
-          continue;
-        }
         ArrMap<T>(ds, n) = CArrMap<T>(dh + int64_t(b) * H + u0, n) + CArrMap<T>(a.dy + row * a.ldy + u0, n);
         scale_by_derivative(s.act, k.gates.data() + row * H + u0, ds, n, pre ? pre + row * H + u0 : nullptr,
                             s.clip);
@@ -185,9 +181,9 @@ void rnn_backward(const BackwardArgs<T>& a) {
       if (!by_rows) barrier.wait();  // every unit's dstep is written
       // this thread's columns of dstep U (all of them for one thread or by rows), for its rows
       const int c0 = nt > 1 && !by_rows ? u0 : 0, nc = nt > 1 && !by_rows ? n : H;
-      step_product(dstep + int64_t(b0) * H, b1 - b0, H, a.w.w_hh + c0, H, H, nc, dprev + int64_t(b0) * H + c0, H);
-      for (int b = b0; b < b1; ++b)
-        if (row_of(step, b) >= 0) std::memcpy(dh + int64_t(b) * H + c0, dprev + int64_t(b) * H + c0, nc * sizeof(T));
+      if (b1 > b0)
+        step_product(dstep + int64_t(b0) * H, b1 - b0, H, a.w.w_hh + c0, H, H, nc, dprev + int64_t(b0) * H + c0, H);
+      for (int b = b0; b < b1; ++b) std::memcpy(dh + int64_t(b) * H + c0, dprev + int64_t(b) * H + c0, nc * sizeof(T));
     }
   };
   run_team(team, body);
