@@ -162,6 +162,10 @@ def test_training_identical_for_any_thread_count(
         ("LSTM", {"proj_size": 48}),
         ("GRU", {"reset_after": False}),
         ("GRU", {"bidirectional": True}),
+        ("RNN", {"bidirectional": True, "num_layers": 2}),
+        ("LSTM", {"reverse": True, "clip": 0.6, "input_forget": True}),
+        ("GRU", {"reverse": True, "clip": 0.6, "activation": ("elu", 0.5)}),
+        ("RNN", {"reverse": True, "clip": 0.5, "activation": "softsign"}),
     ],
 )
 def test_lengths_training_identical_for_any_thread_count_and_matches_float64(
