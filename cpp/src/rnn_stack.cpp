@@ -267,7 +267,7 @@ void Stack<T>::forward(const T* x, SeqShape seq, const T* h0, const T* c0, const
       a.spec = s;
       a.w = w_[ld];
       a.seq = seq;
-      a.reverse = d == 1;
+      a.reverse = d == 1 || spec_.reverse;
       a.x = in;
       a.y = out + int64_t(d) * Ho;
       a.ldy = width;
@@ -358,7 +358,7 @@ void Stack<T>::backward(const StackCache<T>& cache, const T* dy, const T* dhn, c
       a.w = w_[ld];
       a.g = grads[ld];
       a.seq = seq;
-      a.reverse = d == 1;
+      a.reverse = d == 1 || spec_.reverse;
       a.x = cache.inputs[l].data();
       a.cache = &cache.dirs[ld];
       a.dy = dcur + int64_t(d) * Ho;

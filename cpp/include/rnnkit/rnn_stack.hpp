@@ -14,6 +14,9 @@ struct StackSpec {
   CellSpec cell;  // cell.input_size is layer 0's input size
   int num_layers = 1;
   int num_dirs = 1;
+  // One direction run from each sequence's last step to its first (ONNX direction="reverse"),
+  // outputs in the original time order; only with num_dirs == 1.
+  bool reverse = false;
 
   // Layer l's spec: layers above the first read the concatenated directions of the one below.
   CellSpec layer(int l) const {
