@@ -188,7 +188,7 @@ class _Store:
             raise self.fail(f"weight {label} ({node.name if node else '?'}/{name}) is missing")
         if tuple(ds.shape) != tuple(shape):
             raise self.fail(
-                f"weight {label} has shape {tuple(ds.shape)}; the model's config implies {shape}"
+                f"weight {label} has shape {tuple(ds.shape)}; the model expects {shape}"
             )
         if ds.dtype.kind != "f" or ds.dtype.itemsize not in (2, 4, 8):
             raise self.fail(f"weight {label} has dtype {ds.dtype}; expected float16/32/64")
