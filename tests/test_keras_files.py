@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import tracemalloc
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -681,3 +682,37 @@ def test_keras_resumes_training_from_rnnkit_optimizer_state(tmp_path, keras):
         for a, b in zip(theirs.get_weights(), model.get_weights())
     )
     assert worst < 1e-5, f"weights after one more step differ by {worst:.3g}"
+
+
+def test_learning_rate_schedules_cross_both_ways(tmp_path, keras):
+    schedule = optimizers.ExponentialDecay(0.01, decay_steps=10, decay_rate=0.5)
+    model, x = _models()["recurrent"]
+    model.compile(optimizer=optimizers.Adam(schedule), loss="mse")
+    for fmt in (".keras", ".h5"):
+        model.save(tmp_path / f"m{fmt}")
+        theirs = keras.models.load_model(tmp_path / f"m{fmt}")
+        lr = theirs.optimizer._learning_rate
+        assert type(lr).__name__ == "ExponentialDecay", fmt
+        assert (lr.initial_learning_rate, lr.decay_steps, lr.decay_rate) == (0.01, 10, 0.5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Keras's own h5 writer warns (numpy 2 copy=)
+            theirs.save(tmp_path / f"back{fmt}")
+        again = load_model(tmp_path / f"back{fmt}")
+        assert isinstance(again.optimizer._schedule, optimizers.ExponentialDecay), fmt
+        assert again.optimizer._schedule.get_config() == schedule.get_config()
+
+
+def test_embedding_after_a_float_input(tmp_path):
+    """Keras casts float ids to int for an Embedding; an InputLayer left at float32 (Keras's
+    default) must not stop the model from taking ids."""
+
+    def float_input(c):
+        c["config"]["layers"][0]["config"]["dtype"] = "float32"
+
+    path = _rewrite_keras(FIXTURES / "embedding.keras", tmp_path / "f.keras", float_input)
+    ref = np.load(FIXTURES / "embedding.npz")
+    model = load_model(path)
+    y = model.predict(ref["x"].astype(np.float32), verbose=0)
+    assert np.abs(y - ref["y"]).max() <= 1e-5
+    with pytest.raises(ValueError, match="integer indices"):
+        model.predict(ref["x"] + 0.5, verbose=0)

@@ -279,6 +279,9 @@ class Sequential:
 
     # ----------------------------------------------------------- data validation
     def _first_float(self) -> bool:
+        # An Embedding first takes ids whatever the InputLayer's dtype (Keras casts them).
+        if self._layers and not self._layers[0]._float_input:
+            return False
         first = self._input_layer or (self._layers[0] if self._layers else None)
         return first is None or first._float_input
 

@@ -572,7 +572,7 @@ def _keras_optimizer(opt: optimizers_module.Optimizer, keras3: bool) -> dict[str
     if isinstance(lr, dict):
         lr = {"module": "keras.optimizers.schedules", **lr, "registered_name": None}
         lr["config"] = {**lr["config"], "name": lr["class_name"]}
-        config["learning_rate"] = lr if keras3 else {k: lr[k] for k in ("class_name", "config")}
+        config["learning_rate"] = lr  # Keras 3 reads nested objects by module, in h5 too
     if keras3:
         return {
             "module": "keras.optimizers",

@@ -26,6 +26,7 @@ file. Problems raise :class:`~rnnkit.models.ModelFileError` naming the file and 
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import math
@@ -695,7 +696,11 @@ def save_keras(model: Sequential, filepath: str | os.PathLike, overwrite: bool =
     if compiled is not None:
         config["compile_config"] = compiled
     image = _h5_image(lambda h5: _write_keras3_store(h5, model))
-    metadata = {"keras_version": WRITTEN_KERAS_VERSION, "date_saved": "", "rnnkit": __version__}
+    metadata = {
+        "keras_version": WRITTEN_KERAS_VERSION,
+        "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
+        "rnnkit_version": __version__,
+    }
 
     def write(f: Any) -> None:
         with zipfile.ZipFile(f, "w") as zf:
@@ -742,10 +747,12 @@ def _write_legacy_weights(group: Any, model: Sequential) -> None:
 
 def save_legacy_h5(model: Sequential, filepath: str | os.PathLike, overwrite: bool = True) -> None:
     """Write a legacy Keras ``.h5`` model file (Keras 2 style config, read by Keras 3 too)."""
+    from .. import __version__
 
     def fill(h5: Any) -> None:
         h5.attrs["backend"] = "tensorflow"
         h5.attrs["keras_version"] = WRITTEN_KERAS_VERSION
+        h5.attrs["rnnkit_version"] = __version__
         h5.attrs["model_config"] = json.dumps(keras_model_config(model, keras3=False))
         training = keras_compile_config(model, keras3=False)
         if training is not None:
