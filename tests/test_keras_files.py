@@ -250,6 +250,11 @@ UNSUPPORTED = [
         lambda c: c["config"]["layers"][0]["config"].update(sparse=True),
         "sparse=True is not supported",
     ),
+    (
+        "lstm_stack",
+        lambda c: c["config"]["layers"][0]["config"].update(name=5),
+        "name must be a string",
+    ),
 ]
 
 
@@ -347,6 +352,23 @@ def test_links_and_external_storage_are_refused(tmp_path):
         group.create_dataset(name, shape=shape, dtype="f4", external=[(str(raw), 0, 240)])
     with pytest.raises(ModelFileError, match="stored outside the file"):
         load_model(path)
+
+
+def test_a_crash_or_hang_of_the_hdf5_library_is_contained(monkeypatch):
+    """HDF5 files are parsed in a child process: libhdf5 is not hardened against crafted
+    files (fuzzing found a segfault on a corrupted string attribute), so a crash must end
+    as an error in the caller, not take the interpreter down."""
+    from rnnkit._training import h5_extract
+
+    monkeypatch.setattr(
+        h5_extract, "_CHILD", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"
+    )
+    with pytest.raises(ModelFileError, match=r"HDF5 library failed on it \(signal 11"):
+        load_model(FIXTURES / "lstm_stack.h5")
+    monkeypatch.setattr(h5_extract, "_CHILD", "import time; time.sleep(30)")
+    monkeypatch.setattr(h5_extract, "TIMEOUT", 0.5)
+    with pytest.raises(ModelFileError, match="took over 0 s|took over 1 s"):
+        load_model(FIXTURES / "lstm_stack.keras")
 
 
 def test_wrong_dtype_and_missing_weights(tmp_path):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from ._checks import (
 
 Array = np.ndarray
 LSTMState = tuple[Array, Array]
+_Module = TypeVar("_Module", bound="_RNNBase")
 
 
 class _RNNBase:
@@ -449,7 +450,7 @@ class _RNNBase:
     # ----------------------------------------------------------------- PyTorch modules
 
     @classmethod
-    def from_torch(cls, module: Any) -> Any:
+    def from_torch(cls: type[_Module], module: Any) -> _Module:
         """The rnnkit module equal to a live ``torch.nn.LSTM``/``GRU`` (``RNN``): one line.
 
         Copies every constructor option (num_layers, bias, batch_first, dropout,

@@ -7,12 +7,14 @@ mode; the weights keep their keys, shapes and values (PyTorch's layout is rnnkit
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 if TYPE_CHECKING:
     from ._rnn import _RNNBase
+
+_Module = TypeVar("_Module", bound="_RNNBase")
 
 #: rnnkit class -> constructor options it shares with the torch class of the same name.
 _OPTIONS = {
@@ -46,7 +48,7 @@ def _dtype_name(torch: Any, module: Any, owner: str) -> str:
     return names[dtype]
 
 
-def from_torch(cls: type[_RNNBase], module: Any) -> _RNNBase:
+def from_torch(cls: type[_Module], module: Any) -> _Module:
     """An rnnkit module with ``module``'s options, weights and mode (see ``from_torch``)."""
     cell = cls._cell
     owner = f"{cell}.from_torch"

@@ -280,11 +280,14 @@ class _Reader:
         dtype = self.dtype_name(config.get("dtype"), owner, data=True)
         float_dtype = dtype if dtype in _SUPPORTED_DTYPES else None
         int_dtype = dtype is not None and dtype not in _SUPPORTED_DTYPES
-        return InputLayer(
-            batch_shape=shape,
-            dtype="int64" if int_dtype else float_dtype,
-            name=config.get("name"),
-        )
+        try:
+            return InputLayer(
+                batch_shape=shape,
+                dtype="int64" if int_dtype else float_dtype,
+                name=config.get("name"),
+            )
+        except (TypeError, ValueError) as e:
+            raise self.fail(f"{owner}: {e}") from None
 
     def bidirectional(self, config: dict[str, Any], owner: str) -> Layer:
         inner = config.get("layer")

@@ -29,7 +29,6 @@ from __future__ import annotations
 import datetime
 import io
 import json
-import math
 import os
 import zipfile
 from typing import TYPE_CHECKING, Any
@@ -38,6 +37,7 @@ import numpy as np
 
 from .base import Layer
 from .core_layers import Dense, Embedding, InputLayer
+from .h5_extract import MAX_EXPANSION, MIN_EXPANSION, Dataset, Group, H5Error, Tree, extract
 from .keras_config import (
     compile_args_from_keras,
     keras_compile_config,
@@ -59,11 +59,22 @@ METADATA_JSON = "metadata.json"
 WEIGHTS_H5 = "model.weights.h5"
 #: Largest config.json / model_config accepted (a model config is KBs; this stops bombs).
 MAX_CONFIG_BYTES = 64 << 20
-#: A zip member or compressed dataset may expand at most this much (plus MIN_EXPANSION).
-MAX_EXPANSION = 1024
-MIN_EXPANSION = 1 << 20
+#: What walking a malformed extracted tree may raise besides ModelFileError.
+_H5_ERRORS = (OSError, KeyError, RuntimeError, ValueError)
 #: What rnnkit writes as ``keras_version``: the Keras whose semantics its layers follow.
 WRITTEN_KERAS_VERSION = "3.0.0"
+
+
+def _need_h5py(owner: str) -> None:
+    """Raise the extra's ImportError unless h5py can be imported (reading runs it in a child)."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("h5py") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        _h5py(owner)
 
 
 def _h5py(owner: str) -> Any:
@@ -157,35 +168,26 @@ def _var_groups(layer: Layer) -> list[tuple[str, str, bool]]:
 
 
 class _Store:
-    """Datasets of an opened HDF5 file, found without following links out of it."""
+    """The datasets of an HDF5 file, as extracted by a child process (see h5_extract)."""
 
-    def __init__(self, h5: Any, where: str, size: int) -> None:
-        self.h5 = h5
+    def __init__(self, tree: Tree, where: str) -> None:
+        self.tree = tree
         self.where = where
-        self.size = size  # bytes of the HDF5 image: the most its datasets can store
 
     def fail(self, what: str) -> ModelFileError:
         return ModelFileError(f"[load] {self.where}: {what}")
 
-    def get(self, path: str) -> Any:
-        """The object at ``path`` (None if absent); hard links only."""
-        h5py = _h5py("load")
-        node = self.h5
-        for part in [p for p in path.split("/") if p]:
-            if not isinstance(node, h5py.Group):
-                return None
-            link = node.get(part, getlink=True)
-            if link is None:
-                return None
-            if not isinstance(link, h5py.HardLink):
-                raise self.fail(f"{path!r} is a {type(link).__name__}; only plain groups are read")
-            node = node[part]
-        return node
+    def get(self, path: str) -> Group | Dataset | None:
+        """The group or dataset at ``path`` (None if absent); plain (hard) links only."""
+        try:
+            return self.tree.get(path)
+        except H5Error as e:
+            raise self.fail(str(e)) from None
 
-    def dataset(self, node: Any, name: str, shape: tuple[int, ...], label: str) -> Any:
-        h5py = _h5py("load")
+    def dataset(self, node: Any, name: str, shape: tuple[int, ...], label: str) -> Dataset:
+        """The checked dataset ``node/name`` holding weight ``label`` of ``shape``."""
         ds = self.get(f"{node.name}/{name}") if node is not None else None
-        if not isinstance(ds, h5py.Dataset):
+        if not isinstance(ds, Dataset):
             raise self.fail(f"weight {label} ({node.name if node else '?'}/{name}) is missing")
         if tuple(ds.shape) != tuple(shape):
             raise self.fail(
@@ -193,27 +195,14 @@ class _Store:
             )
         if ds.dtype.kind != "f" or ds.dtype.itemsize not in (2, 4, 8):
             raise self.fail(f"weight {label} has dtype {ds.dtype}; expected float16/32/64")
-        if ds.is_virtual or ds.external:
-            raise self.fail(f"weight {label} is stored outside the file (virtual or external)")
-        declared = math.prod(shape) * ds.dtype.itemsize
-        stored = ds.id.get_storage_size()
-        compressed = ds.id.get_create_plist().get_nfilters() > 0
-        ok = stored <= self.size and (
-            declared <= MAX_EXPANSION * stored + MIN_EXPANSION if compressed else stored >= declared
-        )
-        if not ok:
-            raise self.fail(
-                f"weight {label} declares {declared} bytes but the file stores {stored} for it "
-                f"(in {self.size} bytes): truncated or crafted"
-            )
+        if ds.problem is not None or ds.value is None:
+            raise self.fail(f"weight {label} is not read: {ds.problem or 'no value'}")
         return ds
 
 
-def _read(ds: Any, label: str, where: str) -> np.ndarray:
-    try:
-        return np.asarray(ds[()])
-    except (OSError, ValueError, RuntimeError) as e:
-        raise ModelFileError(f"[load] {where}: weight {label} cannot be read: {e}") from None
+def _read(ds: Dataset) -> np.ndarray:
+    assert ds.value is not None  # _Store.dataset checked it
+    return ds.value
 
 
 def _plan(layers: list[Layer], input_shape: tuple[Any, ...] | None) -> list[list[tuple[int, ...]]]:
@@ -273,10 +262,14 @@ def _attr_list(node: Any, name: str) -> list[str]:
         chunks = []
         while f"{name}{len(chunks)}" in attrs:
             chunks.append(attrs[f"{name}{len(chunks)}"])
-    out = []
+    out: list[str] = []
     for chunk in chunks:
-        for item in np.atleast_1d(np.asarray(chunk)):
-            out.append(item.decode("utf-8") if isinstance(item, bytes) else str(item))
+        items = chunk if isinstance(chunk, list) else [chunk]
+        if not all(isinstance(item, str) for item in items):
+            raise ModelFileError(
+                f"[load] attribute {name!r} of {node.name!r} is not a list of names"
+            )
+        out += items
     return out
 
 
@@ -328,28 +321,29 @@ class _Opened:
         self.keras_version: Any = None
         self.legacy_group: Any = None  # legacy layout: the group holding layer_names
         self._zip: zipfile.ZipFile | None = None
-        self._h5: Any = None
         self.store: _Store | None = None
 
     def fail(self, what: str) -> ModelFileError:
         return ModelFileError(f"[{self.owner}] {self.where} {what}")
 
     def open(self) -> _Opened:
-        h5py = _h5py(self.owner)
+        _need_h5py(self.owner)
         kind = sniff(self.path)
         try:
             if kind == "keras":
-                self._open_zip(h5py)
+                self._open_zip()
             elif kind == "h5":
-                size = os.path.getsize(self.path)
-                self._h5 = h5py.File(self.path, "r")
-                self.store = _Store(self._h5, self.where, size)
+                with open(self.path, "rb") as f:
+                    self.store = _Store(extract(f.read()), self.where)
                 self._read_h5_attrs()
             else:
                 raise self.fail("is neither a .keras zip nor an HDF5 file")
         except ModelFileError:
             self.close()
             raise
+        except H5Error as e:
+            self.close()
+            raise self.fail(f"is not a valid Keras file (truncated or corrupt): {e}") from None
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, RecursionError) as e:
             self.close()
             raise self.fail(
@@ -375,7 +369,7 @@ class _Opened:
             raise self.fail(f"has a {name} whose size does not match its zip header")
         return data
 
-    def _open_zip(self, h5py: Any) -> None:
+    def _open_zip(self) -> None:
         self._zip = zf = zipfile.ZipFile(self.path)
         names = set(zf.namelist())
         if CONFIG_JSON not in names:
@@ -396,8 +390,7 @@ class _Opened:
                 )
             return  # an unbuilt model: no weights
         image = self._member(zf, WEIGHTS_H5, None)
-        self._h5 = h5py.File(io.BytesIO(image), "r")
-        self.store = _Store(self._h5, f"{self.where} ({WEIGHTS_H5})", len(image))
+        self.store = _Store(extract(image), f"{self.where} ({WEIGHTS_H5})")
 
     def _json(self, raw: bytes | str, what: str) -> Any:
         if isinstance(raw, bytes):
@@ -413,17 +406,13 @@ class _Opened:
         if name not in node.attrs:
             return None
         value = node.attrs[name]
-        if isinstance(value, bytes):
-            value = value.decode("utf-8")
-        if isinstance(value, np.ndarray) and value.shape == ():
-            value = value[()]
-            value = value.decode("utf-8") if isinstance(value, bytes) else value
         if not isinstance(value, str):
             raise self.fail(f"has a {name} attribute that is not text")
         return value
 
     def _read_h5_attrs(self) -> None:
-        h5 = self._h5
+        assert self.store is not None
+        h5 = self.store.get("")
         text = self._attr_text(h5, "model_config")
         if text is not None:
             self.config = self._json(text, "model_config")
@@ -431,7 +420,6 @@ class _Opened:
             self.compile_config = (
                 None if training is None else self._json(training, "training_config")
             )
-            assert self.store is not None
             self.legacy_group = self.store.get("model_weights")
             if self.legacy_group is None:
                 raise self.fail("has a model_config but no model_weights group")
@@ -453,15 +441,12 @@ class _Opened:
             if self.legacy_group is not None:
                 return _legacy_weights(self.store, self.legacy_group, layers, plan)
             return _keras3_weights(self.store, layers, plan)
-        except (OSError, KeyError, ValueError) as e:
+        except _H5_ERRORS as e:
             if isinstance(e, ModelFileError):
                 raise
             raise self.fail(f"cannot be read (truncated or corrupt): {e}") from None
 
     def close(self) -> None:
-        if self._h5 is not None:
-            self._h5.close()
-            self._h5 = None
         if self._zip is not None:
             self._zip.close()
             self._zip = None
@@ -476,9 +461,7 @@ class _Opened:
 def _set_from(model: Sequential, datasets: list[list[Any]], where: str) -> None:
     weights = []
     for layer, per in zip(model.layers, datasets):
-        arrays = [
-            _read(ds, f"{layer.name}/{n}", where) for ds, n in zip(per, layer._weight_labels())
-        ]
+        arrays = [_read(ds) for ds in per]
         if [tuple(a.shape) for a in arrays] != [tuple(s) for s in layer.weight_shapes()]:
             raise ModelFileError(
                 f"[load] {where}: layer {layer.name!r} expects weights of shapes "
@@ -530,7 +513,12 @@ def load_model(filepath: str | os.PathLike, compile: bool = True) -> Sequential:
                     "pass compile=False to load the model without it"
                 ) from None
             if opened.store is not None and opened.legacy_group is None:
-                _restore_optimizer(model, opened.store, keras_major(opened.keras_version))
+                try:
+                    _restore_optimizer(model, opened.store, keras_major(opened.keras_version))
+                except ModelFileError:
+                    raise
+                except _H5_ERRORS as e:
+                    raise opened.fail(f"has an unreadable optimizer state: {e}") from None
     return model
 
 
@@ -608,9 +596,11 @@ def _restore_optimizer(model: Sequential, store: _Store, major: int) -> None:
     keys = set(node.keys())
     if "0" in keys:
         it = store.get(f"{node.name}/0")
-        if getattr(it, "shape", None) != () or it.dtype.kind not in "iu":
+        if not isinstance(it, Dataset) or it.shape != () or it.dtype.kind not in "iu":
             raise store.fail("optimizer/vars/0 (the iteration count) is not an integer scalar")
-        opt.iterations = int(it[()])
+        if it.value is None or not 0 <= int(it.value[()]) < 2**62:
+            raise store.fail(f"optimizer/vars/0 (the iteration count) is not read: {it.problem}")
+        opt.iterations = int(it.value[()])
     layers = _train_layers(model)
     shapes = [s for layer in layers for s in layer.weight_shapes()]
     groups = _slot_groups(opt)
@@ -637,7 +627,7 @@ def _restore_optimizer(model: Sequential, store: _Store, major: int) -> None:
         for shape in shapes:
             for name in group:
                 ds = store.dataset(node, str(k), shape, f"optimizer/vars/{k}")
-                keras_slots[name].append(_read(ds, f"optimizer/vars/{k}", store.where))
+                keras_slots[name].append(_read(ds))
                 k += 1
     names = opt._slot_names()
     per_param: list[list[np.ndarray]] = []
