@@ -371,6 +371,13 @@ def test_a_crash_or_hang_of_the_hdf5_library_is_contained(monkeypatch):
         load_model(FIXTURES / "lstm_stack.keras")
 
 
+def test_a_real_libhdf5_crash_is_contained():
+    """A fuzzed file that segfaults libhdf5 (h5py 3.14) when its attributes are read."""
+    crafted = Path(__file__).parent / "fixtures" / "crafted" / "hdf5_segfault.h5"
+    with pytest.raises(ModelFileError, match="not a valid Keras file|is missing|not read"):
+        load_model(crafted)
+
+
 def test_wrong_dtype_and_missing_weights(tmp_path):
     path = _legacy_copy(tmp_path)
     with h5py.File(path, "a") as h5:
@@ -738,3 +745,30 @@ def test_embedding_after_a_float_input(tmp_path):
     assert np.abs(y - ref["y"]).max() <= 1e-5
     with pytest.raises(ValueError, match="integer indices"):
         model.predict(ref["x"] + 0.5, verbose=0)
+
+
+def test_tf_keras_2_opens_the_h5_files_rnnkit_writes(tmp_path):
+    tf_keras = pytest.importorskip("tf_keras", reason="tf.keras 2 (tf_keras) is not installed")
+    worst = {}
+    for name in ("recurrent", "embedding"):
+        model, x = _models()[name]
+        if name == "recurrent":  # Keras 2's hard_sigmoid differs; keep to shared activations
+            model = Sequential(
+                [
+                    layers.Input((6, 3)),
+                    layers.LSTM(4, return_sequences=True, go_backwards=True),
+                    layers.Bidirectional(layers.GRU(3, reset_after=False), merge_mode="mul"),
+                    layers.Dense(2, activation="softmax"),
+                ]
+            )
+        model.compile(optimizer=optimizers.Adam(0.002), loss="mse")
+        y = model.predict(x, verbose=0)
+        model.save(tmp_path / f"{name}.h5")
+        model.save_weights(tmp_path / f"{name}_weights.h5")
+        theirs = tf_keras.models.load_model(tmp_path / f"{name}.h5")
+        assert type(theirs.optimizer).__name__ == "Adam"
+        worst[name] = float(np.abs(theirs.predict(x, verbose=0) - y).max())
+        theirs.set_weights([np.zeros_like(w) for w in theirs.get_weights()])
+        theirs.load_weights(tmp_path / f"{name}_weights.h5")
+        worst[f"{name} weights"] = float(np.abs(theirs.predict(x, verbose=0) - y).max())
+    assert max(worst.values()) <= 1e-5, f"max |tf.keras - rnnkit| {worst}"

@@ -583,6 +583,10 @@ def _keras_optimizer(opt: optimizers_module.Optimizer, keras3: bool) -> dict[str
             "config": config,
             "registered_name": None,
         }
+    # tf.keras reads h5 optimizers with its legacy classes, which take no weight_decay
+    # (and Keras 3 drops the config of tf.keras's "Custom>Adam" spelling, so not that).
+    if config.get("weight_decay") is None:
+        config.pop("weight_decay", None)
     return {"class_name": type(opt).__name__, "config": config}
 
 
