@@ -18,10 +18,12 @@ Layouts (Keras 3's saving code and its legacy HDF5 format):
   name. A legacy weights-only file is that group at the root.
 
 Weights are Keras's layout, which is what rnnkit layers' ``get_weights`` speak. Reading
-checks, before anything is allocated: the member sizes of the zip, the config's size, every
-dataset's shape against the one the config implies, its dtype, its layout (no external or
-virtual storage, no links out of the file) and that its declared bytes are stored in the
-file. Problems raise :class:`~rnnkit.models.ModelFileError` naming the file and the piece.
+checks, before anything is allocated: the member sizes of the zip (no bombs), the config's
+size, every dataset's shape against the one the config implies and its dtype. The HDF5 part
+is parsed in a child process (:mod:`.h5_extract`: libhdf5 is not hardened against crafted
+files), which refuses links out of the file, external or virtual storage and datasets whose
+declared bytes are not stored. Problems raise :class:`~rnnkit.models.ModelFileError` naming
+the file and the piece. Writing uses h5py in this process (rnnkit's own data).
 """
 
 from __future__ import annotations
