@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from ._checks import (
 
 Array = np.ndarray
 LSTMState = tuple[Array, Array]
+_Module = TypeVar("_Module", bound="_RNNBase")
 
 
 class _RNNBase:
@@ -474,6 +475,31 @@ class _RNNBase:
             dh0 = dh0[:, 0, :]
             dc0 = dc0[:, 0, :] if dc0 is not None else None
         return dx, dh0, dc0
+
+    # ----------------------------------------------------------------- PyTorch modules
+
+    @classmethod
+    def from_torch(cls: type[_Module], module: Any) -> _Module:
+        """The rnnkit module equal to a live ``torch.nn.LSTM``/``GRU`` (``RNN``): one line.
+
+        Copies every constructor option (num_layers, bias, batch_first, dropout,
+        bidirectional, proj_size, nonlinearity), the dtype (float32, float64, or bfloat16
+        weights for inference), the weights and the train/eval mode. The module may live on
+        any device; its weights are copied to numpy.
+        """
+        from ._torch import from_torch
+
+        return from_torch(cls, module)
+
+    def to_torch(self) -> Any:
+        """The equal ``torch.nn`` module (same options, weights and mode); needs torch.
+
+        Options torch lacks (activations other than PyTorch's, peepholes, GRU
+        ``reset_after=False``) raise ValueError naming them.
+        """
+        from ._torch import to_torch
+
+        return to_torch(self)
 
     # ----------------------------------------------------------------- pickling, repr
 
