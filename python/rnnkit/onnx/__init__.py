@@ -9,6 +9,7 @@ extra: ``pip install rnnkit[onnx]``.
 
 from __future__ import annotations
 
+from .export import export  # the function replaces the submodule's name on the package
 from .graph import OnnxError
 from .session import InferenceSession, NodeArg
 
@@ -20,11 +21,3 @@ def supported_ops() -> list[str]:
     from .ops import REGISTRY
 
     return sorted(REGISTRY)
-
-
-def __getattr__(name: str):  # export pulls in nothing until it is used
-    if name == "export":
-        from .export import export
-
-        return export
-    raise AttributeError(f"module 'rnnkit.onnx' has no attribute {name!r}")
