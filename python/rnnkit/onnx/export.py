@@ -89,7 +89,7 @@ class _Builder:
     def const(self, value: Any, base: str = "c", dtype: Any = None) -> str:
         arr = np.asarray(value, dtype=dtype if dtype is not None else None)
         name = self.name(base)
-        self.inits.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        self.inits.append(self.onnx.numpy_helper.from_array(np.array(arr, order="C"), name))
         return name
 
     def ints(self, values: list[int]) -> str:

@@ -273,7 +273,7 @@ def _tensor(t: Any, where: str) -> np.ndarray:
     expected = tuple(int(d) for d in t.dims)
     if arr.shape != expected:
         raise OnnxError(f"{where} holds {arr.size} values for shape {list(expected)}")
-    return np.ascontiguousarray(arr)
+    return arr if arr.flags.c_contiguous else arr.copy(order="C")  # (keeps 0-d arrays 0-d)
 
 
 def _value_info(v: Any) -> ValueInfo:
