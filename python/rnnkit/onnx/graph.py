@@ -277,10 +277,12 @@ def _tensor(t: Any, where: str) -> np.ndarray:
 
 
 def _value_info(v: Any) -> ValueInfo:
-    tt = v.type.tensor_type if v.type.HasField("tensor_type") else None
-    if tt is None:
-        kind = v.type.WhichOneof("value") or "no type"
+    kind = v.type.WhichOneof("value")
+    if kind is None:  # legal for outputs: the type follows from the graph
+        return ValueInfo(v.name, 0, None)
+    if kind != "tensor_type":
         raise OnnxError(f"value {v.name!r} has type {kind}; rnnkit handles tensors only")
+    tt = v.type.tensor_type
     shape: list[int | str | None] | None = None
     if tt.HasField("shape"):
         shape = []

@@ -37,7 +37,15 @@ class OpContext:
     node: Node
     version: int
     const: list[Array | None]  # per input: its value if known at creation, else None
-    session: Any = None  # the session's planner (for subgraphs)
+    shapes: list[list | None] | None = None  # per input: its declared shape, if any
+
+    def static_dim(self, k: int, axis: int) -> int | None:
+        """Input k's size on ``axis`` when the model declares it as a number."""
+        shape = self.shapes[k] if self.shapes and k < len(self.shapes) else None
+        if shape is None or not -len(shape) <= axis < len(shape):
+            return None
+        d = shape[axis]
+        return d if isinstance(d, int) else None
 
     @property
     def label(self) -> str:

@@ -90,7 +90,10 @@ def activation_specs(ctx: OpContext, cell: str, directions: int) -> list[list[Ac
         for k, default in enumerate(defaults):
             pool = alphas if k == 0 else betas
             params.append(pool.pop(0) if pool else default)
-        specs.append((rk, *params) if params else rk)
+        if rk == "affine" and params == [1.0, 0.0]:
+            specs.append("linear")  # the identity: rnnkit's own name for it
+        else:
+            specs.append((rk, *params) if params else rk)
     if alphas or betas:
         raise ctx.fail(
             f"{len(alphas)} activation_alpha and {len(betas)} activation_beta values are left "
@@ -194,7 +197,7 @@ class _Recurrent:
         if W.ndim != 3 or R.ndim != 3:
             raise ctx.fail(f"W and R must be 3-D; got shapes {list(W.shape)} and {list(R.shape)}")
         H = int(R.shape[2]) if self.H is None else int(self.H)
-        I = int(W.shape[2])
+        I = ctx.static_dim(0, -1) or int(W.shape[2])  # X's declared input size, if any
         for label, arr, shape in (
             ("W", W, (D, G * H, I)),
             ("R", R, (D, G * H, H)),

@@ -173,6 +173,7 @@ class InferenceSession:
                 raise OnnxError(f"graph input {v.name!r} has type {v.type}, which rnnkit cannot feed")
             self._feeds[v.name] = (slot(v.name), dtype, v.shape)
         needed = _needed(graph)
+        declared = {**graph.value_infos, **{v.name: v for v in graph.inputs}}
         steps: list[_Step] = []
         for node in graph.order():
             if not any(o in needed for o in node.outputs if o):
@@ -182,7 +183,8 @@ class InferenceSession:
             opdef.check(node, version)
             ins = tuple(slot(n) for n in node.inputs)
             const = [template[i] if n else None for i, n in zip(ins, node.inputs)]
-            ctx = OpContext(node, version, const, self)
+            shapes = [declared[n].shape if n in declared else None for n in node.inputs]
+            ctx = OpContext(node, version, const, shapes)
             try:
                 kernel = opdef.factory(ctx)
             except OnnxError:
