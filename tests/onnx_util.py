@@ -62,7 +62,9 @@ def model_of(nodes, inputs, outputs, inits=(), opset: int = 17, ir: int = 8) -> 
 
 
 def tensor_info(name: str, dtype=np.float32, shape=None):
-    return helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), shape)
+    return helper.make_tensor_value_info(
+        name, helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), shape
+    )
 
 
 def init(name: str, value: np.ndarray):

@@ -8,8 +8,8 @@ import textwrap
 
 import numpy as np
 import pytest
-
 from onnx_util import helper, init, model_of, onnx, tensor_info
+
 import rnnkit
 from rnnkit.onnx import InferenceSession, OnnxError
 
@@ -20,10 +20,12 @@ def _lstm_model(H=3, I=2, W_shape=None, opset=17):
     R = rng.standard_normal((1, 4 * H, H)).astype(np.float32)
     node = helper.make_node("LSTM", ["x", "W", "R"], ["Y", "Y_h"], hidden_size=H, name="lstm0")
     return model_of(
-        [node], [tensor_info("x", np.float32, ["t", "b", I])],
+        [node],
+        [tensor_info("x", np.float32, ["t", "b", I])],
         [tensor_info("Y", np.float32), tensor_info("Y_h", np.float32)],
-        [init("W", W), init("R", R)], opset=opset,
-    )  # fmt: skip
+        [init("W", W), init("R", R)],
+        opset=opset,
+    )
 
 
 def test_good_model_runs():
@@ -55,7 +57,9 @@ def test_bad_paths_and_types(tmp_path):
 
 
 def test_wrong_initializer_shapes():
-    with pytest.raises(OnnxError, match=r"LSTM node 'lstm0'.*W has shape \[1, 12, 5\]; expected \[1, 12, 2\]"):
+    with pytest.raises(
+        OnnxError, match=r"LSTM node 'lstm0'.*W has shape \[1, 12, 5\]; expected \[1, 12, 2\]"
+    ):
         InferenceSession(_lstm_model(W_shape=(1, 12, 5)))
     with pytest.raises(OnnxError, match=r"W has shape \[1, 8, 2\]; expected \[1, 12, 2\]"):
         InferenceSession(_lstm_model(W_shape=(1, 8, 2)))
@@ -80,11 +84,17 @@ def test_missing_inputs_unknown_ops_and_cycles():
     bad.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     with pytest.raises(OnnxError, match="domain 'com.microsoft' is not supported"):
         InferenceSession(bad)
-    cyc = [helper.make_node("Relu", ["b"], ["a"], name="n1"), helper.make_node("Relu", ["a"], ["b"], name="n2")]
+    cyc = [
+        helper.make_node("Relu", ["b"], ["a"], name="n1"),
+        helper.make_node("Relu", ["a"], ["b"], name="n2"),
+    ]
     bad = model_of(cyc, [tensor_info("x", np.float32, [2])], [tensor_info("a", np.float32)])
     with pytest.raises(OnnxError, match="cycle"):
         InferenceSession(bad)
-    dup = [helper.make_node("Relu", ["x"], ["a"], name="n1"), helper.make_node("Tanh", ["x"], ["a"], name="n2")]
+    dup = [
+        helper.make_node("Relu", ["x"], ["a"], name="n1"),
+        helper.make_node("Tanh", ["x"], ["a"], name="n2"),
+    ]
     bad = model_of(dup, [tensor_info("x", np.float32, [2])], [tensor_info("a", np.float32)])
     with pytest.raises(OnnxError, match="defined twice"):
         InferenceSession(bad)
@@ -96,7 +106,9 @@ def test_unsupported_attributes_versions_and_opsets():
     with pytest.raises(OnnxError, match="direction must be forward, reverse or bidirectional"):
         InferenceSession(m)
     m = _lstm_model()
-    m.graph.node[0].attribute.append(helper.make_attribute("activations", ["Sigmoid", "Tanh", "Swish"]))
+    m.graph.node[0].attribute.append(
+        helper.make_attribute("activations", ["Sigmoid", "Tanh", "Swish"])
+    )
     with pytest.raises(OnnxError, match="activation 'Swish' is not one of the spec's"):
         InferenceSession(m)
     m = _lstm_model()
@@ -110,11 +122,19 @@ def test_unsupported_attributes_versions_and_opsets():
     with pytest.raises(OnnxError, match="layout attribute exists from opset 14"):
         InferenceSession(m)
     node = helper.make_node("Squeeze", ["x"], ["y"], axes=[0], name="sq")
-    bad = model_of([node], [tensor_info("x", np.float32, [1, 2])], [tensor_info("y", np.float32)], opset=13)
+    bad = model_of(
+        [node], [tensor_info("x", np.float32, [1, 2])], [tensor_info("y", np.float32)], opset=13
+    )
     with pytest.raises(OnnxError, match="'axes' is an input from opset 13"):
         InferenceSession(bad)
     node = helper.make_node("Expand", ["x", "s"], ["y"], name="e")
-    bad = model_of([node], [tensor_info("x", np.float32, [2])], [tensor_info("y", np.float32)], [init("s", np.array([2], np.int64))], opset=7)  # fmt: skip
+    bad = model_of(
+        [node],
+        [tensor_info("x", np.float32, [2])],
+        [tensor_info("y", np.float32)],
+        [init("s", np.array([2], np.int64))],
+        opset=7,
+    )
     with pytest.raises(OnnxError, match="Expand exists from opset 8"):
         InferenceSession(bad)
 
@@ -140,7 +160,12 @@ def test_feed_errors_name_the_input():
 
 def test_runtime_errors_name_the_node():
     node = helper.make_node("Reshape", ["x", "s"], ["y"], name="rs")
-    m = model_of([node], [tensor_info("x", np.float32, ["n"])], [tensor_info("y", np.float32)], [init("s", np.array([2, 3], np.int64))])  # fmt: skip
+    m = model_of(
+        [node],
+        [tensor_info("x", np.float32, ["n"])],
+        [tensor_info("y", np.float32)],
+        [init("s", np.array([2, 3], np.int64))],
+    )
     sess = InferenceSession(m)
     assert sess.run(None, {"x": np.arange(6, dtype=np.float32)})[0].shape == (2, 3)
     with pytest.raises(ValueError, match="Reshape node 'rs' failed"):
@@ -152,11 +177,14 @@ def test_sequence_lens_out_of_range():
     rng = np.random.default_rng(1)
     node = helper.make_node("GRU", ["x", "W", "R", "", "seq"], ["Y"], hidden_size=H, name="g")
     m = model_of(
-        [node], [tensor_info("x", np.float32, ["t", "b", I]), tensor_info("seq", np.int32, ["b"])],
+        [node],
+        [tensor_info("x", np.float32, ["t", "b", I]), tensor_info("seq", np.int32, ["b"])],
         [tensor_info("Y", np.float32)],
-        [init("W", rng.standard_normal((1, 3 * H, I)).astype(np.float32)),
-         init("R", rng.standard_normal((1, 3 * H, H)).astype(np.float32))],
-    )  # fmt: skip
+        [
+            init("W", rng.standard_normal((1, 3 * H, I)).astype(np.float32)),
+            init("R", rng.standard_normal((1, 3 * H, H)).astype(np.float32)),
+        ],
+    )
     sess = InferenceSession(m)
     x = np.zeros((4, 2, I), np.float32)
     with pytest.raises(ValueError, match=r"GRU node 'g' failed: sequence_lens must lie in 0\.\.4"):

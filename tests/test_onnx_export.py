@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from onnx_util import core_has, onnx, ort, ort_session, rel_err
+
 import rnnkit
 from rnnkit.onnx import InferenceSession, export
 
@@ -15,7 +15,9 @@ rng = np.random.default_rng(0)
 
 
 def _run_module(m, lengths, init, B=3, T=7):
-    x = rng.standard_normal((B, T, m.input_size) if m.batch_first else (T, B, m.input_size)).astype(m.dtype)
+    x = rng.standard_normal((B, T, m.input_size) if m.batch_first else (T, B, m.input_size)).astype(
+        m.dtype
+    )
     feeds, kw, hx = {"x": x}, {}, None
     LD = m.num_layers * m.num_directions
     if lengths:
@@ -49,7 +51,9 @@ def _check(m, lengths=False, init=False, ort_runs=True):
 @pytest.mark.parametrize("bi", [False, True])
 @pytest.mark.parametrize("bf", [False, True])
 def test_core_module(cell, layers, bi, bf):
-    m = getattr(rnnkit, cell)(4, 5, num_layers=layers, bidirectional=bi, batch_first=bf, seed=layers)
+    m = getattr(rnnkit, cell)(
+        4, 5, num_layers=layers, bidirectional=bi, batch_first=bf, seed=layers
+    )
     _check(m, lengths=bi, init=layers > 1)
 
 
@@ -60,12 +64,16 @@ def test_options():
     _check(rnnkit.GRU(4, 5, activation="sigmoid", seed=3))
     _check(rnnkit.LSTM(4, 5, activation="linear", seed=4))  # ONNX Affine(1, 0)
     _check(rnnkit.LSTM(4, 5, bias=False, num_layers=2, seed=5))
-    _check(rnnkit.GRU(4, 6, dtype="float64", seed=6), lengths=True, ort_runs=False)  # ORT: no double GRU
+    _check(
+        rnnkit.GRU(4, 6, dtype="float64", seed=6), lengths=True, ort_runs=False
+    )  # ORT: no double GRU
 
 
 def test_keras_hard_sigmoid():
     if not core_has("cell_activation"):
-        pytest.skip("this rnnkit core lacks (name, alpha, beta) activations (the core half of issue 14)")
+        pytest.skip(
+            "this rnnkit core lacks (name, alpha, beta) activations (the core half of issue 14)"
+        )
     _check(rnnkit.LSTM(4, 5, recurrent_activation="hard_sigmoid", seed=7))
 
 
@@ -89,29 +97,52 @@ def _keras_models():
     from rnnkit.models import Sequential
 
     out = {
-        "lstm_dense": Sequential([L.LSTM(6, input_shape=(None, 3)), L.Dense(2, activation="softmax")]),
-        "stacked_seq": Sequential([
-            L.LSTM(5, return_sequences=True, input_shape=(None, 3)), L.Dropout(0.3),
-            L.GRU(4, return_sequences=True, reset_after=False), L.Dense(3, activation="tanh"),
-        ]),
-        "go_backwards": Sequential([
-            L.GRU(5, return_sequences=True, go_backwards=True, input_shape=(None, 3)),
-            L.LSTM(4, go_backwards=True), L.Dense(1, activation="sigmoid"),
-        ]),
-        "embedding": Sequential([
-            L.Input(shape=(None,), dtype="int64"), L.Embedding(11, 4), L.LSTM(5), L.Dense(2, activation="relu"),
-        ]),
-        "repeat_flatten": Sequential([
-            L.LSTM(4, input_shape=(6, 3)), L.RepeatVector(2), L.GRU(3, return_sequences=True), L.Flatten(),
-            L.Dense(2, activation="elu"),
-        ]),
-    }  # fmt: skip
+        "lstm_dense": Sequential(
+            [L.LSTM(6, input_shape=(None, 3)), L.Dense(2, activation="softmax")]
+        ),
+        "stacked_seq": Sequential(
+            [
+                L.LSTM(5, return_sequences=True, input_shape=(None, 3)),
+                L.Dropout(0.3),
+                L.GRU(4, return_sequences=True, reset_after=False),
+                L.Dense(3, activation="tanh"),
+            ]
+        ),
+        "go_backwards": Sequential(
+            [
+                L.GRU(5, return_sequences=True, go_backwards=True, input_shape=(None, 3)),
+                L.LSTM(4, go_backwards=True),
+                L.Dense(1, activation="sigmoid"),
+            ]
+        ),
+        "embedding": Sequential(
+            [
+                L.Input(shape=(None,), dtype="int64"),
+                L.Embedding(11, 4),
+                L.LSTM(5),
+                L.Dense(2, activation="relu"),
+            ]
+        ),
+        "repeat_flatten": Sequential(
+            [
+                L.LSTM(4, input_shape=(6, 3)),
+                L.RepeatVector(2),
+                L.GRU(3, return_sequences=True),
+                L.Flatten(),
+                L.Dense(2, activation="elu"),
+            ]
+        ),
+    }
     for mode in ("concat", "sum", "mul", "ave"):
         for seq in (True, False):
-            out[f"bidir_{mode}_{int(seq)}"] = Sequential([
-                L.Bidirectional(L.LSTM(4, return_sequences=seq), merge_mode=mode, input_shape=(None, 3)),
-                L.Dense(2, activation="softplus"),
-            ])  # fmt: skip
+            out[f"bidir_{mode}_{int(seq)}"] = Sequential(
+                [
+                    L.Bidirectional(
+                        L.LSTM(4, return_sequences=seq), merge_mode=mode, input_shape=(None, 3)
+                    ),
+                    L.Dense(2, activation="softplus"),
+                ]
+            )
     return out
 
 

@@ -14,9 +14,18 @@ import warnings
 
 import numpy as np
 import pytest
-
 from onnx_reference import run as reference
-from onnx_util import core_has, helper, init, model_of, need_core, ort, ort_session, rel_err, tensor_info
+from onnx_util import (
+    helper,
+    init,
+    model_of,
+    need_core,
+    ort,
+    ort_session,
+    rel_err,
+    tensor_info,
+)
+
 from rnnkit.onnx import InferenceSession
 
 TOL = 1e-5
@@ -33,7 +42,9 @@ def _backend_cases() -> list:
             before = len(node_cases._NodeTestCases)
             module = importlib.import_module(name)
             if len(node_cases._NodeTestCases) == before:  # already imported: generate again
-                for k in [k for k, v in node_cases._existing_names.items() if v.op_type == op.upper()]:
+                for k in [
+                    k for k, v in node_cases._existing_names.items() if v.op_type == op.upper()
+                ]:
                     del node_cases._existing_names[k]
                 importlib.reload(module)
             found += node_cases._NodeTestCases[before:]
@@ -51,7 +62,11 @@ def test_backend_cases_found():
 def test_backend_node(case):
     op = case.model.graph.node[0].op_type
     attrs = {a.name for a in case.model.graph.node[0].attribute}
-    direction = helper.get_node_attr_value(case.model.graph.node[0], "direction") if "direction" in attrs else b"forward"
+    direction = (
+        helper.get_node_attr_value(case.model.graph.node[0], "direction")
+        if "direction" in attrs
+        else b"forward"
+    )
     if op == "RNN":
         need_core("RNN")
     if direction == b"reverse":
@@ -72,9 +87,30 @@ G = {"LSTM": 4, "GRU": 3, "RNN": 1}
 PER = {"LSTM": 3, "GRU": 2, "RNN": 1}
 
 
-def build(cell, *, direction="forward", layout=0, T=5, N=3, I=4, H=6, bias=True, seq=None,
-          h0=False, c0=False, peep=False, acts=None, alphas=None, betas=None, clip=None,
-          input_forget=0, lbr=None, outputs=("Y", "Y_h", "Y_c"), seed=0, dtype=np.float32):  # fmt: skip
+def build(
+    cell,
+    *,
+    direction="forward",
+    layout=0,
+    T=5,
+    N=3,
+    I=4,
+    H=6,
+    bias=True,
+    seq=None,
+    h0=False,
+    c0=False,
+    peep=False,
+    acts=None,
+    alphas=None,
+    betas=None,
+    clip=None,
+    input_forget=0,
+    lbr=None,
+    outputs=("Y", "Y_h", "Y_c"),
+    seed=0,
+    dtype=np.float32,
+):
     """A one-node model with its weights as initializers, and feeds for it."""
     rng = np.random.default_rng(seed)
     D = 2 if direction == "bidirectional" else 1
@@ -130,12 +166,28 @@ def build(cell, *, direction="forward", layout=0, T=5, N=3, I=4, H=6, bias=True,
     node = helper.make_node(cell, names, outs, **attrs)
     out_infos = [tensor_info(o, dtype) for o in outs if o]
     model = model_of([node], inputs, out_infos, inits)
-    ref_kw = dict(direction=direction, acts=acts, alphas=alphas or [], betas=betas or [],
-                  clip=clip, input_forget=input_forget, linear_before_reset=lbr or 0, layout=layout)  # fmt: skip
+    ref_kw = dict(
+        direction=direction,
+        acts=acts,
+        alphas=alphas or [],
+        betas=betas or [],
+        clip=clip,
+        input_forget=input_forget,
+        linear_before_reset=lbr or 0,
+        layout=layout,
+    )
     ref = reference(
-        cell, feeds["X"], W, R, arrays.get("B"), feeds.get("seq"), feeds.get("h0"),
-        feeds.get("c0"), arrays.get("P"), **ref_kw,
-    )  # fmt: skip
+        cell,
+        feeds["X"],
+        W,
+        R,
+        arrays.get("B"),
+        feeds.get("seq"),
+        feeds.get("h0"),
+        feeds.get("c0"),
+        arrays.get("P"),
+        **ref_kw,
+    )
     ref = [r for r, o in zip(ref, ["Y", "Y_h", "Y_c"]) if o in outs and o]
     return model, feeds, ref
 
@@ -148,9 +200,10 @@ def check(cell, ort_expected=True, **kw):
     if cell == "RNN":
         needs.append("RNN")
     if kw.get("direction") == "reverse" or (
-        kw.get("direction") == "bidirectional" and kw.get("acts") and
-        kw["acts"][: PER[cell]] != kw["acts"][PER[cell]:]
-    ):  # fmt: skip
+        kw.get("direction") == "bidirectional"
+        and kw.get("acts")
+        and kw["acts"][: PER[cell]] != kw["acts"][PER[cell] :]
+    ):
         needs.append("reverse")
     if kw.get("clip") is not None:
         needs.append("clip")
@@ -264,10 +317,14 @@ def test_bidirectional_different_activations(cell):
     bwd = ["HardSigmoid", "Relu", "Softsign"][:per] if cell != "RNN" else ["Relu"]
     alphas = [0.3] if cell != "RNN" else None
     betas = [0.45] if cell != "RNN" else None
-    check(cell, direction="bidirectional", acts=fwd + bwd, alphas=alphas, betas=betas, seq=[5, 2, 4])
+    check(
+        cell, direction="bidirectional", acts=fwd + bwd, alphas=alphas, betas=betas, seq=[5, 2, 4]
+    )
 
 
-@pytest.mark.parametrize("name", ["LeakyRelu", "ThresholdedRelu", "HardSigmoid", "Elu", "Affine", "ScaledTanh"])  # fmt: skip
+@pytest.mark.parametrize(
+    "name", ["LeakyRelu", "ThresholdedRelu", "HardSigmoid", "Elu", "Affine", "ScaledTanh"]
+)
 def test_activation_defaults_follow_the_spec(name):
     """Without alpha/beta the ONNX operators' defaults apply (ORT uses 0 for some: not compared)."""
     need_core("cell_activation")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from onnx_util import TensorProto, helper, init, model_of, ort_session, rel_err, tensor_info
+
 from rnnkit.onnx import InferenceSession, supported_ops
 
 rng = np.random.default_rng(0)
@@ -44,10 +44,22 @@ CASES = [
     ("LogSoftmax-11", 11, "LogSoftmax", [A], 0, {"axis": 2}),
     ("MatMul", 17, "MatMul", [A, rng.standard_normal((4, 5)).astype(np.float32)], 1, {}),
     ("MatMul-batched", 17, "MatMul", [A, rng.standard_normal((2, 4, 5)).astype(np.float32)], 0, {}),
-    ("Gemm", 17, "Gemm", [A[0], rng.standard_normal((5, 4)).astype(np.float32), B4[:1]], 2,
-     {"transB": 1, "alpha": 0.5, "beta": 2.0}),
-    ("Gemm-transA", 17, "Gemm", [A[0].T.copy(), rng.standard_normal((4, 5)).astype(np.float32)], 1,
-     {"transA": 1}),
+    (
+        "Gemm",
+        17,
+        "Gemm",
+        [A[0], rng.standard_normal((5, 4)).astype(np.float32), B4[:1]],
+        2,
+        {"transB": 1, "alpha": 0.5, "beta": 2.0},
+    ),
+    (
+        "Gemm-transA",
+        17,
+        "Gemm",
+        [A[0].T.copy(), rng.standard_normal((4, 5)).astype(np.float32)],
+        1,
+        {"transA": 1},
+    ),
     ("Transpose", 17, "Transpose", [A], 0, {"perm": [2, 0, 1]}),
     ("Transpose-default", 17, "Transpose", [A], 0, {}),
     ("Squeeze-13", 13, "Squeeze", [A[:, :1], i64(1)], 1, {}),
@@ -57,7 +69,14 @@ CASES = [
     ("Unsqueeze-11", 11, "Unsqueeze", [A], 0, {"axes": [1, 4]}),
     ("Reshape", 17, "Reshape", [A, i64(0, -1)], 1, {}),
     ("Reshape-runtime-shape", 17, "Reshape", [A, i64(4, 0, -1)], 0, {}),
-    ("Reshape-allowzero", 17, "Reshape", [np.zeros((0, 3), np.float32), i64(3, 0)], 1, {"allowzero": 1}),
+    (
+        "Reshape-allowzero",
+        17,
+        "Reshape",
+        [np.zeros((0, 3), np.float32), i64(3, 0)],
+        1,
+        {"allowzero": 1},
+    ),
     ("Flatten", 17, "Flatten", [A], 0, {"axis": 2}),
     ("Flatten-neg", 17, "Flatten", [A], 0, {"axis": -1}),
     ("Shape", 17, "Shape", [A], 0, {}),
@@ -76,9 +95,22 @@ CASES = [
     ("Slice-9-attr", 9, "Slice", [A], 0, {"starts": [1], "ends": [3], "axes": [2]}),
     ("Gather", 17, "Gather", [A, i64(1, -1, 0)], 1, {"axis": 2}),
     ("Gather-scalar", 17, "Gather", [A, np.array(1, np.int64)], 1, {"axis": 1}),
-    ("Gather-embedding", 17, "Gather", [rng.standard_normal((7, 3)).astype(np.float32), i64(0, 6, 2)], 0, {}),
-    ("ConstantOfShape", 17, "ConstantOfShape", [i64(2, 3)], 0,
-     {"value": helper.make_tensor("v", TensorProto.FLOAT, [1], [1.5])}),
+    (
+        "Gather-embedding",
+        17,
+        "Gather",
+        [rng.standard_normal((7, 3)).astype(np.float32), i64(0, 6, 2)],
+        0,
+        {},
+    ),
+    (
+        "ConstantOfShape",
+        17,
+        "ConstantOfShape",
+        [i64(2, 3)],
+        0,
+        {"value": helper.make_tensor("v", TensorProto.FLOAT, [1], [1.5])},
+    ),
     ("ConstantOfShape-default", 17, "ConstantOfShape", [i64(2, 3)], 0, {}),
     ("Cast", 17, "Cast", [A * 3], 0, {"to": TensorProto.INT32}),
     ("Cast-double", 17, "Cast", [A], 0, {"to": TensorProto.DOUBLE}),
@@ -87,10 +119,23 @@ CASES = [
     ("Expand-rank", 17, "Expand", [B4, i64(3, 1, 1)], 0, {}),
     ("Identity", 17, "Identity", [A], 0, {}),
     ("Dropout", 17, "Dropout", [A], 0, {}),
-    ("ReverseSequence", 17, "ReverseSequence", [A.transpose(1, 0, 2).copy(), i64(2, 1)], 0,
-     {"time_axis": 0, "batch_axis": 1}),
-    ("ReverseSequence-batch0", 17, "ReverseSequence", [A, i64(3, 2)], 1, {"time_axis": 1, "batch_axis": 0}),
-]  # fmt: skip
+    (
+        "ReverseSequence",
+        17,
+        "ReverseSequence",
+        [A.transpose(1, 0, 2).copy(), i64(2, 1)],
+        0,
+        {"time_axis": 0, "batch_axis": 1},
+    ),
+    (
+        "ReverseSequence-batch0",
+        17,
+        "ReverseSequence",
+        [A, i64(3, 2)],
+        1,
+        {"time_axis": 1, "batch_axis": 0},
+    ),
+]
 
 
 def _model(opset, op, arrays, n_const, attrs, n_out=1):
@@ -100,7 +145,9 @@ def _model(opset, op, arrays, n_const, attrs, n_out=1):
     inits = [init(names[k], arrays[k]) for k in range(n_feed, len(arrays))]
     outs = [f"out{k}" for k in range(n_out)]
     node = helper.make_node(op, names, outs, **attrs)
-    model = model_of([node], inputs, [helper.make_empty_tensor_value_info(o) for o in outs], inits, opset=opset)
+    model = model_of(
+        [node], inputs, [helper.make_empty_tensor_value_info(o) for o in outs], inits, opset=opset
+    )
     feeds = {names[k]: arrays[k] for k in range(n_feed)}
     return model, feeds
 
@@ -120,8 +167,13 @@ def test_op_vs_onnxruntime(case):
 
 def test_constant_forms():
     t = helper.make_tensor("t", TensorProto.FLOAT, [2], [1.0, 2.0])
-    forms = [{"value": t}, {"value_float": 2.5}, {"value_floats": [1.0, 3.0]},
-             {"value_int": 4}, {"value_ints": [1, 2, 3]}]  # fmt: skip
+    forms = [
+        {"value": t},
+        {"value_float": 2.5},
+        {"value_floats": [1.0, 3.0]},
+        {"value_int": 4},
+        {"value_ints": [1, 2, 3]},
+    ]
     for attrs in forms:
         node = helper.make_node("Constant", [], ["c"], **attrs)
         ident = helper.make_node("Identity", ["c"], ["out"])
@@ -143,7 +195,12 @@ def test_log_sqrt():
     x = np.abs(A) + 0.1
     for op in ("Log", "Sqrt"):
         model, feeds = _model(17, op, [x], 0, {})
-        assert rel_err(InferenceSession(model).run(None, feeds)[0], ort_session(model).run(None, feeds)[0]) < 1e-6
+        assert (
+            rel_err(
+                InferenceSession(model).run(None, feeds)[0], ort_session(model).run(None, feeds)[0]
+            )
+            < 1e-6
+        )
 
 
 def test_shape_ops_fold_once_and_run_dynamic():
@@ -157,9 +214,16 @@ def test_shape_ops_fold_once_and_run_dynamic():
         helper.make_node("Reshape", ["x", "shape"], ["y"]),
     ]
     inits = [init("zero", np.array(0, np.int64)), init("zero1", i64(0)), init("minus1", i64(-1))]
-    model = model_of(nodes, [tensor_info("x", np.float32, ["batch", 3, 4])], [tensor_info("y", np.float32, ["batch", 12])], inits)  # fmt: skip
+    model = model_of(
+        nodes,
+        [tensor_info("x", np.float32, ["batch", 3, 4])],
+        [tensor_info("y", np.float32, ["batch", 12])],
+        inits,
+    )
     sess = InferenceSession(model)
-    assert [(i.name, i.shape, i.type) for i in sess.get_inputs()] == [("x", ["batch", 3, 4], "tensor(float)")]
+    assert [(i.name, i.shape, i.type) for i in sess.get_inputs()] == [
+        ("x", ["batch", 3, 4], "tensor(float)")
+    ]
     for b in (1, 5):
         x = rng.standard_normal((b, 3, 4)).astype(np.float32)
         (y,) = sess.run(["y"], {"x": x})

@@ -13,8 +13,8 @@ import warnings
 
 import numpy as np
 import pytest
-
 from onnx_util import core_has, onnx, ort, ort_session, rel_err
+
 from rnnkit.onnx import InferenceSession
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed")
@@ -25,7 +25,9 @@ TOL = 1e-5
 class Net(torch.nn.Module):
     def __init__(self, cell: str, layers: int, bi: bool, bf: bool, head: bool) -> None:
         super().__init__()
-        self.rnn = getattr(torch.nn, cell)(5, 8, num_layers=layers, bidirectional=bi, batch_first=bf)
+        self.rnn = getattr(torch.nn, cell)(
+            5, 8, num_layers=layers, bidirectional=bi, batch_first=bf
+        )
         self.head = torch.nn.Linear(8 * (2 if bi else 1), 3) if head else None
 
     def forward(self, x):
@@ -44,25 +46,47 @@ def _export(net: Net, x, dynamo: bool, bf: bool) -> onnx.ModelProto:
             import os
 
             with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-                prog = torch.onnx.export(net, (x,), dynamo=True, dynamic_shapes=ds, input_names=["x"])
+                prog = torch.onnx.export(
+                    net, (x,), dynamo=True, dynamic_shapes=ds, input_names=["x"]
+                )
             return prog.model_proto
         f = io.BytesIO()
-        axes = {"x": {0: "b", 1: "t"} if bf else {0: "t", 1: "b"}, "y": {0: "b", 1: "t"} if bf else {0: "t", 1: "b"}}  # fmt: skip
-        torch.onnx.export(net, (x,), f, dynamo=False, input_names=["x"], output_names=["y"],
-                          dynamic_axes=axes, opset_version=17)  # fmt: skip
+        axes = {
+            "x": {0: "b", 1: "t"} if bf else {0: "t", 1: "b"},
+            "y": {0: "b", 1: "t"} if bf else {0: "t", 1: "b"},
+        }
+        torch.onnx.export(
+            net,
+            (x,),
+            f,
+            dynamo=False,
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes=axes,
+            opset_version=17,
+        )
         return onnx.load_from_string(f.getvalue())
 
 
-SHAPES = ((1, False, False, False), (2, True, True, True), (3, False, True, True), (2, True, False, False))  # fmt: skip
+SHAPES = (
+    (1, False, False, False),
+    (2, True, True, True),
+    (3, False, True, True),
+    (2, True, False, False),
+)
 CASES = [(cell, *s, False) for cell in ("LSTM", "GRU", "RNN") for s in SHAPES]
 # the dynamo exporter takes seconds per model: one shape per cell
 CASES += [("LSTM", *SHAPES[1], True), ("GRU", *SHAPES[2], True), ("RNN", *SHAPES[1], True)]
 
 
 @pytest.mark.parametrize(
-    "case", CASES,
-    ids=lambda c: f"{c[0]}-L{c[1]}-bi{int(c[2])}-bf{int(c[3])}-head{int(c[4])}-{'dynamo' if c[5] else 'torchscript'}",
-)  # fmt: skip
+    "case",
+    CASES,
+    ids=lambda c: (
+        f"{c[0]}-L{c[1]}-bi{int(c[2])}-bf{int(c[3])}-head{int(c[4])}-"
+        f"{'dynamo' if c[5] else 'torchscript'}"
+    ),
+)
 def test_torch_export(case):
     cell, layers, bi, bf, head, dynamo = case
     if cell == "RNN" and not dynamo and not core_has("RNN"):
@@ -113,9 +137,16 @@ def test_torch_lstm_states_and_lengths():
     f = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, (x, h0, c0), f, dynamo=False, input_names=["x", "h0", "c0"],
-                          output_names=["y", "h", "c"], opset_version=14,
-                          dynamic_axes={"x": {0: "t", 1: "b"}, "h0": {1: "b"}, "c0": {1: "b"}})  # fmt: skip
+        torch.onnx.export(
+            net,
+            (x, h0, c0),
+            f,
+            dynamo=False,
+            input_names=["x", "h0", "c0"],
+            output_names=["y", "h", "c"],
+            opset_version=14,
+            dynamic_axes={"x": {0: "t", 1: "b"}, "h0": {1: "b"}, "c0": {1: "b"}},
+        )
     sess = InferenceSession(f.getvalue())
     assert [i.name for i in sess.get_inputs()] == ["x", "h0", "c0"]
     assert sess.get_inputs()[0].type == "tensor(float)"

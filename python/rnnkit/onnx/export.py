@@ -97,9 +97,7 @@ class _Builder:
 
     def node(self, op: str, inputs: list[str], n_out: int = 1, **attrs: Any) -> list[str]:
         outs = [self.name(op.lower()) for _ in range(n_out)]
-        self.nodes.append(
-            self.onnx.helper.make_node(op, inputs, outs, name=self.name(op), **attrs)
-        )
+        self.nodes.append(self.onnx.helper.make_node(op, inputs, outs, name=self.name(op), **attrs))
         return outs
 
     def one(self, op: str, inputs: list[str], **attrs: Any) -> str:
@@ -197,13 +195,17 @@ def _recurrent_layers(
         inputs = [ys, b.const(W, "W"), b.const(R, "R")]
         if module.bias:
             Bv = np.stack(
-                [np.concatenate([blocks(params["bias_ih" + s]), blocks(params["bias_hh" + s])]) for s in sfx]
+                [
+                    np.concatenate([blocks(params["bias_ih" + s]), blocks(params["bias_hh" + s])])
+                    for s in sfx
+                ]
             )
             inputs.append(b.const(Bv, "B"))
         else:
             inputs.append("")
         inputs.append(seq_lens or "")
-        def layer_state(s: str | None) -> str:
+
+        def layer_state(s: str | None, layer: int = layer) -> str:
             if s is None:
                 return ""
             span = [b.ints([layer * D]), b.ints([(layer + 1) * D]), b.ints([0])]
@@ -257,15 +259,21 @@ def _export_module(
         x = b.one("Transpose", [x], perm=[1, 0, 2])
     seq = None
     if lengths:
-        inputs.append(onnx.helper.make_tensor_value_info("lengths", onnx.TensorProto.INT64, [batch]))
+        inputs.append(
+            onnx.helper.make_tensor_value_info("lengths", onnx.TensorProto.INT64, [batch])
+        )
         seq = b.one("Cast", ["lengths"], to=onnx.TensorProto.INT32)
     h0 = c0 = None
     LD = module.num_layers * module.num_directions
     if initial_states:
-        inputs.append(onnx.helper.make_tensor_value_info("h0", elem, [LD, batch, module.hidden_size]))
+        inputs.append(
+            onnx.helper.make_tensor_value_info("h0", elem, [LD, batch, module.hidden_size])
+        )
         h0 = "h0"
         if cell == "LSTM":
-            inputs.append(onnx.helper.make_tensor_value_info("c0", elem, [LD, batch, module.hidden_size]))
+            inputs.append(
+                onnx.helper.make_tensor_value_info("c0", elem, [LD, batch, module.hidden_size])
+            )
             c0 = "c0"
     y, h_n, c_n = _recurrent_layers(b, module, x, seq, h0, c0)
     if module.batch_first:
@@ -285,7 +293,9 @@ def _bind_outputs(b: _Builder, outs: list, elem: int) -> list:
         if any(value in n.output for n in b.nodes):
             b.rename(value, name)
         else:
-            b.nodes.append(onnx.helper.make_node("Identity", [value], [name], name=b.name("Identity")))
+            b.nodes.append(
+                onnx.helper.make_node("Identity", [value], [name], name=b.name("Identity"))
+            )
         infos.append(onnx.helper.make_tensor_value_info(name, elem, shape))
     return infos
 
@@ -300,7 +310,13 @@ def _dense_activation(b: _Builder, z: str, act: str) -> str:
         return b.one("Softmax", [z], axis=-1)
     if act == "hard_sigmoid":
         return b.one("HardSigmoid", [z], alpha=1.0 / 6.0, beta=0.5)
-    ops = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "elu": "Elu", "softplus": "Softplus"}
+    ops = {
+        "relu": "Relu",
+        "tanh": "Tanh",
+        "sigmoid": "Sigmoid",
+        "elu": "Elu",
+        "softplus": "Softplus",
+    }
     if act not in ops:
         raise ValueError(f"[rnnkit.onnx.export] Dense activation {act!r} has no ONNX op here")
     return b.one(ops[act], [z])
@@ -328,7 +344,10 @@ def _keras_rnn(b: _Builder, layer: Any, x: str, merge: str | None) -> str:
         hb = b.one("Transpose", [h_n], perm=[1, 0, 2])  # (B, D, U)
         if merge in (None, "concat"):
             return b.one("Reshape", [hb, b.ints([0, -1])])
-        f, r = (b.one("Squeeze", [p, b.ints([1])]) for p in b.node("Split", [hb, b.ints([1, 1])], 2, axis=1))
+        f, r = (
+            b.one("Squeeze", [p, b.ints([1])])
+            for p in b.node("Split", [hb, b.ints([1, 1])], 2, axis=1)
+        )
     if merge == "sum":
         return b.one("Add", [f, r])
     if merge == "mul":
@@ -352,17 +371,20 @@ def _export_sequential(b: _Builder, model: Any, dims: tuple[Any, Any]) -> tuple[
     shape[0] = batch
     if len(shape) > 1 and shape[1] is None:
         shape[1] = time
-    shape = [("d%d" % k if s is None else s) for k, s in enumerate(shape)]
+    shape = [(f"d{k}" if s is None else s) for k, s in enumerate(shape)]
     first = layers[0]
     int_input = isinstance(first, Embedding) or (
-        isinstance(model._input_layer, InputLayer) and getattr(model._input_layer, "_int_input", False)
+        isinstance(model._input_layer, InputLayer)
+        and getattr(model._input_layer, "_int_input", False)
     )
     elem_x = onnx.TensorProto.INT64 if int_input else onnx.helper.np_dtype_to_tensor_dtype(b.dtype)
     inputs = [onnx.helper.make_tensor_value_info("x", elem_x, shape)]
     x = "x"
     for layer in layers:
         if isinstance(layer, Embedding):
-            x = b.one("Gather", [b.const(layer.embeddings.astype(b.dtype), "embeddings"), x], axis=0)
+            x = b.one(
+                "Gather", [b.const(layer.embeddings.astype(b.dtype), "embeddings"), x], axis=0
+            )
         elif isinstance(layer, Dense):
             z = b.one("MatMul", [x, b.const(layer.kernel.astype(b.dtype), "kernel")])
             if layer.use_bias:
@@ -381,9 +403,12 @@ def _export_sequential(b: _Builder, model: Any, dims: tuple[Any, Any]) -> tuple[
             x = _keras_rnn(b, layer, x, None)
         else:
             raise ValueError(
-                f"[rnnkit.onnx.export] layer {layer.name!r} ({type(layer).__name__}) is not exported"
+                f"[rnnkit.onnx.export] layer {layer.name!r} ({type(layer).__name__}) "
+                "is not exported"
             )
-    out_shape = [batch] + [("o%d" % k if s is None else s) for k, s in enumerate(model.output_shape[1:], 1)]
+    out_shape = [batch] + [
+        (f"o{k}" if s is None else s) for k, s in enumerate(model.output_shape[1:], 1)
+    ]
     if len(model.output_shape) > 2 and model.output_shape[1] is None:
         out_shape[1] = time
     elem = onnx.helper.np_dtype_to_tensor_dtype(b.dtype)
@@ -428,13 +453,20 @@ def export(
     onnx = import_onnx()
     import rnnkit
 
-    if isinstance(opset, bool) or not isinstance(opset, int) or not _ONNX_OPSETS[0] <= opset <= _ONNX_OPSETS[1]:
+    if (
+        isinstance(opset, bool)
+        or not isinstance(opset, int)
+        or not _ONNX_OPSETS[0] <= opset <= _ONNX_OPSETS[1]
+    ):
         raise ValueError(
-            f"[rnnkit.onnx.export] opset must be an int in {_ONNX_OPSETS[0]}..{_ONNX_OPSETS[1]}; got {opset!r}"
+            f"[rnnkit.onnx.export] opset must be an int in "
+            f"{_ONNX_OPSETS[0]}..{_ONNX_OPSETS[1]}; got {opset!r}"
         )
     for label, v in (("batch_size", batch_size), ("steps", steps)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise ValueError(f"[rnnkit.onnx.export] {label} must be a positive int or None; got {v!r}")
+            raise ValueError(
+                f"[rnnkit.onnx.export] {label} must be a positive int or None; got {v!r}"
+            )
     dims = (batch_size or "batch", steps or "time")
     core_types = tuple(c for c in (rnnkit.LSTM, rnnkit.GRU, getattr(rnnkit, "RNN", None)) if c)
     if isinstance(model, core_types):

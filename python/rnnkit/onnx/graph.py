@@ -302,7 +302,9 @@ def _attrs(n: Any, opsets: dict[str, int], functions: dict) -> tuple[dict, dict]
     graphs: dict[str, Graph] = {}
     for a in n.attribute:
         if a.ref_attr_name:
-            raise OnnxError(f"attribute {a.name!r} refers to {a.ref_attr_name!r} outside a function")
+            raise OnnxError(
+                f"attribute {a.name!r} refers to {a.ref_attr_name!r} outside a function"
+            )
         if a.type == onnx.AttributeProto.GRAPH:
             graphs[a.name] = _parse_graph(a.g, opsets, functions)
             continue

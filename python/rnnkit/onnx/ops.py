@@ -433,7 +433,10 @@ def _concat(ctx: OpContext) -> Kernel:
 
 
 @register(
-    "Split", inputs=(1, 2), outputs=(1, 2**31), attrs=("axis", "split", "num_outputs"),
+    "Split",
+    inputs=(1, 2),
+    outputs=(1, 2**31),
+    attrs=("axis", "split", "num_outputs"),
     versions=(2, 11, 13, 18),
 )
 def _split(ctx: OpContext) -> Kernel:
@@ -542,10 +545,20 @@ def _gather(ctx: OpContext) -> Kernel:
     return run
 
 
-@register("Constant", inputs=(0, 0), attrs=(
-    "value", "value_float", "value_floats", "value_int", "value_ints", "value_string",
-    "value_strings", "sparse_value",
-))  # fmt: skip
+@register(
+    "Constant",
+    inputs=(0, 0),
+    attrs=(
+        "value",
+        "value_float",
+        "value_floats",
+        "value_int",
+        "value_ints",
+        "value_string",
+        "value_strings",
+        "sparse_value",
+    ),
+)
 def _constant(ctx: OpContext) -> Kernel:
     a = ctx.node.attrs
     if len(a) != 1:

@@ -132,7 +132,9 @@ class _Recurrent:
         G = _GATES[cell]
         direction = str(ctx.attr("direction", "forward"))
         if direction not in ("forward", "reverse", "bidirectional"):
-            raise ctx.fail(f"direction must be forward, reverse or bidirectional; got {direction!r}")
+            raise ctx.fail(
+                f"direction must be forward, reverse or bidirectional; got {direction!r}"
+            )
         D = 2 if direction == "bidirectional" else 1
         self.layout = int(ctx.attr("layout", 0))
         if "layout" in node.attrs and ctx.version < 14:
@@ -162,7 +164,9 @@ class _Recurrent:
             self.groups = [([0], {}), ([1], {"reverse": True})]
         else:
             self.groups = [([0], {"reverse": True} if direction == "reverse" else {})]
-        self.groups = [(d, {**opts, **extra, **_module_kwargs(cell, specs[d[0]])}) for d, extra in self.groups]
+        self.groups = [
+            (d, {**opts, **extra, **_module_kwargs(cell, specs[d[0]])}) for d, extra in self.groups
+        ]
         self.D, self.G = D, G
         self.H = ctx.attr("hidden_size")
         if self.H is not None and int(self.H) <= 0:
@@ -265,7 +269,8 @@ class _Recurrent:
         if self.dynamic:  # weights fed at run time: converted when they change
             key = [W, R, B, P]
             if self._key is None or not all(
-                (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
+                (a is None and b is None)
+                or (a is not None and b is not None and np.array_equal(a, b))
                 for a, b in zip(key, self._key)
             ):
                 self._configure(W, R, B, P)
@@ -278,7 +283,9 @@ class _Recurrent:
         if seq is not None:
             lens = np.asarray(seq)
             if lens.shape != (N,) or lens.dtype.kind not in "iu":
-                raise ValueError(f"sequence_lens must be {N} integers; got {lens.dtype} {list(lens.shape)}")
+                raise ValueError(
+                    f"sequence_lens must be {N} integers; got {lens.dtype} {list(lens.shape)}"
+                )
             if N and (lens.min() < 0 or lens.max() > T):
                 raise ValueError(f"sequence_lens must lie in 0..{T} (seq_length)")
             if not (lens == T).all():
@@ -294,7 +301,10 @@ class _Recurrent:
             if layout == 1:
                 s = s.transpose(1, 0, 2)
             if s.shape != (D, N, H):
-                raise ValueError(f"{label} has shape {list(s.shape)}; expected num_directions={D}, batch={N}, hidden={H}")
+                raise ValueError(
+                    f"{label} has shape {list(s.shape)}; expected "
+                    f"num_directions={D}, batch={N}, hidden={H}"
+                )
             states.append(s)
         ys, hs, cs = [], [], []
         for dirs, module in self.modules:
@@ -338,16 +348,25 @@ def _factory(cell: str) -> Any:
 
 
 register(
-    "LSTM", inputs=(3, 8), outputs=(0, 3),
-    attrs=(*_COMMON_ATTRS, "input_forget", "output_sequence"), versions=(1, 7, 14, 22),
-)(_factory("LSTM"))  # fmt: skip
+    "LSTM",
+    inputs=(3, 8),
+    outputs=(0, 3),
+    attrs=(*_COMMON_ATTRS, "input_forget", "output_sequence"),
+    versions=(1, 7, 14, 22),
+)(_factory("LSTM"))
 register(
-    "GRU", inputs=(3, 6), outputs=(0, 2),
-    attrs=(*_COMMON_ATTRS, "linear_before_reset", "output_sequence"), versions=(1, 3, 7, 14, 22),
-)(_factory("GRU"))  # fmt: skip
+    "GRU",
+    inputs=(3, 6),
+    outputs=(0, 2),
+    attrs=(*_COMMON_ATTRS, "linear_before_reset", "output_sequence"),
+    versions=(1, 3, 7, 14, 22),
+)(_factory("GRU"))
 register(
-    "RNN", inputs=(3, 6), outputs=(0, 2),
-    attrs=(*_COMMON_ATTRS, "output_sequence"), versions=(1, 7, 14, 22),
-)(_factory("RNN"))  # fmt: skip
+    "RNN",
+    inputs=(3, 6),
+    outputs=(0, 2),
+    attrs=(*_COMMON_ATTRS, "output_sequence"),
+    versions=(1, 7, 14, 22),
+)(_factory("RNN"))
 
 __all__ = ["ACTIVATIONS", "OnnxError", "activation_specs"]

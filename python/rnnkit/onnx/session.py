@@ -97,7 +97,10 @@ class InferenceSession:
         return ["rnnkit"]
 
     def run(
-        self, output_names: Sequence[str] | None, input_feed: dict[str, Any], run_options: Any = None
+        self,
+        output_names: Sequence[str] | None,
+        input_feed: dict[str, Any],
+        run_options: Any = None,
     ) -> list[np.ndarray]:
         """Compute ``output_names`` (None or empty: all outputs) from ``input_feed``.
 
@@ -145,7 +148,9 @@ class InferenceSession:
             try:
                 results = step.kernel(*[env[i] for i in step.inputs])
             except (ValueError, TypeError, IndexError) as e:
-                raise ValueError(f"[InferenceSession.run] {step.node.label()} failed: {e}") from None
+                raise ValueError(
+                    f"[InferenceSession.run] {step.node.label()} failed: {e}"
+                ) from None
             for slot, value in zip(step.outputs, results):
                 env[slot] = value
         feeds = [id(_root(env[slot])) for slot, _, _ in self._feeds.values()]
@@ -170,7 +175,9 @@ class InferenceSession:
         for v in graph.inputs:
             dtype = v.dtype
             if dtype is None:
-                raise OnnxError(f"graph input {v.name!r} has type {v.type}, which rnnkit cannot feed")
+                raise OnnxError(
+                    f"graph input {v.name!r} has type {v.type}, which rnnkit cannot feed"
+                )
             self._feeds[v.name] = (slot(v.name), dtype, v.shape)
         needed = _needed(graph)
         declared = {**graph.value_infos, **{v.name: v for v in graph.inputs}}
