@@ -15,15 +15,15 @@ namespace RNNKIT_ISA_NS {
 
 // Pointwise pieces of a GRU step for units [u0, u0 + n) of one row. rec holds the recurrent
 // pre-activations of gate r for those units, z and n following at stride gs (H for a
-// whole-row product, 16 for a packed block); gx is the row's input projection (3H).
+// whole-row product, 16 for a packed block); gx is the row's input projection, gate q at
+// gx + q*xs.
 
 // r and z, written back over their pre-activations in rec.
 template <class T>
-inline void gru_pointwise_rz(const CellSpec& s, int u0, int n, T* rec, int gs, const T* gx) {
-  const int H = s.hidden_size;
+inline void gru_pointwise_rz(const CellSpec& s, int u0, int n, T* rec, int gs, const T* gx, int xs) {
   for (int q = 0; q < 2; ++q) {
     ArrMap<T> v(rec + q * gs, n);
-    v += CArrMap<T>(gx + q * H + u0, n);
+    v += CArrMap<T>(gx + q * xs + u0, n);
     activate(s.ract, v.data(), v.data(), n);
   }
 }
@@ -32,7 +32,8 @@ inline void gru_pointwise_rz(const CellSpec& s, int u0, int n, T* rec, int gs, c
 // recurrent term: U_n h (reset_after, b_hn added here) or U_n (r * h) (reset_before).
 template <class T>
 inline void gru_pointwise_n(const CellSpec& s, const T* bhn, int u0, int n, const T* rec, int gs,
-                            const T* gx, const T* hprev, T* hnew, T* scratch, T* k_gates, T* k_aux) {
+                            const T* gx, int xs, const T* hprev, T* hnew, T* scratch, T* k_gates,
+                            T* k_aux) {
   const int H = s.hidden_size;
   CArrMap<T> r(rec, n), z(rec + gs, n);
   ArrMap<T> nv(scratch, n);
@@ -41,9 +42,9 @@ inline void gru_pointwise_n(const CellSpec& s, const T* bhn, int u0, int n, cons
     an = CArrMap<T>(rec + 2 * gs, n);
     if (bhn) an += CArrMap<T>(bhn + u0, n);
     if (k_aux) std::memcpy(k_aux + u0, an.data(), n * sizeof(T));
-    nv = CArrMap<T>(gx + 2 * H + u0, n) + r * an;
+    nv = CArrMap<T>(gx + 2 * xs + u0, n) + r * an;
   } else {
-    nv = CArrMap<T>(gx + 2 * H + u0, n) + CArrMap<T>(rec + 2 * gs, n);
+    nv = CArrMap<T>(gx + 2 * xs + u0, n) + CArrMap<T>(rec + 2 * gs, n);
   }
   activate(s.act, nv.data(), nv.data(), n);
   CArrMap<T> hp(hprev + u0, n);
@@ -73,10 +74,13 @@ void gru_forward(const ForwardArgs<T>& a) {
     for (int j = 2 * H; j < G; ++j) bias[j] = a.w.b_ih[j] + (s.reset_after ? T(0) : a.w.b_hh[j]);
     if (s.reset_after) bhn = a.w.b_hh + 2 * H;
   }
-  T* gx = ws.gx.reserve(TB * G);  // (T*B, 3H)
-  input_projection(a.x, a.w.w_ih, bias, gx, TB, I, G, a.threads, a.w.packed_ih, s.gates());
+  const int xs = gx_stride(H, a.w.packed_ih), ldx = 3 * xs;
+  T* gx = ws.gx.reserve(TB * ldx);  // (T*B, 3*xs) gate q of a row at q*xs
+  input_projection(a.x, a.w.w_ih, bias, gx, TB, I, 3, H, a.threads, a.w.packed_ih);
 
-  T* hbuf = ws.h.reserve(2 * int64_t(B) * H);  // two (B, H): the state before and after a step
+  // Two (B, H), the state before and after a step, each 64-byte aligned (see lstm_forward).
+  const int64_t hstride = aligned_size<T>(int64_t(B) * H);
+  T* hbuf = ws.h.reserve(2 * hstride);
   copy_or_zero(hbuf, a.h0, int64_t(B) * H);
   T* rh = ws.m.zeros(int64_t(B) * H);  // (B, H) reset_before: r * h
 
@@ -137,7 +141,7 @@ void gru_forward(const ForwardArgs<T>& a) {
     const bool exchange = nt > 1 && !by_rows;  // threads read each other's units of h
     T* scratch = workspace<T>().tmp.reserve(2 * int64_t(n));
     T* hcur = hbuf;
-    T* hnext = hbuf + int64_t(B) * H;
+    T* hnext = hbuf + hstride;
     for (int step = 0; step < Tn; ++step) {
       // Phase 1: recurrent products from h (all gates, or r and z in reset_before), then r, z.
       if (!row1 && exchange) prefetch_lines(hcur, int64_t(B) * H);
@@ -159,7 +163,7 @@ void gru_forward(const ForwardArgs<T>& a) {
         const int64_t row = row_of(step, b);
         if (row < 0) continue;
         T* rec = acc + int64_t(b) * lda + u0;
-        gru_pointwise_rz(s, u0, n, rec, Hp, gx + row * G);
+        gru_pointwise_rz(s, u0, n, rec, Hp, gx + row * ldx, xs);
         if (!s.reset_after)
           ArrMap<T>(rh + int64_t(b) * H + u0, n) = CArrMap<T>(rec, n) * CArrMap<T>(hcur + int64_t(b) * H + u0, n);
       }
@@ -190,7 +194,7 @@ void gru_forward(const ForwardArgs<T>& a) {
           std::memcpy(k->h_prev.data() + row * H + u0, hc + u0, n * sizeof(T));
           if (!s.reset_after) std::memcpy(k->aux.data() + row * H + u0, rh + int64_t(b) * H + u0, n * sizeof(T));
         }
-        gru_pointwise_n(s, bhn, u0, n, acc + int64_t(b) * lda + u0, Hp, gx + row * G, hc, hn, scratch,
+        gru_pointwise_n(s, bhn, u0, n, acc + int64_t(b) * lda + u0, Hp, gx + row * ldx, xs, hc, hn, scratch,
                         k ? k->gates.data() + row * G : nullptr,
                         (k && s.reset_after) ? k->aux.data() + row * H : nullptr);
         std::memcpy(a.y + row * a.ldy + u0, hn + u0, n * sizeof(T));
@@ -206,7 +210,7 @@ void gru_forward(const ForwardArgs<T>& a) {
   run_team(team, body);
 
   zero_padding(a.seq, a.y, a.ldy, H);
-  std::memcpy(a.hn, hbuf + (Tn % 2) * int64_t(B) * H, int64_t(B) * H * sizeof(T));
+  std::memcpy(a.hn, hbuf + (Tn % 2) * hstride, int64_t(B) * H * sizeof(T));
 }
 
 template <class T>
