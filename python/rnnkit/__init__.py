@@ -14,12 +14,15 @@ from ._config import (
     show_config,
 )
 from ._rnn import GRU, LSTM
+from .streams import Stream, StreamBank
 
 __version__ = "0.1.0"
 
 __all__ = [
     "GRU",
     "LSTM",
+    "Stream",
+    "StreamBank",
     "available_isas",
     "config",
     "get_isa",

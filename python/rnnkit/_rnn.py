@@ -18,6 +18,7 @@ from ._checks import (
     is_bfloat16,
     shape_str,
 )
+from .streams import Stream, StreamBank
 
 Array = np.ndarray
 LSTMState = tuple[Array, Array]
@@ -445,6 +446,21 @@ class _RNNBase:
             dh0 = dh0[:, 0, :]
             dc0 = dc0[:, 0, :] if dc0 is not None else None
         return dx, dh0, dc0
+
+    # ----------------------------------------------------------------- streams
+
+    def stream(self, batch: int = 1) -> Stream:
+        """A :class:`rnnkit.Stream` of ``batch`` sequences: ``s.step(x_t)`` one step at a time,
+        the state kept in the core. Needs eval mode and a unidirectional module.
+
+        T steps equal one call ``m(x)`` over the T steps, bit for bit.
+        """
+        return Stream(self, batch)
+
+    def streams(self, capacity: int) -> StreamBank:
+        """A :class:`rnnkit.StreamBank` of up to ``capacity`` independent streams, stepped any
+        subset at a time: ``bank.step(ids, x)``. Needs eval mode and a unidirectional module."""
+        return StreamBank(self, capacity)
 
     # ----------------------------------------------------------------- pickling, repr
 
