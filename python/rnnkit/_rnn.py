@@ -469,10 +469,20 @@ class _RNNBase:
         del state["_core"]
         state["_cache"] = None
         state.pop("_spare_cache", None)
+        if not self.training:  # inference: gradients are not part of the model (zeros on load)
+            state["_grads"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("weight_dtype", str(state["dtype"]))
+        # Unpickled arrays may be read-only views of the pickle's bytes: own them, so that
+        # training mode can make them writeable.
+        state["_params"] = {k: np.array(v, copy=True) for k, v in state["_params"].items()}
+        grads = state.get("_grads") or {}
+        state["_grads"] = {
+            k: np.array(grads[k], copy=True) if k in grads else np.zeros_like(v)
+            for k, v in state["_params"].items()
+        }
         self.__dict__.update(state)
         self._build_core()
         self._set_frozen(not self.training)
