@@ -132,6 +132,54 @@ def test_training_identical_for_any_thread_count(
         assert diff == 0, f"{cell} {kw}: {key} differs between 1 and 2 threads by {diff:.2e}"
 
 
+@pytest.mark.parametrize(
+    ("cell", "kw"),
+    [
+        ("LSTM", {}),
+        ("LSTM", {"bidirectional": True, "num_layers": 2, "dropout": 0.3}),
+        ("LSTM", {"proj_size": 48}),
+        ("GRU", {"reset_after": False}),
+        ("GRU", {"bidirectional": True}),
+    ],
+)
+def test_lengths_training_identical_for_any_thread_count_and_matches_float64(
+    cell: str, kw: dict[str, Any], kernel_isa: str
+) -> None:
+    """Unsorted lengths with ties: the core sorts the batch and shrinks the running rows as
+    sequences end; teams that split the batch re-split the rows still running (B = 37 rows)."""
+    rng = np.random.default_rng(4)
+    T, B = 24, 37
+    x = rng.standard_normal((T, B, 32))
+    lengths = rng.integers(1, T + 1, size=B)
+    lengths[[3, 9, 20]] = T  # ties with the longest, and a full-length row out of order
+    lengths[[5, 6]] = 1
+    D = 2 if kw.get("bidirectional") else 1
+    dy = rng.standard_normal((T, B, D * kw.get("proj_size", 144)))
+    before = rnnkit.get_num_threads()
+    out = {}
+    try:
+        for dtype, threads in (("float64", 1), ("float32", 1), ("float32", 2)):
+            rnnkit.set_num_threads(threads)
+            m = getattr(rnnkit, cell)(32, 144, seed=5, dtype=dtype, **kw)
+            y, state = m(x.astype(dtype), lengths=lengths)
+            h = state[0] if cell == "LSTM" else state
+            dx, dstate = m.backward(dy.astype(dtype))
+            dh0 = dstate[0] if cell == "LSTM" else dstate
+            out[dtype, threads] = {"y": y, "h_n": h, "dx": dx, "dh0": dh0, **m.grads}
+    finally:
+        rnnkit.set_num_threads(before)
+    for t in range(T):  # padding: zero outputs and zero input gradients
+        pad = lengths <= t
+        assert not out["float32", 2]["y"][t, pad].any(), f"{cell}: output past a length at t={t}"
+        assert not out["float32", 2]["dx"][t, pad].any(), f"{cell}: dx past a length at t={t}"
+    for key, ref in out["float64", 1].items():
+        got = out["float32", 1][key]
+        err = np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-30)
+        assert err < 2e-5, f"{cell} {kw}: {key} relative error {err:.2e} vs float64"
+        diff = np.abs(got - out["float32", 2][key]).max()
+        assert diff == 0, f"{cell} {kw}: {key} differs between 1 and 2 threads by {diff:.2e}"
+
+
 def _child_forward(queue: Any) -> None:
     m = rnnkit.LSTM(8, 128, seed=0).eval()
     y, _ = m(np.ones((50, 1, 8), np.float32))

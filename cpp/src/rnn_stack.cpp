@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -14,10 +15,15 @@ namespace {
 
 template <class T>
 struct StackWorkspace {
-  Buffer<T> out[2];   // (T, B, D*Hout) ping-pong layer outputs
-  Buffer<T> dropped;  // (T, B, D*Hout) a masked layer input when no cache keeps it
-  Buffer<T> din[2];   // (T, B, D*Hout) ping-pong gradients of layer inputs
-  Buffer<T> dx_rev;   // (T, B, in) the reverse direction's share of dx
+  Buffer<T> out[2];   // (rows, D*Hout) ping-pong layer outputs
+  Buffer<T> dropped;  // (rows, D*Hout) a masked layer input when no cache keeps it
+  Buffer<T> din[2];   // (rows, D*Hout) ping-pong gradients of layer inputs
+  Buffer<T> dx_rev;   // (rows, in) the reverse direction's share of dx
+  // With lengths: the caller's arrays in packed order (PackedOrder).
+  PackedOrder order;  // an inference call's order (a training call keeps it in its cache)
+  Buffer<T> x, y;     // (rows, I), (rows, D*Hout) the first layer's input, the last one's output
+  Buffer<T> masks;    // (L-1, rows, D*Hout) dropout scales
+  Buffer<T> s0[2], s1[2];  // (L*D, B, Hout), (L*D, B, H) h and c: initial, final (or grads)
 };
 
 template <class T>
@@ -49,7 +55,58 @@ void for_each_direction(int D, F&& f) {
     parallel_for(D, f);
 }
 
+// dst (rows, w) = the rows of src (T, B, w) that run, in packed order.
+template <class T>
+void pack_rows(const SeqShape& q, const PackedOrder& p, const T* src, int64_t w, T* dst) {
+  for (int t = 0; t < q.T; ++t)
+    for (int j = 0, n = q.active(t); j < n; ++j)
+      std::memcpy(dst + q.row(t, j) * w, src + (int64_t(t) * q.B + p.order[j]) * w, w * sizeof(T));
+}
+
+// dst (T, B, w) = src (rows, w) back in the caller's order, zero past each sequence's end.
+template <class T>
+void unpack_rows(const SeqShape& q, const PackedOrder& p, const T* src, int64_t w, T* dst) {
+  for (int t = 0; t < q.T; ++t)
+    for (int j = 0, n = q.active(t); j < q.B; ++j) {
+      T* d = dst + (int64_t(t) * q.B + p.order[j]) * w;
+      if (j < n)
+        std::memcpy(d, src + q.row(t, j) * w, w * sizeof(T));
+      else
+        std::memset(static_cast<void*>(d), 0, w * sizeof(T));
+    }
+}
+
+// Per-sequence states (n, B, w): into packed order (in = true) or back to the caller's.
+template <class T>
+void permute_states(const PackedOrder& p, bool in, int64_t n, int B, const T* src, int64_t w, T* dst) {
+  for (int64_t i = 0; i < n; ++i)
+    for (int j = 0; j < B; ++j) {
+      const int64_t a = (i * B + j) * w, b = (i * B + p.order[j]) * w;
+      std::memcpy(dst + (in ? a : b), src + (in ? b : a), w * sizeof(T));
+    }
+}
+
 }  // namespace
+
+SeqShape PackedOrder::build(int T, int B, const int32_t* caller_lengths) {
+  order.resize(B);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int32_t a, int32_t b) { return caller_lengths[a] > caller_lengths[b]; });
+  lengths.resize(B);
+  sorted = true;
+  for (int j = 0; j < B; ++j) {
+    lengths[j] = caller_lengths[order[j]];
+    sorted = sorted && order[j] == j;
+  }
+  offsets.resize(size_t(T) + 1);
+  offsets[0] = 0;
+  for (int t = 0, n = B; t < T; ++t) {
+    while (n > 0 && lengths[n - 1] <= t) --n;  // sequences still running at step t
+    offsets[t + 1] = offsets[t] + n;
+  }
+  return shape(T, B);
+}
 
 template <class T>
 Stack<T>::Stack(const StackSpec& spec, std::vector<DirWeights<T>> weights)
@@ -136,25 +193,65 @@ std::shared_ptr<const typename Stack<T>::Packs> Stack<T>::frozen_packs(const Ker
 template <class T>
 void Stack<T>::forward(const T* x, SeqShape seq, const T* h0, const T* c0, const T* masks, T* y,
                        T* hn, T* cn, StackCache<T>* cache) const {
-  const int L = spec_.num_layers, D = spec_.num_dirs;
-  const int Ho = spec_.cell.out_size(), H = spec_.cell.hidden_size, B = seq.B;
-  const int64_t TB = int64_t(seq.T) * seq.B, width = int64_t(D) * Ho;
+  const int L = spec_.num_layers, D = spec_.num_dirs, LD = L * D;
+  const int Ho = spec_.cell.out_size(), H = spec_.cell.hidden_size, B = seq.B, I = spec_.cell.input_size;
+  const int64_t width = int64_t(D) * Ho;
   const bool lstm = spec_.cell.kind == CellKind::LSTM;
   const Kernels& kernels = active_kernels();  // read once: set_isa may run concurrently
   const KernelTable<T>& k = kernels.table<T>();
   StackWorkspace<T>& ws = stack_workspace<T>();
 
+  // With lengths, the layers run on the batch in packed-sequence order (PackedOrder), where
+  // every step holds only the sequences still running.
+  if (seq.lengths && std::all_of(seq.lengths, seq.lengths + B, [&](int32_t n) { return n == seq.T; }))
+    seq.lengths = nullptr;
+  const PackedOrder* po = nullptr;
+  if (seq.lengths) {
+    PackedOrder& order = cache ? cache->packed : ws.order;
+    seq = order.build(seq.T, B, seq.lengths);
+    po = &order;
+  }
+  const int64_t TB = seq.rows(), n0 = TB * I;
+  const bool permute = po && !po->sorted;  // states change order too
+  if (cache) cache->inputs.resize(L);
+  if (po) {
+    T* xp = cache ? cache->inputs[0].reserve(n0) : ws.x.reserve(n0);  // a training call keeps it
+    pack_rows(seq, *po, x, I, xp);
+    x = xp;
+    if (masks) {
+      const int64_t per = int64_t(seq.T) * B * width;
+      T* mp = ws.masks.reserve((L - 1) * TB * width);
+      for (int l = 0; l + 1 < L; ++l) pack_rows(seq, *po, masks + l * per, width, mp + l * TB * width);
+      masks = mp;
+    }
+    if (permute && h0) {
+      T* p = ws.s0[0].reserve(int64_t(LD) * B * Ho);
+      permute_states(*po, true, LD, B, h0, Ho, p);
+      h0 = p;
+    }
+    if (permute && c0) {
+      T* p = ws.s1[0].reserve(int64_t(LD) * B * H);
+      permute_states(*po, true, LD, B, c0, H, p);
+      c0 = p;
+    }
+  }
+  T* const y_caller = y;
+  T* const hn_caller = hn;
+  T* const cn_caller = cn;
+  if (po) y = ws.y.reserve(TB * width);
+  if (permute) {
+    hn = ws.s0[1].reserve(int64_t(LD) * B * Ho);
+    if (lstm) cn = ws.s1[1].reserve(int64_t(LD) * B * H);
+  }
+
   if (cache) {
     cache->owner = this;
     cache->steps = seq.T;
     cache->batch = seq.B;
-    cache->lengths.assign(seq.lengths, seq.lengths ? seq.lengths + B : seq.lengths);
-    cache->inputs.resize(L);
+    cache->has_lengths = po != nullptr;
     cache->masks.resize(masks ? L - 1 : 0);
     cache->dirs.resize(size_t(L) * D);
-    const int64_t n0 = TB * spec_.cell.input_size;
-    std::memcpy(cache->inputs[0].reserve(n0), x, n0 * sizeof(T));
-    if (seq.lengths) seq.lengths = cache->lengths.data();
+    if (!po) std::memcpy(cache->inputs[0].reserve(n0), x, n0 * sizeof(T));
   }
 
   // Packed weights: the frozen ones, or (training, float) packed for this call when the time
@@ -205,6 +302,11 @@ void Stack<T>::forward(const T* x, SeqShape seq, const T* h0, const T* c0, const
       k.forward(a);
     });
     in = out;
+  }
+  if (po) unpack_rows(seq, *po, y, width, y_caller);
+  if (permute) {
+    permute_states(*po, false, LD, B, hn, Ho, hn_caller);
+    if (lstm) permute_states(*po, false, LD, B, cn, H, cn_caller);
   }
 }
 
@@ -260,17 +362,45 @@ void Stack<T>::step(const T* x, int n, const int64_t* rows, int64_t N, T* h, T* 
 template <class T>
 void Stack<T>::backward(const StackCache<T>& cache, const T* dy, const T* dhn, const T* dcn, T* dx,
                         T* dh0, T* dc0, const std::vector<DirGrads<T>>& grads) const {
-  const int L = spec_.num_layers, D = spec_.num_dirs;
+  const int L = spec_.num_layers, D = spec_.num_dirs, LD = L * D;
   const int Ho = spec_.cell.out_size(), H = spec_.cell.hidden_size, B = cache.batch;
-  const int64_t TB = int64_t(cache.steps) * cache.batch, width = int64_t(D) * Ho;
+  const int64_t width = int64_t(D) * Ho;
   const bool lstm = spec_.cell.kind == CellKind::LSTM;
   const KernelTable<T>& k = active_kernels().table<T>();
   StackWorkspace<T>& ws = stack_workspace<T>();
-  SeqShape seq{cache.steps, cache.batch, cache.lengths.empty() ? nullptr : cache.lengths.data()};
+  const PackedOrder* po = cache.has_lengths ? &cache.packed : nullptr;
+  const SeqShape seq = po ? po->shape(cache.steps, B) : SeqShape{cache.steps, B};
+  const int64_t TB = seq.rows();
   const int threads = get_num_threads();
   const int dir_threads = (D == 2 && threads >= 2) ? std::max(1, threads / 2) : threads;
 
-  const T* dcur = dy;  // gradient of layer l's output, (T, B, D*Hout)
+  // With lengths, the gradients go into the forward's packed order and back (see forward).
+  const bool permute = po && !po->sorted;
+  if (po) {
+    T* p = ws.y.reserve(TB * width);
+    pack_rows(seq, *po, dy, width, p);
+    dy = p;
+  }
+  if (permute && dhn) {
+    T* p = ws.s0[0].reserve(int64_t(LD) * B * Ho);
+    permute_states(*po, true, LD, B, dhn, Ho, p);
+    dhn = p;
+  }
+  if (permute && dcn) {
+    T* p = ws.s1[0].reserve(int64_t(LD) * B * H);
+    permute_states(*po, true, LD, B, dcn, H, p);
+    dcn = p;
+  }
+  T* const dx_caller = dx;
+  T* const dh0_caller = dh0;
+  T* const dc0_caller = dc0;
+  if (po) dx = ws.x.reserve(TB * spec_.cell.input_size);
+  if (permute) {
+    dh0 = ws.s0[1].reserve(int64_t(LD) * B * Ho);
+    if (lstm) dc0 = ws.s1[1].reserve(int64_t(LD) * B * H);
+  }
+
+  const T* dcur = dy;  // gradient of layer l's output, (rows, D*Hout)
   for (int l = L - 1; l >= 0; --l) {
     const CellSpec s = spec_.layer(l);
     const int64_t nin = TB * s.input_size;
@@ -306,6 +436,11 @@ void Stack<T>::backward(const StackCache<T>& cache, const T* dy, const T* dhn, c
       for (int64_t i = 0; i < nin; ++i) din[i] *= mk[i];
     }
     dcur = din;
+  }
+  if (po) unpack_rows(seq, *po, dx, spec_.cell.input_size, dx_caller);
+  if (permute) {
+    permute_states(*po, false, LD, B, dh0, Ho, dh0_caller);
+    if (lstm) permute_states(*po, false, LD, B, dc0, H, dc0_caller);
   }
 }
 

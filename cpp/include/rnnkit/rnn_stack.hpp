@@ -24,13 +24,29 @@ struct StackSpec {
   }
 };
 
+// A batch with lengths in packed-sequence order (SeqShape): the caller's sequences sorted by
+// length, longest first (a stable sort, so that equal lengths keep their order), and the
+// first row of every step. The stack packs the caller's padded (T, B, width) arrays into
+// (rows, width) in this order on the way in and unpacks them on the way out.
+struct PackedOrder {
+  std::vector<int32_t> order;    // (B) order[j]: the caller's sequence at packed position j
+  std::vector<int32_t> lengths;  // (B) its length, non-increasing
+  std::vector<int64_t> offsets;  // (T + 1) first row of each step
+  bool sorted = true;            // order is the identity
+
+  // lengths (B) in 1..T, the caller's order. Returns the packed shape.
+  SeqShape build(int T, int B, const int32_t* caller_lengths);
+  SeqShape shape(int T, int B) const { return {T, B, lengths.data(), offsets.data()}; }
+};
+
 template <class T>
 struct StackCache {
   const void* owner = nullptr;  // the Stack that made it
   int steps = 0, batch = 0;
-  std::vector<int32_t> lengths;     // empty: every sequence has length T
-  std::vector<Buffer<T>> inputs;    // inputs[l]: (T, B, in_l) layer l's input after dropout
-  std::vector<Buffer<T>> masks;     // masks[l-1]: (T, B, D*Hout) dropout scale before layer l
+  bool has_lengths = false;         // rows are in packed order (below), else (T*B) time-major
+  PackedOrder packed;
+  std::vector<Buffer<T>> inputs;    // inputs[l]: (rows, in_l) layer l's input after dropout
+  std::vector<Buffer<T>> masks;     // masks[l-1]: (rows, D*Hout) dropout scale before layer l
   std::vector<DirCache<T>> dirs;    // [l*D + d]
 };
 
@@ -53,6 +69,8 @@ class Stack {
 
   // x (T, B, I) time-major; h0 (L*D, B, Hout), c0 (L*D, B, H) or null; masks (L-1, T, B, D*Hout)
   // dropout scales or null; y (T, B, D*Hout); hn, cn like h0, c0. cache non-null in training.
+  // seq.lengths: the caller's (B) lengths in 1..T, any order, or null (seq.offsets unused):
+  // steps past a sequence's length cost nothing and give zero outputs.
   void forward(const T* x, SeqShape seq, const T* h0, const T* c0, const T* masks, T* y, T* hn,
                T* cn, StackCache<T>* cache) const;
 

@@ -59,13 +59,26 @@ struct DirGrads {
   T* peep = nullptr;
 };
 
-// A batch of sequences, time-major. lengths (B) in 1..T, or null when all have length T.
+// A batch of sequences, time-major. Without lengths, step t of sequence b is row t*B + b of
+// every (rows, width) buffer. With lengths, the batch is in packed-sequence order (as PyTorch's
+// PackedSequence): sequences sorted longest first, lengths (B) non-increasing in 1..T, and step
+// t holds only the active(t) sequences still running, rows offsets[t] .. offsets[t + 1]. The
+// stack driver sorts and packs; the kernels see only this shape and never touch padding.
 struct SeqShape {
   int T = 0;
   int B = 0;
-  const int32_t* lengths = nullptr;
+  const int32_t* lengths = nullptr;  // (B) non-increasing, or null when all have length T
+  const int64_t* offsets = nullptr;  // (T + 1) with lengths: first row of each step
 
   int length(int b) const { return lengths ? lengths[b] : T; }
+  // Loop steps that do any work: the longest sequence's length.
+  int steps() const { return lengths ? lengths[0] : T; }
+  // Sequences running at step t: 0 .. active(t).
+  int active(int t) const { return lengths ? int(offsets[t + 1] - offsets[t]) : B; }
+  // The row of sequence b at time t (b < active(t)).
+  int64_t row(int t, int b) const { return lengths ? offsets[t] + b : int64_t(t) * B + b; }
+  // Rows of a whole-sequence buffer: T*B, or the packed sum of the lengths.
+  int64_t rows() const { return lengths ? offsets[T] : int64_t(T) * B; }
 };
 
 }  // namespace rnnkit

@@ -117,29 +117,10 @@ inline void copy_or_zero(T* dst, const T* src, std::size_t n) {
     std::memset(static_cast<void*>(dst), 0, n * sizeof(T));
 }
 
-// A (T*B, width) buffer with one row per (t, b). Every row is written when all sequences have
-// length T; with lengths, the rows past a sequence's end are never written yet are read by the
-// whole-sequence GEMMs, so they start at zero.
-template <class T>
-inline T* rows_buffer(Buffer<T>& buf, std::size_t n, const SeqShape& q) {
-  return q.lengths ? buf.zeros(n) : buf.reserve(n);
-}
-
-// The row (t*B + b) that sequence b reads at loop step `step` (time runs backwards from its own
-// last step in the reverse direction), or -1 once the sequence has ended.
+// The row that sequence b reads at loop step `step` (b < q.active(step)): time runs backwards
+// from the sequence's own last step in the reverse direction.
 inline int64_t step_row(const SeqShape& q, bool reverse, int step, int b) {
-  const int len = q.length(b);
-  if (step >= len) return -1;
-  return int64_t(reverse ? len - 1 - step : step) * q.B + b;
-}
-
-// Output rows of steps past a sequence's length are zero (PyTorch packed-sequence semantics).
-template <class T>
-inline void zero_padding(const SeqShape& q, T* y, int64_t ldy, int width) {
-  if (!q.lengths) return;
-  for (int b = 0; b < q.B; ++b)
-    for (int t = q.length(b); t < q.T; ++t)
-      std::memset(static_cast<void*>(y + (int64_t(t) * q.B + b) * ldy), 0, width * sizeof(T));
+  return q.row(reverse ? q.length(b) - 1 - step : step, b);
 }
 
 // Column sums of a (rows, cols) matrix added into out (cols): bias gradients. Summed row by
@@ -202,6 +183,32 @@ inline ThreadRows thread_rows(int B, int tid, int nt) {
   auto cut = [&](int t) { return t >= nt ? B : int(int64_t(B) * t / nt) & ~1; };
   return {cut(tid), cut(tid + 1)};
 }
+
+// The rows [b0, b1) a thread steps at each loop step: the first q.active(step) sequences run,
+// split as thread_rows splits them when the team divides the batch (by_rows), else all of
+// them. With lengths the running rows shrink as sequences end; a row team then re-splits them
+// so that the threads stay balanced, and meets at a barrier first, since the rows (and their
+// states) change hands. Call at every step, in order, on every team thread.
+class ActiveRows {
+ public:
+  ActiveRows(const SeqShape& q, bool by_rows, int tid, int nt) : q_(q), by_rows_(by_rows), tid_(tid), nt_(nt) {}
+  template <class Sync>
+  ThreadRows at(int step, Sync&& sync) {
+    const int n = q_.active(step);
+    if (n != n_) {
+      if (by_rows_ && n_ >= 0) sync();
+      n_ = n;
+      rows_ = by_rows_ ? thread_rows(n, tid_, nt_) : ThreadRows{0, n};
+    }
+    return rows_;
+  }
+
+ private:
+  const SeqShape& q_;
+  bool by_rows_;
+  int tid_, nt_, n_ = -1;
+  ThreadRows rows_{0, 0};
+};
 
 // Whether a time loop over B rows should be split by rows (independent sequences: no exchange
 // between threads at all), and into how many: from 8 rows a thread, when the loop's products

@@ -60,8 +60,8 @@ template <class T>
 void gru_forward(const ForwardArgs<T>& a) {
   const CellSpec& s = a.spec;
   const int H = s.hidden_size, I = s.input_size, G = 3 * H;
-  const int Tn = a.seq.T, B = a.seq.B;
-  const int64_t TB = int64_t(Tn) * B;
+  const int Tn = a.seq.steps(), B = a.seq.B;
+  const int64_t TB = a.seq.rows();  // rows of x, y, gx and the cache (T*B, fewer with lengths)
   Workspace<T>& ws = workspace<T>();
 
   // r and z take both biases in the hoisted projection; b_hn joins it only in reset_before,
@@ -75,7 +75,7 @@ void gru_forward(const ForwardArgs<T>& a) {
     if (s.reset_after) bhn = a.w.b_hh + 2 * H;
   }
   const int xs = gx_stride(H, a.w.packed_ih), ldx = 3 * xs;
-  T* gx = ws.gx.reserve(TB * ldx);  // (T*B, 3*xs) gate q of a row at q*xs
+  T* gx = ws.gx.reserve(TB * ldx);  // (rows, 3*xs) gate q of a row at q*xs
   input_projection(a.x, a.w.w_ih, bias, gx, TB, I, 3, H, a.threads, a.w.packed_ih);
 
   // Two (B, H), the state before and after a step, each 64-byte aligned (see lstm_forward).
@@ -86,9 +86,9 @@ void gru_forward(const ForwardArgs<T>& a) {
 
   DirCache<T>* k = a.cache;
   if (k) {
-    rows_buffer(k->gates, TB * G, a.seq);
-    rows_buffer(k->h_prev, TB * H, a.seq);
-    rows_buffer(k->aux, TB * H, a.seq);
+    k->gates.reserve(TB * G);
+    k->h_prev.reserve(TB * H);
+    k->aux.reserve(TB * H);
   }
   auto row_of = [&](int step, int b) { return step_row(a.seq, a.reverse, step, b); };
 
@@ -136,32 +136,33 @@ void gru_forward(const ForwardArgs<T>& a) {
     const bool by_rows = nt > 1 && rteam > 1;
     // this thread's units (all of them when splitting by rows) and rows (all when by units)
     const auto [first, last, u0, n] = by_rows ? ThreadUnits{0, blocks, 0, H} : thread_units(H, tid, nt);
-    const auto [b0, b1] = by_rows ? thread_rows(B, tid, nt) : ThreadRows{0, B};
-    const int nb = b1 - b0;
+    ActiveRows active(a.seq, by_rows, tid, nt);
     const bool exchange = nt > 1 && !by_rows;  // threads read each other's units of h
     T* scratch = workspace<T>().tmp.reserve(2 * int64_t(n));
     T* hcur = hbuf;
     T* hnext = hbuf + hstride;
     for (int step = 0; step < Tn; ++step) {
+      const auto [b0, b1] = active.at(step, [&] { barrier.wait(); });  // this step's running rows
+      const int nb = b1 - b0;
       // Phase 1: recurrent products from h (all gates, or r and z in reset_before), then r, z.
-      if (!row1 && exchange) prefetch_lines(hcur, int64_t(B) * H);
+      if (!row1 && exchange) prefetch_lines(hcur, int64_t(b1) * H);
       if (row1) {
         segmented_row_product(tid, nt, step, ks, H, hcur, first, last, flags, [&](int ub, int k0, int k1, bool add) {
           block_product(hcur, 1, ub, 0, W, acc + ub * kUnitBlock, lda, Hp, k0, k1, add);
         });
       } else if (packed) {
         if constexpr (std::is_same<T, float>::value)
-          for (int ub = first; ub < last; ++ub)
-            block_product(hcur + int64_t(b0) * H, nb, ub, 0, s.reset_after ? W : 2 * kUnitBlock,
-                          acc + int64_t(b0) * lda + ub * kUnitBlock, lda, Hp);
+          if (nb > 0)
+            for (int ub = first; ub < last; ++ub)
+              block_product(hcur + int64_t(b0) * H, nb, ub, 0, s.reset_after ? W : 2 * kUnitBlock,
+                            acc + int64_t(b0) * lda + ub * kUnitBlock, lda, Hp);
       } else if (s.reset_after) {
-        mat(acc, B, G).noalias() = cmat(hcur, B, H) * U.transpose();
+        mat(acc, b1, G).noalias() = cmat(hcur, b1, H) * U.transpose();
       } else {
-        mat(acc, B, 2 * H, G).noalias() = cmat(hcur, B, H) * U.topRows(2 * H).transpose();
+        mat(acc, b1, 2 * H, G).noalias() = cmat(hcur, b1, H) * U.topRows(2 * H).transpose();
       }
       for (int b = b0; b < b1; ++b) {
         const int64_t row = row_of(step, b);
-        if (row < 0) continue;
         T* rec = acc + int64_t(b) * lda + u0;
         gru_pointwise_rz(s, u0, n, rec, Hp, gx + row * ldx, xs);
         if (!s.reset_after)
@@ -171,25 +172,22 @@ void gru_forward(const ForwardArgs<T>& a) {
       if (!s.reset_after) {
         if (exchange) {
           barrier.wait();
-          prefetch_lines(rh, int64_t(B) * H);
+          prefetch_lines(rh, int64_t(b1) * H);
         }
         if (packed) {
           if constexpr (std::is_same<T, float>::value)
-            for (int ub = first; ub < last; ++ub)
-              block_product(rh + int64_t(b0) * H, nb, ub, 2 * kUnitBlock, kUnitBlock,
-                            acc + int64_t(b0) * lda + 2 * Hp + ub * kUnitBlock, lda, Hp);
+            if (nb > 0)
+              for (int ub = first; ub < last; ++ub)
+                block_product(rh + int64_t(b0) * H, nb, ub, 2 * kUnitBlock, kUnitBlock,
+                              acc + int64_t(b0) * lda + 2 * Hp + ub * kUnitBlock, lda, Hp);
         } else {
-          mat(acc + 2 * H, B, H, G).noalias() = cmat(rh, B, H) * U.bottomRows(H).transpose();
+          mat(acc + 2 * H, b1, H, G).noalias() = cmat(rh, b1, H) * U.bottomRows(H).transpose();
         }
       }
       for (int b = b0; b < b1; ++b) {
         const int64_t row = row_of(step, b);
         const T* hc = hcur + int64_t(b) * H;
         T* hn = hnext + int64_t(b) * H;
-        if (row < 0) {  // finished sequence: state frozen
-          std::memcpy(hn + u0, hc + u0, n * sizeof(T));
-          continue;
-        }
         if (k) {
           std::memcpy(k->h_prev.data() + row * H + u0, hc + u0, n * sizeof(T));
           if (!s.reset_after) std::memcpy(k->aux.data() + row * H + u0, rh + int64_t(b) * H + u0, n * sizeof(T));
@@ -209,33 +207,31 @@ void gru_forward(const ForwardArgs<T>& a) {
   };
   run_team(team, body);
 
-  zero_padding(a.seq, a.y, a.ldy, H);
-  std::memcpy(a.hn, hbuf + (Tn % 2) * hstride, int64_t(B) * H * sizeof(T));
+  // A sequence's last state is in the buffer its last step wrote: the steps alternate them.
+  for (int b = 0; b < B; ++b)
+    std::memcpy(a.hn + int64_t(b) * H, hbuf + (a.seq.length(b) % 2) * hstride + int64_t(b) * H, H * sizeof(T));
 }
 
 template <class T>
 void gru_backward(const BackwardArgs<T>& a) {
   const CellSpec& s = a.spec;
   const int H = s.hidden_size, I = s.input_size, G = 3 * H;
-  const int Tn = a.seq.T, B = a.seq.B;
-  const int64_t TB = int64_t(Tn) * B;
+  const int Tn = a.seq.steps(), B = a.seq.B;
+  const int64_t TB = a.seq.rows();  // rows of x, dy, dx and the cache (T*B, fewer with lengths)
   const DirCache<T>& k = *a.cache;
   Workspace<T>& ws = workspace<T>();
 
-  T* dGx = rows_buffer(ws.dgx, TB * G, a.seq);  // (T*B, 3H) grads of the input-side pre-activations
-  // (T*B, 3H) grads of the recurrent-side pre-activations; differs from dGx only in the n block
+  T* dGx = ws.dgx.reserve(TB * G);  // (rows, 3H) grads of the input-side pre-activations
+  // (rows, 3H) grads of the recurrent-side pre-activations; differs from dGx only in the n block
   // of reset_after (r * dn), so reset_before shares dGx.
-  T* dGa = s.reset_after ? rows_buffer(ws.dga, TB * G, a.seq) : dGx;
+  T* dGa = s.reset_after ? ws.dga.reserve(TB * G) : dGx;
   T* dh = ws.dh.reserve(int64_t(B) * H);  // (B, H) grad of the running h
   copy_or_zero(dh, a.dhn, int64_t(B) * H);
   // Two (B, 3H) step-gradient buffers, used alternately (see lstm_backward).
   T* dsteps = ws.dstep.reserve(2 * int64_t(B) * G);
   T* direct = ws.direct.reserve(int64_t(B) * H);  // (B, H) grad to h_prev not through U
   T* dprev = ws.dprev.reserve(int64_t(B) * H);    // (B, H) grad to h_prev through U (or U_n)
-  auto active_row = [&](int step, int b, int64_t& row) {
-    row = step_row(a.seq, a.reverse, step, b);
-    return row >= 0;
-  };
+  auto row_of = [&](int step, int b) { return step_row(a.seq, a.reverse, step, b); };
   const int blocks = H / kUnitBlock;
   // From 16 rows, a team splits the batch (row_team, see lstm_backward).
   const bool rows_ok = std::is_same<T, float>::value && RNNKIT_PACKED_KERNELS && H % kUnitBlock == 0;
@@ -251,20 +247,17 @@ void gru_backward(const BackwardArgs<T>& a) {
     barrier.set_size(nt);
     const bool by_rows = nt > 1 && rteam > 1;
     const auto [first, last, u0, n] = by_rows ? ThreadUnits{0, blocks, 0, H} : thread_units(H, tid, nt);
-    const auto [b0, b1] = by_rows ? thread_rows(B, tid, nt) : ThreadRows{0, B};
-    const int nb = b1 - b0;
+    ActiveRows active(a.seq, by_rows, tid, nt);
     (void)first;
     (void)last;
     T* d = workspace<T>().tmp.reserve(n);  // this row's total gradient of h, units u0..
     for (int step = Tn - 1; step >= 0; --step) {
+      const auto [b0, b1] = active.at(step, [&] { barrier.wait(); });  // this step's running rows
+      const int nb = b1 - b0;
       T* dstep = dsteps + (step & 1) * int64_t(B) * G;
       for (int b = b0; b < b1; ++b) {
-        int64_t row;
+        const int64_t row = row_of(step, b);
         T* ds = dstep + int64_t(b) * G;
-        if (!active_row(step, b, row)) {
-          for (int q = 0; q < 3; ++q) std::memset(static_cast<void*>(ds + q * H + u0), 0, n * sizeof(T));
-          continue;
-        }
         const T* gr = k.gates.data() + row * G + u0;
         CArrMap<T> r(gr, n), z(gr + H, n), nv(gr + 2 * H, n);
         CArrMap<T> hp(k.h_prev.data() + row * H + u0, n);
@@ -290,10 +283,9 @@ void gru_backward(const BackwardArgs<T>& a) {
       T* dpr = dprev + int64_t(b0) * H;
       if (!s.reset_after) {
         // d(r*h) = dn U_n for this thread's units, then r's gradient there.
-        step_product(dsr + 2 * H, nb, G, a.w.w_hh + 2 * H * H + c0, H, H, n, dpr + c0, H);
+        if (nb > 0) step_product(dsr + 2 * H, nb, G, a.w.w_hh + 2 * H * H + c0, H, H, n, dpr + c0, H);
         for (int b = b0; b < b1; ++b) {
-          int64_t row;
-          if (!active_row(step, b, row)) continue;
+          const int64_t row = row_of(step, b);
           T* ds = dstep + int64_t(b) * G;
           const T* gr = k.gates.data() + row * G + u0;
           CArrMap<T> drh(dprev + int64_t(b) * H + u0, n);
@@ -306,9 +298,8 @@ void gru_backward(const BackwardArgs<T>& a) {
         if (!by_rows) barrier.wait();  // every unit's dr is written
       }
       // dh = direct + (dr, dz[, dn]) U for this thread's columns.
-      step_product(dsr, nb, G, a.w.w_hh + c0, H, s.reset_after ? G : 2 * H, n, dpr + c0, H);
+      if (nb > 0) step_product(dsr, nb, G, a.w.w_hh + c0, H, s.reset_after ? G : 2 * H, n, dpr + c0, H);
       for (int b = b0; b < b1; ++b) {
-        if (step >= a.seq.length(b)) continue;
         ArrMap<T>(dh + int64_t(b) * H + u0, n) =
             CArrMap<T>(direct + int64_t(b) * H + u0, n) + CArrMap<T>(dprev + int64_t(b) * H + u0, n);
       }

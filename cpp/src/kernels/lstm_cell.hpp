@@ -49,8 +49,8 @@ template <class T>
 void lstm_forward(const ForwardArgs<T>& a) {
   const CellSpec& s = a.spec;
   const int H = s.hidden_size, Ho = s.out_size(), I = s.input_size, G = 4 * H;
-  const int Tn = a.seq.T, B = a.seq.B;
-  const int64_t TB = int64_t(Tn) * B;
+  const int Tn = a.seq.steps(), B = a.seq.B;
+  const int64_t TB = a.seq.rows();  // rows of x, y, gx and the cache (T*B, fewer with lengths)
   const bool proj = s.proj_size > 0;
   Workspace<T>& ws = workspace<T>();
 
@@ -61,7 +61,7 @@ void lstm_forward(const ForwardArgs<T>& a) {
     for (int j = 0; j < G; ++j) bias[j] = a.w.b_ih[j] + a.w.b_hh[j];
   }
   const int xs = gx_stride(H, a.w.packed_ih), ldx = 4 * xs;
-  T* gx = ws.gx.reserve(TB * ldx);  // (T*B, 4*xs) gate q of a row at q*xs
+  T* gx = ws.gx.reserve(TB * ldx);  // (rows, 4*xs) gate q of a row at q*xs
   input_projection(a.x, a.w.w_ih, bias, gx, TB, I, 4, H, a.threads, a.w.packed_ih);
 
   // Two (B, Hout), the state before and after a step, each 64-byte aligned so that every step
@@ -76,11 +76,11 @@ void lstm_forward(const ForwardArgs<T>& a) {
 
   DirCache<T>* k = a.cache;
   if (k) {
-    rows_buffer(k->gates, TB * G, a.seq);
-    rows_buffer(k->h_prev, TB * Ho, a.seq);
-    rows_buffer(k->c_prev, TB * H, a.seq);
-    rows_buffer(k->c, TB * H, a.seq);
-    if (proj) rows_buffer(k->m, TB * H, a.seq);
+    k->gates.reserve(TB * G);
+    k->h_prev.reserve(TB * Ho);
+    k->c_prev.reserve(TB * H);
+    k->c.reserve(TB * H);
+    if (proj) k->m.reserve(TB * H);
   }
   auto row_of = [&](int step, int b) { return step_row(a.seq, a.reverse, step, b); };
 
@@ -127,28 +127,26 @@ void lstm_forward(const ForwardArgs<T>& a) {
     const bool by_rows = nt > 1 && rteam > 1;
     // this thread's units (all of them when splitting by rows) and rows (all when by units)
     const auto [first, last, u0, n] = by_rows ? ThreadUnits{0, blocks, 0, H} : thread_units(H, tid, nt);
-    const auto [b0, b1] = by_rows ? thread_rows(B, tid, nt) : ThreadRows{0, B};
+    ActiveRows active(a.seq, by_rows, tid, nt);
     T* scratch = workspace<T>().tmp.reserve(5 * int64_t(n));
     T* hcur = hbuf;
     T* hnext = hbuf + hstride;
     for (int step = 0; step < Tn; ++step) {
+      const auto [b0, b1] = active.at(step, [&] { barrier.wait(); });  // this step's running rows
       if (row1) {
         segmented_row_product(tid, nt, step, ks, Ho, hcur, first, last, flags,
                               [&](int ub, int k0, int k1, bool add) { block_product(hcur, 0, 1, ub, k0, k1, add); });
       } else if (packed) {
-        if (nt > 1 && !by_rows) prefetch_lines(hcur, int64_t(B) * Ho);
-        for (int ub = first; ub < last; ++ub) block_product(hcur, b0, b1 - b0, ub, 0, Ho, false);
+        if (nt > 1 && !by_rows) prefetch_lines(hcur, int64_t(b1) * Ho);
+        if (b1 > b0)
+          for (int ub = first; ub < last; ++ub) block_product(hcur, b0, b1 - b0, ub, 0, Ho, false);
       } else {
-        mat(acc, B, G).noalias() = cmat(hcur, B, Ho) * cmat(a.w.w_hh, G, Ho).transpose();
+        mat(acc, b1, G).noalias() = cmat(hcur, b1, Ho) * cmat(a.w.w_hh, G, Ho).transpose();
       }
       for (int b = b0; b < b1; ++b) {
         const int64_t row = row_of(step, b);
         T* hn_row = hnext + int64_t(b) * Ho;
         const T* hc_row = hcur + int64_t(b) * Ho;
-        if (row < 0) {  // finished sequence: state frozen
-          if (!proj) std::memcpy(hn_row + u0, hc_row + u0, n * sizeof(T));
-          continue;
-        }
         if (k && !proj) std::memcpy(k->h_prev.data() + row * Ho + u0, hc_row + u0, n * sizeof(T));
         T* out = proj ? mb + int64_t(b) * H : hn_row;
         lstm_pointwise(s, a.w, u0, n, acc + int64_t(b) * lda + u0, Hp, gx + row * ldx, xs, c + int64_t(b) * H,
@@ -158,12 +156,11 @@ void lstm_forward(const ForwardArgs<T>& a) {
         if (k && proj) std::memcpy(k->m.data() + row * H + u0, out + u0, n * sizeof(T));
       }
       if (proj) {  // h = W_hr m for the rows that stepped (single-threaded: team is 1)
-        mat(hp, B, Ho).noalias() = cmat(mb, B, H) * cmat(a.w.w_hr, Ho, H).transpose();
-        for (int b = 0; b < B; ++b) {
+        mat(hp, b1, Ho).noalias() = cmat(mb, b1, H) * cmat(a.w.w_hr, Ho, H).transpose();
+        for (int b = 0; b < b1; ++b) {
           const int64_t row = row_of(step, b);
-          const T* src = row < 0 ? hcur + int64_t(b) * Ho : hp + int64_t(b) * Ho;
+          const T* src = hp + int64_t(b) * Ho;
           std::memcpy(hnext + int64_t(b) * Ho, src, Ho * sizeof(T));
-          if (row < 0) continue;
           if (k) std::memcpy(k->h_prev.data() + row * Ho, hcur + int64_t(b) * Ho, Ho * sizeof(T));
           std::memcpy(a.y + row * a.ldy, src, Ho * sizeof(T));
         }
@@ -178,8 +175,9 @@ void lstm_forward(const ForwardArgs<T>& a) {
   };
   run_team(team, body);
 
-  zero_padding(a.seq, a.y, a.ldy, Ho);
-  std::memcpy(a.hn, hbuf + (Tn % 2) * hstride, int64_t(B) * Ho * sizeof(T));
+  // A sequence's last state is in the buffer its last step wrote: the steps alternate them.
+  for (int b = 0; b < B; ++b)
+    std::memcpy(a.hn + int64_t(b) * Ho, hbuf + (a.seq.length(b) % 2) * hstride + int64_t(b) * Ho, Ho * sizeof(T));
   if (a.cn) std::memcpy(a.cn, c, int64_t(B) * H * sizeof(T));
 }
 
@@ -187,14 +185,14 @@ template <class T>
 void lstm_backward(const BackwardArgs<T>& a) {
   const CellSpec& s = a.spec;
   const int H = s.hidden_size, Ho = s.out_size(), I = s.input_size, G = 4 * H;
-  const int Tn = a.seq.T, B = a.seq.B;
-  const int64_t TB = int64_t(Tn) * B;
+  const int Tn = a.seq.steps(), B = a.seq.B;
+  const int64_t TB = a.seq.rows();  // rows of x, dy, dx and the cache (T*B, fewer with lengths)
   const bool proj = s.proj_size > 0;
   const DirCache<T>& k = *a.cache;
   Workspace<T>& ws = workspace<T>();
 
-  T* dG = rows_buffer(ws.dgx, TB * G, a.seq);                         // (T*B, 4H) gate pre-activation grads
-  T* dHP = proj ? rows_buffer(ws.dhp_all, TB * Ho, a.seq) : nullptr;  // (T*B, P) projected-output grads
+  T* dG = ws.dgx.reserve(TB * G);                          // (rows, 4H) gate pre-activation grads
+  T* dHP = proj ? ws.dhp_all.reserve(TB * Ho) : nullptr;  // (rows, P) projected-output grads
   T* dh = ws.dh.reserve(int64_t(B) * Ho);  // (B, Hout) grad of the running h
   T* dc = ws.dc.reserve(int64_t(B) * H);   // (B, H) grad of the running c
   copy_or_zero(dh, a.dhn, int64_t(B) * Ho);
@@ -225,7 +223,7 @@ void lstm_backward(const BackwardArgs<T>& a) {
     barrier.set_size(nt);
     const bool by_rows = nt > 1 && rteam > 1;
     const auto [first, last, u0, n] = by_rows ? ThreadUnits{0, blocks, 0, H} : thread_units(H, tid, nt);
-    const auto [b0, b1] = by_rows ? thread_rows(B, tid, nt) : ThreadRows{0, B};
+    ActiveRows active(a.seq, by_rows, tid, nt);
     (void)first;
     (void)last;
     T* scratch = workspace<T>().tmp.reserve(3 * int64_t(n));
@@ -233,27 +231,20 @@ void lstm_backward(const BackwardArgs<T>& a) {
     T* t1 = scratch + n;     // scratch
     T* dmv = scratch + 2 * n;  // this row's gradient of o * act(c), units u0..
     for (int step = Tn - 1; step >= 0; --step) {
+      const auto [b0, b1] = active.at(step, [&] { barrier.wait(); });  // this step's running rows
       T* dstep = dsteps + (step & 1) * int64_t(B) * G;
       if (proj) {  // team is 1: dm = (dh + dy) W_hr over whole rows first
-        for (int b = 0; b < B; ++b) {
+        for (int b = 0; b < b1; ++b) {
           const int64_t row = row_of(step, b);
           T* d = dhb + int64_t(b) * Ho;
-          if (row < 0) {
-            std::memset(static_cast<void*>(d), 0, Ho * sizeof(T));
-            continue;
-          }
           ArrMap<T>(d, Ho) = CArrMap<T>(dh + int64_t(b) * Ho, Ho) + CArrMap<T>(a.dy + row * a.ldy, Ho);
           std::memcpy(dHP + row * Ho, d, Ho * sizeof(T));
         }
-        mat(dm, B, H).noalias() = cmat(dhb, B, Ho) * cmat(a.w.w_hr, Ho, H);
+        mat(dm, b1, H).noalias() = cmat(dhb, b1, Ho) * cmat(a.w.w_hr, Ho, H);
       }
       for (int b = b0; b < b1; ++b) {
         const int64_t row = row_of(step, b);
         T* ds = dstep + int64_t(b) * G;
-        if (row < 0) {
-          for (int q = 0; q < 4; ++q) std::memset(static_cast<void*>(ds + q * H + u0), 0, n * sizeof(T));
-          continue;
-        }
         if (proj)
           std::memcpy(dmv, dm + int64_t(b) * H + u0, n * sizeof(T));
         else
@@ -293,9 +284,9 @@ void lstm_backward(const BackwardArgs<T>& a) {
       if (!by_rows) barrier.wait();  // every unit's dstep is written
       // this thread's columns of dstep U (all of them for one thread or by rows), for its rows
       const int c0 = nt > 1 && !by_rows ? u0 : 0, nc = nt > 1 && !by_rows ? n : Ho;
-      step_product(dstep + int64_t(b0) * G, b1 - b0, G, a.w.w_hh + c0, Ho, G, nc, dprev + int64_t(b0) * Ho + c0, Ho);
-      for (int b = b0; b < b1; ++b)
-        if (row_of(step, b) >= 0) std::memcpy(dh + int64_t(b) * Ho + c0, dprev + int64_t(b) * Ho + c0, nc * sizeof(T));
+      if (b1 > b0)
+        step_product(dstep + int64_t(b0) * G, b1 - b0, G, a.w.w_hh + c0, Ho, G, nc, dprev + int64_t(b0) * Ho + c0, Ho);
+      for (int b = b0; b < b1; ++b) std::memcpy(dh + int64_t(b) * Ho + c0, dprev + int64_t(b) * Ho + c0, nc * sizeof(T));
     }
   };
   run_team(team, body);
