@@ -17,6 +17,7 @@ the two results are equal, bit for bit. Needs ``pip install rnnkit[dask]``.
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 
 import numpy as np
@@ -50,14 +51,15 @@ def score(client, model, panel, batch_size: int, progress: bool = True):
     from distributed import progress as show_progress
     from distributed import wait
 
-    panel = client.persist(panel)
-    wait(panel)
-    t0 = time.perf_counter()
-    scores = client.persist(rnnkit.dask.predict(model, panel, batch_size=batch_size))
-    if progress:
-        show_progress(scores)  # a text progress bar in the console
-        print()
-    result = scores.compute()
+    with client.as_current():
+        panel = client.persist(panel)
+        wait(panel)
+        t0 = time.perf_counter()
+        scores = client.persist(rnnkit.dask.predict(model, panel, batch_size=batch_size))
+        if progress:
+            show_progress(scores)  # a text progress bar in the console
+            print()
+        result = client.compute(scores).result()
     return result, time.perf_counter() - t0
 
 
@@ -71,18 +73,19 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from distributed import Client, LocalCluster
 
+    logging.getLogger("distributed").setLevel(logging.ERROR)  # no INFO lines when workers close
+
     model = make_model()
     panel = make_panel(args.series, args.chunk)
-    with (
-        LocalCluster(
-            n_workers=args.workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    cluster = LocalCluster(
+        n_workers=args.workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",  # loopback only
+        dashboard_address=None,  # no dashboard
+        silence_logs=logging.ERROR,
+    )
+    with cluster, Client(cluster) as client:
         result, seconds = score(client, model, panel, args.batch_size)
         x_local = panel.compute() if args.check else None
     print(
