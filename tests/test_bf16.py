@@ -91,12 +91,29 @@ def test_bf16_equals_float32_with_rounded_weights(
         rnnkit.set_num_threads(before)
 
 
+def rounds_h_at(batch: int) -> bool:
+    """Whether the active kernels round h to bfloat16 for the recurrent product at this batch."""
+    info = _core.bf16_info()
+    return bool(info["rounds_h"]) and batch <= info["max_rows"]
+
+
+def rounds_x(hidden: int) -> bool:
+    """Whether they round x to bfloat16 in the input projection: VDPBF16PS kernels do (an
+    eval-mode projection is packed for every H). AMX tiles take x as the sum of two bfloat16,
+    which is x to 16 mantissa bits: within these tests' tolerance of x itself."""
+    return _core.bf16_info()["input"] == "bfloat16"
+
+
 @pytest.mark.parametrize(("cell", "kw"), CONFIGS[:2] + CONFIGS[4:6])
 def test_bf16_matches_float64_reference_of_rounded_weights(
     cell: str, kw: dict[str, Any], kernel_isa: str
 ) -> None:
     """Against the independent numpy float64 reference run on the rounded weights: only the
-    float32 accumulation separates them."""
+    float32 accumulation separates them, where the kernels keep h in float32 at this batch.
+    Where they round h (AMX tiles), a last-bit difference in h can flip its rounding at a later
+    step; the step test below checks those kernels one step at a time instead."""
+    if rounds_h_at(3):
+        pytest.skip(f"{kernel_isa} rounds h at batch 3: checked step by step below")
     m = getattr(rnnkit, cell)(9, 144, dtype="bfloat16", seed=2, **kw)
     x = np.random.default_rng(5).standard_normal((25, 3, 9)).astype(np.float32)
     params = {k: v.astype(np.float64) for k, v in m.state_dict().items()}
@@ -129,21 +146,26 @@ STEP_CONFIGS = [
 
 
 @pytest.mark.parametrize(("cell", "kw", "hidden"), STEP_CONFIGS)
-def test_bf16_batch1_step_equals_reference_of_what_the_kernels_round(
-    cell: str, kw: dict[str, Any], hidden: int, kernel_isa: str
+@pytest.mark.parametrize("batch", [1, 4, 37])
+def test_bf16_step_equals_reference_of_what_the_kernels_round(
+    cell: str, kw: dict[str, Any], hidden: int, batch: int, kernel_isa: str
 ) -> None:
-    """Batch 1, one step from a given float32 state: the float64 reference with the rounded
-    weights, and with h rounded to bfloat16 before the recurrent product where the active
-    kernels say they round it (bf16_info). Tolerance 10x float32's: enough for the float32
-    sums; and the reference with the other choice of rounding h must be 10x farther."""
-    rng = np.random.default_rng(hidden)
+    """One step from a given float32 state: the float64 reference with the rounded weights,
+    and with h rounded to bfloat16 before the recurrent product where the active kernels say
+    they round it at this batch (bf16_info). Batch 1 streams the weights (VDPBF16PS where it
+    rounds); 4 and 37 run on several rows (37: a team of two splits the rows, one of them
+    odd): VDPBF16PS or AMX tiles where the kernels have them. They take the input projection
+    too, rounding x (VDPBF16PS) or splitting it into two bfloat16 (tiles: close enough to x
+    for this tolerance, which x rounded once would miss).
+    Tolerance 10x float32's: enough for the float32 sums; and the reference with the other
+    choice of rounding h must be 10x farther."""
+    rng = np.random.default_rng(hidden + batch)
     m = getattr(rnnkit, cell)(9, hidden, dtype="bfloat16", seed=6, **kw)
-    info = _core.bf16_info()
     params = {k: v.astype(np.float64) for k, v in m.state_dict().items()}
-    x = rng.standard_normal((1, 1, 9)).astype(np.float32)
+    x = rng.standard_normal((1, batch, 9)).astype(np.float32)
     hout = kw.get("proj_size", 0) or hidden
-    h0 = (0.5 * rng.standard_normal((1, 1, hout))).astype(np.float32)
-    c0 = (0.5 * rng.standard_normal((1, 1, hidden))).astype(np.float32)
+    h0 = (0.5 * rng.standard_normal((1, batch, hout))).astype(np.float32)
+    c0 = (0.5 * rng.standard_normal((1, batch, hidden))).astype(np.float32)
     before = rnnkit.get_num_threads()
     outs = []
     try:
@@ -154,9 +176,11 @@ def test_bf16_batch1_step_equals_reference_of_what_the_kernels_round(
     finally:
         rnnkit.set_num_threads(before)
     assert np.array_equal(outs[0], outs[1]), f"{cell} {kw}: 1 vs 2 threads differ"
-    q = round_h if info["rounds_h"] else (lambda v: v)
-    other = (lambda v: v) if info["rounds_h"] else round_h
-    args = (params, x.astype(np.float64), h0.astype(np.float64))
+    rounds = rounds_h_at(batch)
+    q = round_h if rounds else (lambda v: v)
+    other = (lambda v: v) if rounds else round_h
+    x_seen = round_h(x) if rounds_x(hidden) else x.astype(np.float64)
+    args = (params, x_seen, h0.astype(np.float64))
     if cell == "LSTM":
         want = ref.lstm_forward(*args, c0.astype(np.float64), q=q)[0]
         wrong = ref.lstm_forward(*args, c0.astype(np.float64), q=other)[0]
@@ -165,11 +189,26 @@ def test_bf16_batch1_step_equals_reference_of_what_the_kernels_round(
         want = ref.gru_forward(*args, reset_after=rf, q=q)[0]
         wrong = ref.gru_forward(*args, reset_after=rf, q=other)[0]
     rtol, atol = (10 * t for t in ref.TOLERANCES["float32"])
-    ref.assert_close(outs[0], want, f"{cell} {kw} H={hidden} ({info['products']})", rtol, atol)
-    err = float(np.abs(outs[0] - want).max())
+    products = _core.bf16_info()["products"]
+    name = f"{cell} {kw} H={hidden} B={batch} ({products})"
+    if rounds and cell == "GRU" and not kw.get("reset_after", True):
+        # What is rounded here is r * h, computed from r: where the float32 r * h and the
+        # reference's float64 one straddle a bfloat16 rounding boundary, the two round apart,
+        # moving that row's n by one bfloat16 step of one product (a few in a thousand rows x
+        # units at B = 37). The rest must meet the tolerance, and no element may move by more.
+        d = np.abs(outs[0] - want)
+        limit = atol * max(1.0, float(np.abs(want).max())) + rtol * np.abs(want)
+        frac = float(np.mean(d > limit))
+        assert frac < 0.03, f"{name}: {frac:.1%} of the elements outside the tolerance"
+        assert d.max() < 5e-4, f"{name}: max error {d.max():.2e}, more than a rounding flip"
+        err = float(np.quantile(d, 0.97))
+    else:
+        ref.assert_close(outs[0], want, name, rtol, atol)
+        err = float(np.abs(outs[0] - want).max())
     gap = float(np.abs(outs[0] - wrong).max())
     assert gap > 10 * err, (
-        f"{cell} {kw} H={hidden}: the other rounding of h is as close ({gap:.1e} vs {err:.1e})"
+        f"{cell} {kw} H={hidden} B={batch}: the other rounding of h is as close "
+        f"({gap:.1e} vs {err:.1e})"
     )
 
 
@@ -207,7 +246,11 @@ def test_bfloat16_method_converts_in_place_and_float_switches_back() -> None:
     y16 = m(x)[0]
     assert m.float() is m and m.weight_dtype == "float32" and not m.training
     y32 = m(x)[0]
-    assert np.array_equal(y16, y32), "float() changed the outputs of the same rounded weights"
+    if rounds_h_at(2):  # the bfloat16 products round h too (AMX tiles): only that separates them
+        scaled = ref.scaled_error(y16, y32)
+        assert scaled < 1e-2, f"float() moved the outputs by {scaled:.2e} of their scale"
+    else:
+        assert np.array_equal(y16, y32), "float() changed the outputs of the same rounded weights"
     m.train()  # float32 again: trainable
     y, _ = m(x)
     m.backward(np.ones_like(y))
@@ -246,7 +289,8 @@ def test_bf16_load_state_dict_rounds_and_accepts_torch_bfloat16() -> None:
     with torch.no_grad():
         want = tb.float()(x)[0].numpy()
     got = m2(x.numpy())[0]
-    assert np.abs(got - want).max() < 1e-5, (
+    bound = 1e-2 * np.abs(want).max() if rounds_h_at(2) else 1e-5  # h rounded to bfloat16 too
+    assert np.abs(got - want).max() < bound, (
         f"vs torch with the same bfloat16 weights: {np.abs(got - want).max():.2e}"
     )
 
@@ -282,3 +326,29 @@ def test_isa_change_after_eval_repacks_for_the_new_kernels(kernel_isa: str) -> N
             )
     finally:
         rnnkit.set_isa(kernel_isa)
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+@pytest.mark.parametrize("batch", [1, 16])
+def test_bf16_error_no_larger_than_torch_bfloat16(cell: str, batch: int, kernel_isa: str) -> None:
+    """Issue 9's accuracy bar: against the float32 model, rnnkit's bfloat16 weights (float32
+    states, sums and gates; h and x rounded only where the products need it) err less than
+    torch's ``.bfloat16()`` module, which computes everything in bfloat16."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(batch)
+    x = rng.standard_normal((50, batch, 32)).astype(np.float32)
+    f = getattr(rnnkit, cell)(32, 128, seed=11).eval()
+    y32 = f(x)[0]
+    b = getattr(rnnkit, cell)(32, 128, seed=11).bfloat16()
+    ours = ref.scaled_error(b(x)[0], y32)
+    t = getattr(torch.nn, cell)(32, 128)
+    t.load_state_dict({k: torch.from_numpy(v) for k, v in f.state_dict().items()})
+    with torch.inference_mode():
+        want = t(torch.from_numpy(x))[0].numpy()
+        theirs_y = t.bfloat16()(torch.from_numpy(x).bfloat16())[0].float().numpy()
+    assert ref.scaled_error(y32, want) < 1e-5, "the float32 models disagree"
+    theirs = ref.scaled_error(theirs_y, y32)
+    assert ours < theirs, (
+        f"{cell} B={batch} on {kernel_isa}: rnnkit bfloat16 error {ours:.2e} of the output "
+        f"scale, torch .bfloat16() {theirs:.2e}"
+    )

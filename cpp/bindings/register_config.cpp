@@ -56,6 +56,7 @@ void register_config(py::module_& m) {
   m.def("threads_pinned", &rnnkit::threads_pinned, "Whether the workers are pinned (RNNKIT_PIN_THREADS=1).");
   m.def("isa", [] { return std::string(rnnkit::active_kernels().isa); }, "The kernel build in use.");
   m.def("isa_reason", &rnnkit::active_isa_reason, "Why that build was chosen.");
+  m.def("amx_status", &rnnkit::amx_status, "Whether the amx kernels can run here, and why.");
   m.def(
       "bf16_info",
       [] {
@@ -63,8 +64,13 @@ void register_config(py::module_& m) {
         py::dict d;
         d["max_rows"] = k.packed_f32 ? k.bf16_max_rows : 0;
         d["rounds_h"] = k.packed_f32 && k.bf16_rounds_h;
+        d["tiles"] = k.packed_f32 && k.bf16_tiles;
+        d["input"] = !k.packed_f32 || k.bf16_input == 0 ? "float32" : k.bf16_input == 1 ? "bfloat16" : "two bfloat16";
         d["products"] = !k.packed_f32 ? "float32 (bfloat16-valued weights, no packs on this ISA)"
-                        : k.bf16_rounds_h ? "VDPBF16PS: bfloat16 weights x h rounded to bfloat16, float32 sums"
+                        : k.bf16_tiles
+                            ? "AMX tiles (TDPBF16PS), VDPBF16PS at batch 1: bfloat16 weights x h rounded to "
+                              "bfloat16, x as two bfloat16, float32 sums"
+                        : k.bf16_rounds_h ? "VDPBF16PS: bfloat16 weights x h and x rounded to bfloat16, float32 sums"
                                           : "bfloat16 weights widened to float32, float32 h and sums";
         return d;
       },

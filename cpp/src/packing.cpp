@@ -25,7 +25,7 @@ template void pack_recurrent<double>(const double*, int, int, int, double*);
 
 void pack_recurrent_bf16(const float* U, int gates, int H, int K, Bf16Layout layout,
                          std::uint16_t* P) {
-  const int W = gates * kUnitBlock, Ke = bf16_rows(K);
+  const int W = gates * kUnitBlock, Ke = bf16_rows(K, layout);
   for (int ub = 0; ub < unit_blocks(H); ++ub) {
     std::uint16_t* block = P + std::size_t(ub) * Ke * W;
     for (int g = 0; g < gates; ++g)
@@ -34,7 +34,7 @@ void pack_recurrent_bf16(const float* U, int gates, int H, int K, Bf16Layout lay
         for (int k = 0; k < Ke; ++k) {
           const std::uint16_t v =
               (u < H && k < K) ? to_bf16(U[(std::int64_t(g) * H + u) * K + k]) : std::uint16_t(0);
-          if (layout == Bf16Layout::KPair)
+          if (layout != Bf16Layout::Chunk16)
             block[(std::size_t(k / 2) * W + c) * 2 + k % 2] = v;
           else
             block[bf16_index(std::size_t(k) * W + c)] = v;

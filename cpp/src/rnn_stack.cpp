@@ -118,7 +118,7 @@ void Stack<T>::pack_into(Packs& p, const Kernels& kernels, bool with_ih, bool bf
   const int G = s.gates(), H = s.hidden_size, Ho = s.out_size();
   const size_t n = w_.size();
   p.kernels = &kernels;
-  p.has_hh = p.has_bf16 = false;
+  p.has_hh = p.has_bf16 = p.has_ih_bf16 = false;
   p.has_ih = with_ih;
   if constexpr (std::is_same<T, float>::value) {
     if (kernels.packed_f32) {
@@ -128,10 +128,21 @@ void Stack<T>::pack_into(Packs& p, const Kernels& kernels, bool with_ih, bool bf
       for (size_t ld = 0; ld < n; ++ld)
         pack_recurrent(w_[ld].w_hh, G, H, Ho, p.hh[ld].reserve(packed_recurrent_size(G, H, Ho)));
       if (bf16) {
+        const Bf16Layout layout = kernels.bf16_layout;
         p.bf16.resize(n);
         for (size_t ld = 0; ld < n; ++ld)
-          pack_recurrent_bf16(w_[ld].w_hh, G, H, Ho, kernels.bf16_layout,
-                              p.bf16[ld].reserve(packed_recurrent_size_bf16(G, H, Ho)));
+          pack_recurrent_bf16(w_[ld].w_hh, G, H, Ho, layout,
+                              p.bf16[ld].reserve(packed_recurrent_size_bf16(G, H, Ho, layout)));
+        // kernels with a bfloat16 input projection take w_ih in bfloat16 too
+        p.has_ih_bf16 = with_ih && kernels.bf16_input > 0;
+        if (p.has_ih_bf16) {
+          p.ih_bf16.resize(n);
+          for (size_t ld = 0; ld < n; ++ld) {
+            const int I = spec_.layer(int(ld) / spec_.num_dirs).input_size;
+            pack_recurrent_bf16(w_[ld].w_ih, G, H, I, layout,
+                                p.ih_bf16[ld].reserve(packed_recurrent_size_bf16(G, H, I, layout)));
+          }
+        }
       }
     }
   }
@@ -151,6 +162,7 @@ DirWeights<T> Stack<T>::weights(int ld, const Packs* p) const {
     if (p->has_hh) w.packed_hh = p->hh[ld].data();
     if (p->has_ih) w.packed_ih = p->ih[ld].data();
     if (p->has_bf16) w.packed_hh_bf16 = p->bf16[ld].data();
+    if (p->has_ih_bf16) w.packed_ih_bf16 = p->ih_bf16[ld].data();
   }
   return w;
 }

@@ -23,7 +23,7 @@ def get_num_threads() -> int:
 
 
 def get_isa() -> str:
-    """The kernel build in use: 'baseline', 'avx2', 'avx512' or 'avx512bf16'."""
+    """The kernel build in use: 'baseline', 'avx2', 'avx512', 'avx512bf16' or 'amx'."""
     return _core.isa()
 
 
@@ -43,6 +43,7 @@ def config() -> dict[str, object]:
     info.update(
         isa=_core.isa(),
         isa_reason=_core.isa_reason(),
+        amx=_core.amx_status(),
         compiled_isas=list(_core.compiled_isas()),
         available_isas=list(_core.available_isas()),
         num_threads=_core.get_num_threads(),

@@ -15,5 +15,6 @@ bool isa_supported(const std::string& name);
 const Kernels& find_isa(const std::string& name);  // throws std::invalid_argument
 void set_isa(const std::string& name);             // throws std::invalid_argument
 std::string active_isa_reason();
+std::string amx_status();  // whether the amx kernels can run here, and why (show_config)
 
 }  // namespace rnnkit

@@ -74,6 +74,13 @@ struct Kernels {
   // True when the bfloat16 products round h to bfloat16 too (VDPBF16PS multiplies pairs of
   // bfloat16); false when the weights are widened to float and h stays float32.
   bool bf16_rounds_h;
+  // Whether several rows' bfloat16 products run on AMX tiles (else on VDPBF16PS or in float).
+  bool bf16_tiles;
+  // How the input projection of bfloat16 weights sees x: 0 in float32 (the float packs), 1
+  // rounded to bfloat16 (VDPBF16PS: a split would cost as much as float32), 2 as the sum of two
+  // bfloat16, 16 of its 24 mantissa bits (AMX tiles: two tile products are cheap). With 1 or 2
+  // the stack packs w_ih in bfloat16 too (DirWeights::packed_ih_bf16).
+  int bf16_input;
   KernelTable<float> f32;
   KernelTable<double> f64;
   void (*activate_f32)(Activation f, const float* in, float* out, int n);  // the kernels' own

@@ -42,9 +42,9 @@ inline float from_bf16(std::uint16_t b) {
   return f;
 }
 
-// The same blocks in bfloat16, half the bytes, in one of two layouts (the kernels of each
+// The same blocks in bfloat16, half the bytes, in one of three layouts (the kernels of each
 // instruction set say which one they stream, Kernels::bf16_layout). A block holds
-// bf16_rows(K) rows (K rounded up to even; a padding row is zero).
+// bf16_rows(K, layout) rows (K rounded up to even, or to a multiple of 32; padding rows are zero).
 enum class Bf16Layout : int {
   // Within each 16-unit chunk of a row, 32-bit lane i holds unit i in its low half and unit
   // i + 8 in its high half, so that one 256-bit load becomes the chunk's two float vectors
@@ -54,12 +54,17 @@ enum class Bf16Layout : int {
   // Rows k and k + 1 interleaved: element (k, c) at index ((k/2)*W + c)*2 + k%2, so that a
   // 512-bit load holds 16 columns' pairs for one VDPBF16PS (AVX512-BF16).
   KPair = 1,
+  // KPair with K padded to a multiple of 32: 16 pair rows of a 16-column chunk are one AMX B
+  // tile (TDPBF16PS's "VNNI" layout, 64 bytes a row, rows W*4 bytes apart).
+  KPair32 = 2,
 };
 
-inline int bf16_rows(int K) { return K + (K & 1); }
+inline int bf16_rows(int K, Bf16Layout layout) {
+  return layout == Bf16Layout::KPair32 ? (K + 31) / 32 * 32 : K + (K & 1);
+}
 
-inline std::size_t packed_recurrent_size_bf16(int gates, int H, int K) {
-  return std::size_t(unit_blocks(H)) * bf16_rows(K) * gates * kUnitBlock;
+inline std::size_t packed_recurrent_size_bf16(int gates, int H, int K, Bf16Layout layout) {
+  return std::size_t(unit_blocks(H)) * bf16_rows(K, layout) * gates * kUnitBlock;
 }
 
 inline std::size_t bf16_index(std::size_t i) {

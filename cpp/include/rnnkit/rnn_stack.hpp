@@ -98,8 +98,9 @@ class Stack {
     // the memory of kinds it no longer holds).
     std::vector<Buffer<float>> hh;            // packed w_hh
     std::vector<Buffer<T>> ih;                // packed w_ih
-    std::vector<Buffer<std::uint16_t>> bf16;  // packed w_hh in bfloat16
-    bool has_hh = false, has_ih = false, has_bf16 = false;
+    std::vector<Buffer<std::uint16_t>> bf16;     // packed w_hh in bfloat16
+    std::vector<Buffer<std::uint16_t>> ih_bf16;  // packed w_ih in bfloat16 (Kernels::bf16_input)
+    bool has_hh = false, has_ih = false, has_bf16 = false, has_ih_bf16 = false;
   };
   // Packs w_hh (float, for kernels that take packs), w_ih (with_ih) and, bf16, a bfloat16 w_hh.
   void pack_into(Packs& p, const Kernels& kernels, bool with_ih, bool bf16) const;

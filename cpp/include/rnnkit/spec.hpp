@@ -46,6 +46,9 @@ struct DirWeights {
   // Bf16Layout, or null. Given with packed_hh; the kernels stream it instead for batches of at
   // most Kernels::bf16_max_rows rows.
   const std::uint16_t* packed_hh_bf16 = nullptr;
+  // w_ih packed the same way (K = I), for kernels with a bfloat16 input projection
+  // (Kernels::bf16_input), or null: then it runs in float32 (packed_ih or Eigen).
+  const std::uint16_t* packed_ih_bf16 = nullptr;
 };
 
 // Gradients of one layer-direction; same shapes as DirWeights. Kernels accumulate (+=).

@@ -224,17 +224,20 @@ inline int row_team(bool packed, int threads, int B, int T, int64_t step_macs) {
 inline int gx_stride(int H, bool packed_ih) { return packed_ih ? unit_blocks(H) * kUnitBlock : H; }
 
 // gx (TB, gates*gs) = x (TB, I) * w_ih^T + bias (gates*H): the input projection for every step
-// at once; gate g of a row fills columns [g*gs, g*gs + H), gs = gx_stride(H, pih != null).
+// at once; gate g of a row fills columns [g*gs, g*gs + H), gs = gx_stride(H, packed).
 // With w_ih packed (pih: unit blocks of all gates, packing.hpp) the packed kernels compute it,
 // each thread an even number of rows, every row summed in one order whatever the number of rows
 // or threads: a stream's step (a few rows) then equals its step of a sequence call bit for bit.
-// Without (training mode), Eigen's GEMM over all rows.
+// With bfloat16 weights packed too (pih16, float), the bfloat16 products take it, x rounded as
+// Kernels::bf16_input says (their rows too are summed alike for any row count).
+// Without packs (training mode), Eigen's GEMM over all rows.
 template <class T>
 inline void input_projection(const T* x, const T* w_ih, const T* bias, T* gx, Eigen::Index TB,
-                             Eigen::Index I, int gates, int H, int threads, const T* pih) {
+                             Eigen::Index I, int gates, int H, int threads, const T* pih,
+                             const std::uint16_t* pih16 = nullptr) {
   const Eigen::Index GH = Eigen::Index(gates) * H;
-  if (pih) {
-    const int gs = gx_stride(H, true), ld = gates * gs, W = gates * kUnitBlock;
+  if (pih || pih16) {
+    const int gs = gx_stride(H, true), ld = gates * gs, W = gates * kUnitBlock, blocks = unit_blocks(H);
     const double flops = 2.0 * TB * I * GH;
     const int nt = (threads > 1 && flops >= 2e7) ? threads : 1;
     auto body = [&](int tid, int n) {
@@ -243,18 +246,25 @@ inline void input_projection(const T* x, const T* w_ih, const T* bias, T* gx, Ei
       const int chunk = std::max(2, int(std::min<int64_t>(240, (256 * 1024 / int(sizeof(T))) / std::max<Eigen::Index>(I, 1))) & ~1);
       for (int c0 = r0; c0 < r1; c0 += chunk) {
         const int c1 = std::min(r1, c0 + chunk);
-        for (int ub = 0; ub < unit_blocks(H); ++ub) {
-          const T* xr = x + int64_t(c0) * I;
-          const T* P = pih + std::size_t(ub) * I * W;
-          T* out = gx + int64_t(c0) * ld + ub * kUnitBlock;
+        const T* xr = x + int64_t(c0) * I;
+        T* out = gx + int64_t(c0) * ld;
+        bool done = false;
 #if RNNKIT_PACKED_KERNELS
-          if constexpr (std::is_same<T, float>::value) {
-            packed_product(xr, c1 - c0, int(I), P, W, 0, W, int(I), out, ld, gs, false, true);
-            continue;
-          }
-#endif
-          packed_product_generic(xr, c1 - c0, int(I), P, W, 0, W, int(I), out, ld, gs);
+        if constexpr (std::is_same<T, float>::value) {
+          if (pih16)
+            packed_blocks_product(xr, c1 - c0, int(I), pih16, std::size_t(bf16_rows(int(I), kBf16Layout)) * W, 0,
+                                  blocks, W, 0, W, int(I), out, ld, gs, kBf16Input == 2);
+          else
+            for (int ub = 0; ub < blocks; ++ub)
+              packed_product(xr, c1 - c0, int(I), pih + std::size_t(ub) * I * W, W, 0, W, int(I),
+                             out + ub * kUnitBlock, ld, gs, false, true);
+          done = true;
         }
+#endif
+        if (!done)
+          for (int ub = 0; ub < blocks; ++ub)
+            packed_product_generic(xr, c1 - c0, int(I), pih + std::size_t(ub) * I * W, W, 0, W, int(I),
+                                   out + ub * kUnitBlock, ld, gs);
         if (bias)
           for (int r = c0; r < c1; ++r)
             for (int g = 0; g < gates; ++g)
@@ -264,6 +274,7 @@ inline void input_projection(const T* x, const T* w_ih, const T* bias, T* gx, Ei
     run_team(nt, body);
     return;
   }
+  (void)pih16;
   split_rows(threads, TB, 2.0 * TB * I * GH, [&](Eigen::Index r0, Eigen::Index r1) {
     auto Gx = mat(gx + r0 * GH, r1 - r0, GH);
     Gx.noalias() = cmat(x + r0 * I, r1 - r0, I) * cmat(w_ih, GH, I).transpose();

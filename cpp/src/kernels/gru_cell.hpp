@@ -74,9 +74,9 @@ void gru_forward(const ForwardArgs<T>& a) {
     for (int j = 2 * H; j < G; ++j) bias[j] = a.w.b_ih[j] + (s.reset_after ? T(0) : a.w.b_hh[j]);
     if (s.reset_after) bhn = a.w.b_hh + 2 * H;
   }
-  const int xs = gx_stride(H, a.w.packed_ih), ldx = 3 * xs;
+  const int xs = gx_stride(H, a.w.packed_ih || a.w.packed_ih_bf16), ldx = 3 * xs;
   T* gx = ws.gx.reserve(TB * ldx);  // (rows, 3*xs) gate q of a row at q*xs
-  input_projection(a.x, a.w.w_ih, bias, gx, TB, I, 3, H, a.threads, a.w.packed_ih);
+  input_projection(a.x, a.w.w_ih, bias, gx, TB, I, 3, H, a.threads, a.w.packed_ih, a.w.packed_ih_bf16);
 
   // Two (B, H), the state before and after a step, each 64-byte aligned (see lstm_forward).
   const int64_t hstride = aligned_size<T>(int64_t(B) * H);
@@ -107,11 +107,22 @@ void gru_forward(const ForwardArgs<T>& a) {
       const int W = 3 * kUnitBlock;
       if (k1 < 0) k1 = H;
       if (p16)
-        packed_product(h + k0, nb, H, p16 + (std::size_t(ub) * bf16_rows(H) + k0) * W, W, c0, ncols, k1 - k0,
-                       out, ldo, ocs, add);
+        packed_product(h + k0, nb, H, p16 + (std::size_t(ub) * bf16_rows(H, kBf16Layout) + k0) * W, W, c0, ncols,
+                       k1 - k0, out, ldo, ocs, add);
       else
         packed_product(h + k0, nb, H, p32 + (std::size_t(ub) * H + k0) * W, W, c0, ncols, k1 - k0, out, ldo,
                        ocs, add);
+    }
+  };
+  // The same for unit blocks [first, last) and every column of h, block ub into out + ub*16.
+  auto blocks_product = [&](const T* h, int nb, int first, int last, int c0, int ncols, T* out, int ldo, int ocs) {
+    if constexpr (std::is_same<T, float>::value) {
+      const int W = 3 * kUnitBlock;
+      if (p16)
+        packed_blocks_product(h, nb, H, p16, std::size_t(bf16_rows(H, kBf16Layout)) * W, first, last, W, c0,
+                              ncols, H, out, ldo, ocs);
+      else
+        packed_blocks_product(h, nb, H, p32, std::size_t(H) * W, first, last, W, c0, ncols, H, out, ldo, ocs);
     }
   };
   const int blocks = unit_blocks(H), W = 3 * kUnitBlock;
@@ -151,11 +162,9 @@ void gru_forward(const ForwardArgs<T>& a) {
           block_product(hcur, 1, ub, 0, W, acc + ub * kUnitBlock, lda, Hp, k0, k1, add);
         });
       } else if (packed) {
-        if constexpr (std::is_same<T, float>::value)
-          if (nb > 0)
-            for (int ub = first; ub < last; ++ub)
-              block_product(hcur + int64_t(b0) * H, nb, ub, 0, s.reset_after ? W : 2 * kUnitBlock,
-                            acc + int64_t(b0) * lda + ub * kUnitBlock, lda, Hp);
+        if (nb > 0)
+          blocks_product(hcur + int64_t(b0) * H, nb, first, last, 0, s.reset_after ? W : 2 * kUnitBlock,
+                         acc + int64_t(b0) * lda, lda, Hp);
       } else if (s.reset_after) {
         mat(acc, b1, G).noalias() = cmat(hcur, b1, H) * U.transpose();
       } else {
@@ -175,11 +184,9 @@ void gru_forward(const ForwardArgs<T>& a) {
           prefetch_lines(rh, int64_t(b1) * H);
         }
         if (packed) {
-          if constexpr (std::is_same<T, float>::value)
-            if (nb > 0)
-              for (int ub = first; ub < last; ++ub)
-                block_product(rh + int64_t(b0) * H, nb, ub, 2 * kUnitBlock, kUnitBlock,
-                              acc + int64_t(b0) * lda + 2 * Hp + ub * kUnitBlock, lda, Hp);
+          if (nb > 0)
+            blocks_product(rh + int64_t(b0) * H, nb, first, last, 2 * kUnitBlock, kUnitBlock,
+                           acc + int64_t(b0) * lda + 2 * Hp, lda, Hp);
         } else {
           mat(acc + 2 * H, b1, H, G).noalias() = cmat(rh, b1, H) * U.bottomRows(H).transpose();
         }

@@ -60,9 +60,9 @@ void lstm_forward(const ForwardArgs<T>& a) {
     bias = ws.bias.reserve(G);
     for (int j = 0; j < G; ++j) bias[j] = a.w.b_ih[j] + a.w.b_hh[j];
   }
-  const int xs = gx_stride(H, a.w.packed_ih), ldx = 4 * xs;
+  const int xs = gx_stride(H, a.w.packed_ih || a.w.packed_ih_bf16), ldx = 4 * xs;
   T* gx = ws.gx.reserve(TB * ldx);  // (rows, 4*xs) gate q of a row at q*xs
-  input_projection(a.x, a.w.w_ih, bias, gx, TB, I, 4, H, a.threads, a.w.packed_ih);
+  input_projection(a.x, a.w.w_ih, bias, gx, TB, I, 4, H, a.threads, a.w.packed_ih, a.w.packed_ih_bf16);
 
   // Two (B, Hout), the state before and after a step, each 64-byte aligned so that every step
   // sees the same alignments (and so a one-step call computes exactly as any step of a longer one).
@@ -115,10 +115,22 @@ void lstm_forward(const ForwardArgs<T>& a) {
       T* out = acc + int64_t(b0) * lda + ub * kUnitBlock;
       h += int64_t(b0) * Ho + k0;
       if (p16)
-        packed_product(h, nb, Ho, p16 + (std::size_t(ub) * bf16_rows(Ho) + k0) * W, W, 0, W, k1 - k0, out,
-                       lda, Hp, add);
+        packed_product(h, nb, Ho, p16 + (std::size_t(ub) * bf16_rows(Ho, kBf16Layout) + k0) * W, W, 0, W, k1 - k0,
+                       out, lda, Hp, add);
       else
         packed_product(h, nb, Ho, p32 + (std::size_t(ub) * Ho + k0) * W, W, 0, W, k1 - k0, out, lda, Hp, add);
+    }
+  };
+  // Rows [b0, b0 + nb) of h times unit blocks [first, last), every column of h, into acc.
+  auto blocks_product = [&](const T* h, int b0, int nb, int first, int last) {
+    if constexpr (std::is_same<T, float>::value) {
+      T* out = acc + int64_t(b0) * lda;
+      h += int64_t(b0) * Ho;
+      if (p16)
+        packed_blocks_product(h, nb, Ho, p16, std::size_t(bf16_rows(Ho, kBf16Layout)) * W, first, last, W, 0, W,
+                              Ho, out, lda, Hp);
+      else
+        packed_blocks_product(h, nb, Ho, p32, std::size_t(Ho) * W, first, last, W, 0, W, Ho, out, lda, Hp);
     }
   };
 
@@ -138,8 +150,7 @@ void lstm_forward(const ForwardArgs<T>& a) {
                               [&](int ub, int k0, int k1, bool add) { block_product(hcur, 0, 1, ub, k0, k1, add); });
       } else if (packed) {
         if (nt > 1 && !by_rows) prefetch_lines(hcur, int64_t(b1) * Ho);
-        if (b1 > b0)
-          for (int ub = first; ub < last; ++ub) block_product(hcur, b0, b1 - b0, ub, 0, Ho, false);
+        if (b1 > b0) blocks_product(hcur, b0, b1 - b0, first, last);
       } else {
         mat(acc, b1, G).noalias() = cmat(hcur, b1, Ho) * cmat(a.w.w_hh, G, Ho).transpose();
       }

@@ -14,7 +14,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
+#include "rnnkit/buffer.hpp"
 #include "rnnkit/packing.hpp"
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -22,6 +24,13 @@
 #define RNNKIT_PACKED_KERNELS 1
 #else
 #define RNNKIT_PACKED_KERNELS 0
+#endif
+
+#ifndef RNNKIT_AMX
+#define RNNKIT_AMX 0  // the amx build (defined by CMake): AMX tiles for the bfloat16 products
+#endif
+#if RNNKIT_AMX
+#include "kernels/amx_tiles.hpp"
 #endif
 
 namespace rnnkit {
@@ -409,10 +418,20 @@ inline void packed_product(const float* h, int rows, int ldh, const float* P, in
 // ---- bfloat16 dot products (AVX512-BF16) -----------------------------------------------------
 // VDPBF16PS multiplies pairs of bfloat16 exactly and adds both products to a float32
 // accumulator (denormals flushed). h is rounded to bfloat16 pairs (h[2j], h[2j+1]) once per
-// call; the weights are stored in k-pairs (Bf16Layout::KPair). It costs about two FMAs per
-// product here, so it pays only where one row streams the weights.
+// call; the weights are stored in k-pairs (Bf16Layout::KPair). The bfloat16 packs are streamed
+// at every batch size: one row (batch 1) by bf16_dot_row, with two accumulator chains; several
+// rows by bf16_blocks_product, each weight vector loaded once for up to eight rows. Where
+// VDPBF16PS issues at the rate of an FMA (AMD Zen 5: both 0.3 ns a 512-bit instruction) that
+// doubles the multiply-adds per instruction over float32; where it costs two FMAs (Intel
+// Sapphire Rapids) it halves the bytes for the same time, and the amx build takes over there.
+#if RNNKIT_AMX
+// The amx build multiplies several rows on AMX tiles instead (tile_blocks_product below), so
+// its blocks are padded for whole B tiles.
+constexpr Bf16Layout kBf16Layout = Bf16Layout::KPair32;
+#else
 constexpr Bf16Layout kBf16Layout = Bf16Layout::KPair;
-constexpr int kBf16MaxRows = 1;
+#endif
+constexpr int kBf16MaxRows = 1 << 30;
 constexpr bool kBf16RoundsH = true;
 
 // NV chunks of one row from Kp pairs of h (hp) and the pair rows of P (row stride 2*W).
@@ -473,6 +492,227 @@ inline void packed_product(const float* h, int rows, int ldh, const std::uint16_
     }
   }
 }
+
+// Rows of h as bfloat16 pairs (h[2j], h[2j+1]), nearest even: hp (rows, Kp), Kp = ceil(K/2).
+inline void pair_rows_bf16(const float* h, int rows, int ldh, int K, std::uint32_t* hp) {
+  const int Kp = (K + 1) / 2;
+  for (int r = 0; r < rows; ++r) {
+    const float* src = h + std::size_t(r) * ldh;
+    std::uint32_t* d = hp + std::size_t(r) * Kp;
+    int k = 0;
+    for (; k + 32 <= K; k += 32)
+      _mm512_storeu_si512(d + k / 2, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + k + 16),
+                                                                  _mm512_loadu_ps(src + k)));
+    for (; k < K; k += 2)
+      d[k / 2] = std::uint32_t(to_bf16(src[k])) | (k + 1 < K ? std::uint32_t(to_bf16(src[k + 1])) << 16 : 0u);
+  }
+}
+
+// R rows x NV chunks: out = hp (rows of Kp pairs, ldp apart) * P (pair rows 2*W apart), one
+// accumulator per row and chunk summed in pair order, so that a row's result is the same for
+// any R (accumulate: onto out, a later k-slice).
+template <int R, int NV>
+inline void bf16_dot_rows(const std::uint32_t* hp, int ldp, const std::uint16_t* P, int W, int Kp, float* out,
+                          int ldo, int ocs, bool accumulate) {
+  __m512 c[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v)
+      c[r][v] = accumulate ? _mm512_loadu_ps(out + std::size_t(r) * ldo + v * ocs) : _mm512_setzero_ps();
+  for (int j = 0; j < Kp; ++j) {
+    __m512bh w[NV];
+    for (int v = 0; v < NV; ++v) w[v] = (__m512bh)_mm512_loadu_si512(P + (std::size_t(j) * W + 16 * v) * 2);
+    for (int r = 0; r < R; ++r) {
+      const __m512bh x = (__m512bh)_mm512_set1_epi32(int(hp[std::size_t(r) * ldp + j]));
+      for (int v = 0; v < NV; ++v) c[r][v] = _mm512_dpbf16_ps(c[r][v], w[v], x);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(out + std::size_t(r) * ldo + v * ocs, c[r][v]);
+}
+
+// All rows for one group of NV chunks, in k-slices whose weights stay in L1: runs of R rows,
+// then 4, 2 and 1.
+template <int NV>
+inline void bf16_rows(const std::uint32_t* hp, int rows, int ldp, const std::uint16_t* P, int W, int Kp,
+                      float* out, int ldo, int ocs) {
+  constexpr int R = NV >= 4 ? 6 : 8;  // R * NV <= 24 accumulators of the 32 registers
+  constexpr int kc = 64;              // pairs a slice: at most 16 KB of weights
+  for (int j0 = 0; j0 < Kp; j0 += kc) {
+    const int jn = std::min(kc, Kp - j0);
+    const std::uint16_t* Pj = P + std::size_t(j0) * W * 2;
+    auto at = [&](int r) { return hp + std::size_t(r) * ldp + j0; };
+    float* o = out;
+    int r = 0;
+    for (; r + R <= rows; r += R) bf16_dot_rows<R, NV>(at(r), ldp, Pj, W, jn, o + std::size_t(r) * ldo, ldo, ocs, j0 > 0);
+    for (; r + 4 <= rows; r += 4) bf16_dot_rows<4, NV>(at(r), ldp, Pj, W, jn, o + std::size_t(r) * ldo, ldo, ocs, j0 > 0);
+    for (; r + 2 <= rows; r += 2) bf16_dot_rows<2, NV>(at(r), ldp, Pj, W, jn, o + std::size_t(r) * ldo, ldo, ocs, j0 > 0);
+    for (; r < rows; ++r) bf16_dot_rows<1, NV>(at(r), ldp, Pj, W, jn, o + std::size_t(r) * ldo, ldo, ocs, j0 > 0);
+  }
+}
+
+// packed_blocks_product for several rows of bfloat16 packs: h rounded to pairs once for every
+// unit block, then each block's chunks in groups of up to four.
+inline void bf16_blocks_product(const float* h, int rows, int ldh, const std::uint16_t* P, std::size_t block_stride,
+                                int first, int last, int W, int c0, int ncols, int K, float* out, int ldo, int ocs) {
+  const int Kp = (K + 1) / 2;
+  thread_local Buffer<std::uint32_t> buf;  // (rows, Kp) h in bfloat16 pairs
+  std::uint32_t* hp = buf.reserve(std::size_t(rows) * Kp);
+  pair_rows_bf16(h, rows, ldh, K, hp);
+  for (int ub = first; ub < last; ++ub) {
+    const std::uint16_t* Pb = P + ub * block_stride + std::size_t(c0) * 2;
+    float* ob = out + std::size_t(ub) * kUnitBlock;
+    for (int c = 0; c < ncols; c += 64) {
+      const std::uint16_t* Pc = Pb + std::size_t(c) * 2;
+      float* oc = ob + (c / 16) * ocs;
+      switch (std::min(4, (ncols - c) / 16)) {
+        case 4: bf16_rows<4>(hp, rows, Kp, Pc, W, Kp, oc, ldo, ocs); break;
+        case 3: bf16_rows<3>(hp, rows, Kp, Pc, W, Kp, oc, ldo, ocs); break;
+        case 2: bf16_rows<2>(hp, rows, Kp, Pc, W, Kp, oc, ldo, ocs); break;
+        default: bf16_rows<1>(hp, rows, Kp, Pc, W, Kp, oc, ldo, ocs); break;
+      }
+    }
+  }
+}
+
+#if RNNKIT_AMX
+// ---- AMX tiles (TDPBF16PS) -------------------------------------------------------------------
+// packed_blocks_product runs on the tiles for any number of rows (only the batch-1 streaming
+// path, packed_product, stays on VDPBF16PS), so that a row's result never depends on how a
+// team splits the batch. Where tiles start to beat the float32 FMA kernels is not yet measured
+// on an AMX machine: bench/bench_bf16.py --crossover times amx against avx512bf16 by batch.
+constexpr bool kBf16Tiles = true;
+constexpr int kBf16Input = 2;  // x as two bfloat16
+
+// Rows of h rounded to bfloat16 (nearest even, as VCVTNE2PS2BF16) into hb: R rows of Kt
+// elements, zero beyond K columns and beyond `rows` rows, so that whole tiles can be loaded.
+// With lo, the rounding's remainder h - hb rounded too, so that hb + lo holds 16 of float32's
+// 24 mantissa bits (the input projection's x: two tile products instead of one).
+inline void round_rows_bf16(const float* h, int rows, int ldh, int K, int Kt, int R, std::uint16_t* hb,
+                            std::uint16_t* lo = nullptr) {
+  for (int r = 0; r < R; ++r) {
+    std::uint16_t* d = hb + std::size_t(r) * Kt;
+    std::uint16_t* e = lo ? lo + std::size_t(r) * Kt : nullptr;
+    int k = 0;
+    if (r < rows) {
+      const float* src = h + std::size_t(r) * ldh;
+      for (; k + 32 <= K; k += 32) {
+        const __m512 a = _mm512_loadu_ps(src + k), b = _mm512_loadu_ps(src + k + 16);
+        const __m512bh ab = _mm512_cvtne2ps_pbh(b, a);
+        _mm512_storeu_si512(d + k, (__m512i)ab);
+        if (e) {  // the remainders, exact in float32
+          const __m512i wide = _mm512_cvtepu16_epi32(_mm512_castsi512_si256((__m512i)ab));
+          const __m512i wide2 = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64((__m512i)ab, 1));
+          const __m512 ra = _mm512_sub_ps(a, _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16)));
+          const __m512 rb = _mm512_sub_ps(b, _mm512_castsi512_ps(_mm512_slli_epi32(wide2, 16)));
+          _mm512_storeu_si512(e + k, (__m512i)_mm512_cvtne2ps_pbh(rb, ra));
+        }
+      }
+      for (; k < K; ++k) {
+        d[k] = to_bf16(src[k]);
+        if (e) e[k] = to_bf16(src[k] - from_bf16(d[k]));
+      }
+    }
+    std::memset(d + k, 0, std::size_t(Kt - k) * sizeof(std::uint16_t));
+    if (e) std::memset(e + k, 0, std::size_t(Kt - k) * sizeof(std::uint16_t));
+  }
+}
+
+// Every tile 16 rows of 64 bytes: C tiles 0-3 (16 x 16 floats), A tiles 4 and 5 (16 rows x 32
+// bfloat16 of h: 16 pairs), B tiles 6 and 7 (16 pair rows x 16 columns of weights).
+inline TileConfig tile_config() {
+  TileConfig c;
+  for (int t = 0; t < 8; ++t) c.set(t, 16, 64);
+  return c;
+}
+
+// C tiles = 16 or 32 rows of a (row stride sa bytes) times 16 or 32 columns of b (pair rows sb
+// bytes apart, two 16-column chunks 64 bytes apart), over nkb blocks of 32 k; plus the same
+// rows of a2 times b where a2 is given (the remainders of a split x). C0: rows 0-15 x chunk 0,
+// C1: rows 0-15 x chunk 1, C2: rows 16-31 x chunk 0, C3: rows 16-31 x chunk 1.
+template <bool TwoRows, bool TwoCols>
+inline void tile_2x2(const std::uint16_t* a, const std::uint16_t* a2, std::size_t sa, const std::uint16_t* b,
+                     std::size_t sb, int nkb) {
+  tiles::zero<0>();
+  if (TwoCols) tiles::zero<1>();
+  if (TwoRows) tiles::zero<2>();
+  if (TwoRows && TwoCols) tiles::zero<3>();
+  const std::size_t a_rows16 = 16 * sa / sizeof(std::uint16_t), b_block = 16 * sb / sizeof(std::uint16_t);
+  for (int kb = 0; kb < nkb; ++kb) {
+    const std::uint16_t* ak = a + std::size_t(kb) * 32;  // 32 bfloat16 of each row
+    const std::uint16_t* bk = b + std::size_t(kb) * b_block;  // 16 pair rows
+    tiles::load<4>(ak, sa);
+    tiles::load<6>(bk, sb);
+    if (TwoCols) tiles::load<7>(bk + 32, sb);
+    if (TwoRows) tiles::load<5>(ak + a_rows16, sa);
+    tiles::dpbf16<0, 4, 6>();
+    if (TwoCols) tiles::dpbf16<1, 4, 7>();
+    if (TwoRows) tiles::dpbf16<2, 5, 6>();
+    if (TwoRows && TwoCols) tiles::dpbf16<3, 5, 7>();
+    if (a2) {
+      const std::uint16_t* a2k = a2 + std::size_t(kb) * 32;
+      tiles::load<4>(a2k, sa);
+      if (TwoRows) tiles::load<5>(a2k + a_rows16, sa);
+      tiles::dpbf16<0, 4, 6>();
+      if (TwoCols) tiles::dpbf16<1, 4, 7>();
+      if (TwoRows) tiles::dpbf16<2, 5, 6>();
+      if (TwoRows && TwoCols) tiles::dpbf16<3, 5, 7>();
+    }
+  }
+}
+
+// Stores C tile `Tile` (rows r0 .. r0 + 15) at dst (row stride ldo floats): straight into dst
+// when all 16 rows exist, else through a scratch tile, copying the rows below `rows`.
+template <int Tile>
+inline void store_rows(float* dst, int ldo, int r0, int rows) {
+  if (r0 + 16 <= rows) {
+    tiles::store<Tile>(dst + std::size_t(r0) * ldo, std::size_t(ldo) * sizeof(float));
+    return;
+  }
+  alignas(64) float part[16 * 16];
+  tiles::store<Tile>(part, 64);
+  for (int r = r0; r < rows; ++r) std::memcpy(dst + std::size_t(r) * ldo, part + (r - r0) * 16, 16 * sizeof(float));
+}
+
+// packed_blocks_product on the tiles: h rounded to bfloat16 once for every unit block (split:
+// as a sum of two bfloat16, for the input projection's x), then for each block, chunk pair and
+// 32 rows, one tile_2x2 over all of K. The tiles are configured on entry and released on
+// exit, on the calling thread (the configuration is per thread).
+inline void tile_blocks_product(const float* h, int rows, int ldh, const std::uint16_t* P, std::size_t block_stride,
+                                int first, int last, int W, int c0, int ncols, int K, float* out, int ldo, int ocs,
+                                bool split) {
+  const int Kt = bf16_rows(K, Bf16Layout::KPair32), R = (rows + 15) / 16 * 16;
+  thread_local Buffer<std::uint16_t> hbuf;  // (R, Kt) h in bfloat16, then (split) the remainders
+  std::uint16_t* hb = hbuf.reserve(std::size_t(split ? 2 : 1) * R * Kt);
+  std::uint16_t* lo = split ? hb + std::size_t(R) * Kt : nullptr;
+  round_rows_bf16(h, rows, ldh, K, Kt, R, hb, lo);
+  tiles::configure(tile_config());
+  const std::size_t sa = std::size_t(Kt) * sizeof(std::uint16_t), sb = std::size_t(W) * 2 * sizeof(std::uint16_t);
+  const int v0 = c0 / kUnitBlock, nv = ncols / kUnitBlock, nkb = Kt / 32;
+  for (int ub = first; ub < last; ++ub) {
+    float* ob = out + std::size_t(ub) * kUnitBlock;
+    for (int j = 0; j < nv; j += 2) {
+      const std::uint16_t* b = P + ub * block_stride + std::size_t(v0 + j) * 2 * kUnitBlock;
+      const bool two_cols = j + 1 < nv;
+      float* o0 = ob + std::size_t(j) * ocs;
+      float* o1 = o0 + ocs;
+      for (int r = 0; r < R; r += 32) {
+        const std::uint16_t* a = hb + std::size_t(r) * Kt;
+        const std::uint16_t* a2 = lo ? lo + std::size_t(r) * Kt : nullptr;
+        const bool two_rows = r + 16 < R;
+        if (two_rows && two_cols) tile_2x2<true, true>(a, a2, sa, b, sb, nkb);
+        else if (two_rows) tile_2x2<true, false>(a, a2, sa, b, sb, nkb);
+        else if (two_cols) tile_2x2<false, true>(a, a2, sa, b, sb, nkb);
+        else tile_2x2<false, false>(a, a2, sa, b, sb, nkb);
+        store_rows<0>(o0, ldo, r, rows);
+        if (two_cols) store_rows<1>(o1, ldo, r, rows);
+        if (two_rows) store_rows<2>(o0, ldo, r + 16, rows);
+        if (two_rows && two_cols) store_rows<3>(o1, ldo, r + 16, rows);
+      }
+    }
+  }
+  tiles::release();
+}
+#endif  // RNNKIT_AMX
 #else
 // AVX-512 without BF16: the 256-bit kernels widen the bfloat16 weights.
 constexpr Bf16Layout kBf16Layout = Bf16Layout::Chunk16;
@@ -509,6 +749,41 @@ inline void packed_product(const float* h, int rows, int ldh, const Wt* P, int W
   packed_product_generic(h, rows, ldh, P, W, c0, ncols, K, out, ldo, ocs, add);
 }
 #endif  // RNNKIT_PACKED_KERNELS
+
+#if !RNNKIT_AMX
+constexpr bool kBf16Tiles = false;
+#if RNNKIT_PACKED_KERNELS && defined(__AVX512BF16__)
+constexpr int kBf16Input = 1;  // x rounded to bfloat16 (VDPBF16PS)
+#else
+constexpr int kBf16Input = 0;  // x in float32: the bfloat16 weights are widened
+#endif
+#endif
+
+// Unit blocks [first, last) of packed weights, block ub at P + ub * block_stride: for each,
+// out + ub*16 = h (rows, K) * block(:, c0 : c0 + ncols), chunks ocs apart, as packed_product.
+// split (bfloat16 weights on AMX tiles only): h enters as the sum of two bfloat16, not one.
+template <class Wt>
+inline void packed_blocks_product(const float* h, int rows, int ldh, const Wt* P, std::size_t block_stride,
+                                  int first, int last, int W, int c0, int ncols, int K, float* out, int ldo,
+                                  int ocs, bool split = false) {
+#if RNNKIT_AMX
+  if constexpr (std::is_same<Wt, std::uint16_t>::value) {
+    tile_blocks_product(h, rows, ldh, P, block_stride, first, last, W, c0, ncols, K, out, ldo, ocs, split);
+    return;
+  }
+#elif RNNKIT_PACKED_KERNELS && defined(__AVX512BF16__)
+  (void)split;  // the float32 input projection is used instead
+  if constexpr (std::is_same<Wt, std::uint16_t>::value) {
+    bf16_blocks_product(h, rows, ldh, P, block_stride, first, last, W, c0, ncols, K, out, ldo, ocs);
+    return;
+  }
+#else
+  (void)split;
+#endif
+  for (int ub = first; ub < last; ++ub)
+    packed_product(h, rows, ldh, P + ub * block_stride, W, c0, ncols, K, out + std::size_t(ub) * kUnitBlock, ldo,
+                   ocs);
+}
 
 }  // namespace RNNKIT_ISA_NS
 }  // namespace rnnkit

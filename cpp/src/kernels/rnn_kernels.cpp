@@ -35,7 +35,7 @@ void backward(const BackwardArgs<T>& a) {
 
 const Kernels& kernels() {
   static const Kernels k{RNNKIT_STR(RNNKIT_ISA_NAME), RNNKIT_PACKED_KERNELS != 0,
-                         kBf16Layout, kBf16MaxRows, kBf16RoundsH,
+                         kBf16Layout, kBf16MaxRows, kBf16RoundsH, kBf16Tiles, kBf16Input,
                          {&forward<float>, &backward<float>},
                          {&forward<double>, &backward<double>},
                          &activate<float>};
