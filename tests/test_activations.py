@@ -1,11 +1,13 @@
 """The kernels' vectorized float32 sigmoid and tanh (cpp/src/kernels/vmath.hpp), on every ISA:
 within 1e-6 relative of float64 numpy over the whole float range, exact at the limits, NaN
-kept NaN, and the same value whatever the position of an element in the call."""
+kept NaN, and the same value whatever the position of an element in the call. The other
+activations (ONNX's list), with parameters, against tests/reference.py in float64."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference
 
 from rnnkit import _core
 
@@ -69,6 +71,60 @@ def test_result_does_not_depend_on_position(kernel_isa: str) -> None:
                 assert np.array_equal(part, whole[start : start + n]), (
                     f"{kernel_isa} {name}: x[{start}:{start + n}] differs from the whole call"
                 )
+
+
+# (name, alpha, beta) as the core takes them; defaults and values off them
+PARAMETRIZED = [
+    ("relu", 0.0, 0.0),
+    ("linear", 0.0, 0.0),
+    ("softsign", 0.0, 0.0),
+    ("softplus", 0.0, 0.0),
+    ("hard_sigmoid", 1 / 6, 0.5),
+    ("hard_sigmoid", 0.2, 0.5),
+    ("affine", 0.7, -0.3),
+    ("leaky_relu", 0.01, 0.0),
+    ("leaky_relu", -0.5, 0.0),
+    ("thresholded_relu", 1.0, 0.0),
+    ("thresholded_relu", -0.25, 0.0),
+    ("scaled_tanh", 1.7, 0.6),
+    ("scaled_tanh", 0.0, 2.0),
+    ("elu", 1.0, 0.0),
+    ("elu", 0.4, 0.0),
+]
+
+
+@pytest.mark.parametrize(("name", "alpha", "beta"), PARAMETRIZED)
+def test_every_activation_matches_the_reference(
+    name: str, alpha: float, beta: float, kernel_isa: str
+) -> None:
+    """|error| <= 1e-6 (|ref| + 1e-30) + 1e-37 over [-100, 100] with the kinks and their
+    neighbours included (softplus: stable at both ends; elu: expm1 keeps small |x| exact);
+    position in the call changes nothing."""
+    x = np.concatenate(
+        [
+            np.linspace(-100, 100, 20_001, dtype=np.float32),
+            np.geomspace(1e-30, 1e3, 2001, dtype=np.float32),
+            -np.geomspace(1e-30, 1e3, 2001, dtype=np.float32),
+            np.array(
+                [0.0, -0.0, alpha, np.nextafter(np.float32(alpha), np.float32(9))], np.float32
+            ),
+        ]
+    )
+    got = _core.activate(name, x, alpha, beta).astype(np.float64)
+    want = reference.activation_fn((name, alpha, beta))(x.astype(np.float32).astype(np.float64))
+    bound = 1e-6 * np.abs(want) + 1e-37
+    if name in ("affine", "hard_sigmoid", "scaled_tanh"):  # the float32 product alpha * x
+        bound += 1e-7 * np.abs(alpha * x.astype(np.float64))
+    err = np.abs(got - want)
+    worst = int(np.argmax(err - bound))
+    assert np.all(err <= bound), (
+        f"{kernel_isa} {name}({alpha}, {beta}): error {err[worst]:.2e} at x={x[worst]!r} "
+        f"(got {got[worst]!r}, want {want[worst]!r})"
+    )
+    whole = _core.activate(name, x[:1000], alpha, beta)
+    for start, n in ((3, 17), (16, 5), (100, 31)):
+        part = _core.activate(name, x[start : start + n], alpha, beta)
+        assert np.array_equal(part, whole[start : start + n]), f"{kernel_isa} {name}: position"
 
 
 def test_bad_name_is_rejected() -> None:

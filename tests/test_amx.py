@@ -38,6 +38,8 @@ CONFIGS = [
     ("GRU", {}),
     ("GRU", {"reset_after": False, "num_layers": 2}),
     ("GRU", {"bidirectional": True}),
+    ("RNN", {}),
+    ("RNN", {"bidirectional": True, "num_layers": 2, "nonlinearity": "relu"}),
 ]
 
 
@@ -74,6 +76,8 @@ def test_tiles_identical_for_any_thread_count_and_close_to_float64(
     x64 = x.astype(np.float64)
     if cell == "LSTM":
         want = ref.lstm_forward(params, x64, lengths=lengths)[0]
+    elif cell == "RNN":
+        want = ref.rnn_forward(params, x64, lengths=lengths, activation=m.activation)[0]
     else:
         rf = kw.get("reset_after", True)
         want = ref.gru_forward(params, x64, reset_after=rf, lengths=lengths)[0]
@@ -83,7 +87,7 @@ def test_tiles_identical_for_any_thread_count_and_close_to_float64(
         assert not outs[0][0][t, lengths <= t].any(), f"output past a sequence's end at t={t}"
 
 
-@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
 def test_tiles_agree_with_the_streaming_kernels(amx: Any, cell: str) -> None:
     """The same bfloat16 module at batch 1 (VDPBF16PS, one row streamed) and as one row of a
     batch of 8 (tiles): both round h, so they differ only by float32 summation order, far

@@ -25,6 +25,10 @@ CONFIGS = [
     ("GRU", {}),
     ("GRU", {"reset_after": False}),
     ("GRU", {"num_layers": 2, "bidirectional": True}),
+    ("RNN", {}),
+    ("RNN", {"num_layers": 2, "bidirectional": True, "nonlinearity": "relu"}),
+    ("LSTM", {"clip": 0.8, "input_forget": True, "activation": "softsign", "reverse": True}),
+    ("GRU", {"clip": 0.8, "activation": ("scaled_tanh", 0.9, 1.1)}),
 ]
 
 
@@ -104,7 +108,7 @@ def rounds_x(hidden: int) -> bool:
     return _core.bf16_info()["input"] == "bfloat16"
 
 
-@pytest.mark.parametrize(("cell", "kw"), CONFIGS[:2] + CONFIGS[4:6])
+@pytest.mark.parametrize(("cell", "kw"), CONFIGS[:2] + CONFIGS[4:6] + CONFIGS[7:9])
 def test_bf16_matches_float64_reference_of_rounded_weights(
     cell: str, kw: dict[str, Any], kernel_isa: str
 ) -> None:
@@ -121,6 +125,9 @@ def test_bf16_matches_float64_reference_of_rounded_weights(
     if cell == "LSTM":
         ry, rh, _ = ref.lstm_forward(params, x.astype(np.float64))
         h = state[0]
+    elif cell == "RNN":
+        ry, rh = ref.rnn_forward(params, x.astype(np.float64), activation=m.activation)
+        h = state
     else:
         ry, rh = ref.gru_forward(
             params, x.astype(np.float64), reset_after=kw.get("reset_after", True)
@@ -142,6 +149,8 @@ STEP_CONFIGS = [
     ("GRU", {}, 263),
     ("GRU", {}, 37),
     ("GRU", {"reset_after": False}, 144),
+    ("RNN", {}, 416),  # a batch-1 team of two at 2 threads
+    ("RNN", {}, 37),
 ]
 
 
@@ -184,6 +193,9 @@ def test_bf16_step_equals_reference_of_what_the_kernels_round(
     if cell == "LSTM":
         want = ref.lstm_forward(*args, c0.astype(np.float64), q=q)[0]
         wrong = ref.lstm_forward(*args, c0.astype(np.float64), q=other)[0]
+    elif cell == "RNN":
+        want = ref.rnn_forward(*args, q=q)[0]
+        wrong = ref.rnn_forward(*args, q=other)[0]
     else:
         rf = kw.get("reset_after", True)
         want = ref.gru_forward(*args, reset_after=rf, q=q)[0]

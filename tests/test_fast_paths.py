@@ -18,15 +18,33 @@ CONFIGS = [
     ("GRU", {}),
     ("GRU", {"reset_after": False}),
     ("GRU", {"bidirectional": True, "recurrent_activation": "hard_sigmoid"}),
+    ("RNN", {}),
+    ("RNN", {"nonlinearity": "relu", "bidirectional": True, "num_layers": 2}),
+    # ONNX's options: every one of them, and parameterized activations in every slot
+    (
+        "LSTM",
+        {
+            "clip": 0.9,
+            "input_forget": True,
+            "peephole": True,
+            "activation": ("scaled_tanh", 0.8, 1.2),
+            "recurrent_activation": ("hard_sigmoid", 0.2, 0.5),
+            "cell_activation": ("affine", 0.5, 0.1),
+        },
+    ),
+    ("LSTM", {"reverse": True, "activation": "softsign", "cell_activation": "elu"}),
+    ("GRU", {"clip": 0.7, "reverse": True, "activation": ("leaky_relu", 0.1)}),
+    ("GRU", {"reset_after": False, "clip": 0.5, "recurrent_activation": "softplus"}),
+    ("RNN", {"clip": 0.6, "activation": ("thresholded_relu", 0.1), "reverse": True}),
 ]
 
 
 def run(
     cell: str, kw: dict[str, Any], dtype: str, x: np.ndarray, lengths: Any, train: bool
 ) -> tuple:
-    m = getattr(rnnkit, cell)(
-        x.shape[2], 263, dtype=dtype, seed=3, **kw
-    )  # 263: not a multiple of 16, and large enough for a batch-1 team of two
+    # 263: not a multiple of 16, and large enough for an LSTM or GRU batch-1 team of two; an
+    # RNN's row (H x H) pays for a team from H = 400 (test_rnn_teams_identical_...)
+    m = getattr(rnnkit, cell)(x.shape[2], 263, dtype=dtype, seed=3, **kw)
     m.train(train)
     y, state = m(x.astype(dtype), lengths=lengths)
     h = state[0] if cell == "LSTM" else state
@@ -108,6 +126,10 @@ def test_streaming_steps_equal_one_call() -> None:
         ("LSTM", {"bidirectional": True}),
         ("GRU", {"reset_after": False}),
         ("GRU", {}),
+        ("RNN", {}),
+        ("LSTM", {"clip": 0.5, "input_forget": True, "activation": ("elu", 0.7)}),
+        ("GRU", {"clip": 0.5, "reverse": True, "recurrent_activation": "hard_sigmoid"}),
+        ("RNN", {"clip": 0.5, "activation": ("leaky_relu", 0.1), "reverse": True}),
     ],
 )
 def test_training_identical_for_any_thread_count(
@@ -140,6 +162,10 @@ def test_training_identical_for_any_thread_count(
         ("LSTM", {"proj_size": 48}),
         ("GRU", {"reset_after": False}),
         ("GRU", {"bidirectional": True}),
+        ("RNN", {"bidirectional": True, "num_layers": 2}),
+        ("LSTM", {"reverse": True, "clip": 0.6, "input_forget": True}),
+        ("GRU", {"reverse": True, "clip": 0.6, "activation": ("elu", 0.5)}),
+        ("RNN", {"reverse": True, "clip": 0.5, "activation": "softsign"}),
     ],
 )
 def test_lengths_training_identical_for_any_thread_count_and_matches_float64(
@@ -206,6 +232,41 @@ def test_forked_child_gets_a_working_pool() -> None:
     assert total == expected, f"child computed {total}, parent {expected}"
 
 
+@pytest.mark.parametrize("batch", [1, 3, 40])  # teams by units (B = 1: step flags), by rows
+@pytest.mark.parametrize("train", [False, True])
+def test_rnn_teams_identical_for_any_thread_count_and_match_float64(
+    batch: int, train: bool, kernel_isa: str
+) -> None:
+    """H = 416: an RNN row's weights (H x H) pay for a units team at batch 1 and 3; 40 rows
+    split by rows. Forward (and backward in training) identical for 1 and 2 threads and
+    within float32 error of float64."""
+    rng = np.random.default_rng(batch)
+    x = rng.standard_normal((16, batch, 24))
+    lengths = None if batch == 1 else rng.integers(1, 17, size=batch)
+    dy = rng.standard_normal((16, batch, 416))
+    before = rnnkit.get_num_threads()
+    res = {}
+    try:
+        for dtype, threads in (("float64", 1), ("float32", 1), ("float32", 2)):
+            rnnkit.set_num_threads(threads)
+            m = rnnkit.RNN(24, 416, seed=8, dtype=dtype).train(train)
+            y, h = m(x.astype(dtype), lengths=lengths)
+            out = {"y": y, "h": h}
+            if train:
+                dx, dh0 = m.backward(dy.astype(dtype))
+                out |= {"dx": dx, "dh0": dh0, **m.grads}
+            res[dtype, threads] = out
+    finally:
+        rnnkit.set_num_threads(before)
+    for key, ref in res["float64", 1].items():
+        err = np.abs(res["float32", 1][key] - ref).max() / max(np.abs(ref).max(), 1e-30)
+        assert err < 1e-5, f"B={batch} train={train}: {key} relative error {err:.2e} vs float64"
+        diff = np.abs(res["float32", 1][key] - res["float32", 2][key]).max()
+        assert diff == 0, (
+            f"B={batch} train={train}: {key} differs between 1 and 2 threads by {diff}"
+        )
+
+
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
 def test_threaded_training_matches_float64(cell: str, kernel_isa: str) -> None:
     """Sizes where forward and backward split every step across threads, against float64."""
@@ -229,7 +290,7 @@ def test_threaded_training_matches_float64(cell: str, kernel_isa: str) -> None:
         assert err < 1e-5, f"{cell}: {key} relative error {err:.2e} vs float64 with 2 threads"
 
 
-@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
 def test_packed_input_projection_matches_float64_and_any_thread_count(
     cell: str, kernel_isa: str
 ) -> None:

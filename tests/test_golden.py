@@ -1,4 +1,5 @@
-"""rnnkit against the PyTorch golden files in tests/fixtures/ (see make_golden.py there).
+"""rnnkit against the PyTorch golden files in tests/fixtures/ (see make_golden.py there):
+torch.nn.LSTM, GRU and RNN (tanh and relu).
 
 For every fixture: build the rnnkit module with the same config and dtype, load the
 state_dict, run forward in training mode, backward with dy = R_y, dh_n = R_h, dc_n = R_c,
@@ -23,12 +24,27 @@ from typing import Any
 import numpy as np
 import pytest
 from fixtures.make_golden import CONFIGS
-from reference import TOLERANCES, assert_close, gru_forward, lstm_forward
+from reference import TOLERANCES, assert_close, gru_forward, lstm_forward, rnn_forward
 
 FIXTURE_DIR = Path(__file__).resolve().parent / "fixtures"
 FIXTURES = sorted(FIXTURE_DIR.glob("golden_*.npz"))
 STATE_KEYS = ("y", "h_n", "c_n")
-OPTION_KEYS = ("activation", "recurrent_activation", "peephole", "reset_after")
+OPTION_KEYS = (
+    "activation",
+    "recurrent_activation",
+    "cell_activation",
+    "peephole",
+    "reset_after",
+    "clip",
+    "input_forget",
+    "reverse",
+)
+# the options each cell's constructor takes
+CELL_OPTIONS = {
+    "lstm": set(OPTION_KEYS) - {"reset_after"},
+    "gru": set(OPTION_KEYS) - {"cell_activation", "peephole", "input_forget"},
+    "rnn": {"activation", "clip", "reverse"},
+}
 
 
 def load_fixture(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -43,13 +59,15 @@ def params_of(case: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def build_module(cfg: dict[str, Any]) -> Any:
-    """A fresh rnnkit.LSTM / rnnkit.GRU for a config (options passed only when present)."""
+    """A fresh rnnkit.LSTM / GRU / RNN for a config (options passed only when present)."""
     import rnnkit
 
     kw = {k: cfg[k] for k in ("num_layers", "bias", "batch_first", "bidirectional", "dtype")}
-    kw |= {k: cfg[k] for k in OPTION_KEYS if k in cfg}
+    kw |= {k: cfg[k] for k in CELL_OPTIONS[cfg["cell"]] if k in cfg}
     if cfg["cell"] == "lstm":
         return rnnkit.LSTM(cfg["I"], cfg["H"], proj_size=cfg["proj_size"], **kw)
+    if cfg["cell"] == "rnn":
+        return rnnkit.RNN(cfg["I"], cfg["H"], nonlinearity=cfg.get("nonlinearity", "tanh"), **kw)
     return rnnkit.GRU(cfg["I"], cfg["H"], **kw)
 
 
@@ -90,11 +108,16 @@ def run_rnnkit(cfg: dict[str, Any], case: dict[str, np.ndarray]) -> dict[str, np
 def reference_case(cfg: dict[str, Any], case: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """tests/reference.py forward on a case; y in the case's layout (batch-first or not)."""
     x = case["x"].transpose(1, 0, 2) if cfg["batch_first"] else case["x"]
-    opts = {k: cfg[k] for k in ("activation", "recurrent_activation") if k in cfg}
+    keys = CELL_OPTIONS[cfg["cell"]] - {"peephole", "reset_after"}  # peepholes: in the params
+    opts = {k: cfg[k] for k in keys if k in cfg}
     params = params_of(case)
     if cfg["cell"] == "lstm":
         y, h_n, c_n = lstm_forward(params, x, case["h0"], case["c0"], case.get("lengths"), **opts)
         res = {"y": y, "h_n": h_n, "c_n": c_n}
+    elif cfg["cell"] == "rnn":
+        opts.setdefault("activation", cfg.get("nonlinearity", "tanh"))
+        y, h_n = rnn_forward(params, x, case["h0"], case.get("lengths"), **opts)
+        res = {"y": y, "h_n": h_n}
     else:
         opts["reset_after"] = cfg.get("reset_after", True)
         y, h_n = gru_forward(params, x, case["h0"], case.get("lengths"), **opts)

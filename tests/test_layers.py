@@ -8,7 +8,7 @@ import pickle
 
 import numpy as np
 import pytest
-from reference import assert_close, gru_forward, lstm_forward
+from reference import assert_close, gru_forward, lstm_forward, rnn_forward
 
 from rnnkit import layers
 from rnnkit.utils import set_random_seed
@@ -203,6 +203,29 @@ RECURRENT_CASES = [
         "bi_lstm_state",
         lambda: layers.Bidirectional(layers.LSTM(3, return_state=True, dtype="float64")),
     ),
+    ("rnn", lambda: layers.SimpleRNN(4, dtype="float64")),
+    (
+        "rnn_seq_back_relu",
+        lambda: layers.SimpleRNN(
+            4, activation="relu", return_sequences=True, go_backwards=True, dtype="float64"
+        ),
+    ),
+    (
+        "rnn_state_nobias",
+        lambda: layers.SimpleRNN(3, return_state=True, use_bias=False, dtype="float64"),
+    ),
+    ("bi_rnn_sum", lambda: layers.Bidirectional(layers.SimpleRNN(3, dtype="float64"), "sum")),
+    (
+        "lstm_softsign_hard",
+        lambda: layers.LSTM(
+            4, activation="softsign", recurrent_activation="hard_sigmoid", dtype="float64"
+        ),
+    ),
+    (
+        "gru_elu_seq",
+        lambda: layers.GRU(3, activation="elu", return_sequences=True, dtype="float64"),
+    ),
+    ("rnn_leaky", lambda: layers.SimpleRNN(3, activation="leaky_relu", dtype="float64")),
 ]
 
 
@@ -233,7 +256,7 @@ def test_recurrent_input_dropout_gradients():
 def _keras_to_torch(kind, weights, units, reset_after=True):
     """Keras-layout weights -> PyTorch state dict (written independently of rnnkit)."""
     kernel, rec, bias = weights
-    if kind == "lstm":
+    if kind in ("lstm", "rnn"):
         return {
             "weight_ih_l0": kernel.T,
             "weight_hh_l0": rec.T,
@@ -262,22 +285,22 @@ def _keras_to_torch(kind, weights, units, reset_after=True):
         ("gru", {}),
         ("gru", {"reset_after": False}),
         ("lstm", {"go_backwards": True}),
+        ("rnn", {}),
+        ("rnn", {"activation": "softplus", "go_backwards": True}),
     ],
 )
 def test_keras_layout_matches_reference(kind, kwargs):
     """get_weights() in Keras's layout, mapped by hand to PyTorch's, through the plain-loop
     float64 reference, gives the layer's outputs."""
     units = 4
-    cls = layers.LSTM if kind == "lstm" else layers.GRU
+    cls = {"lstm": layers.LSTM, "gru": layers.GRU, "rnn": layers.SimpleRNN}[kind]
+    gates = {"lstm": 4, "gru": 3, "rnn": 1}[kind]
     layer = cls(units, return_sequences=True, dtype="float64", **kwargs)
     layer.build((None, 5, 3))
     rng = np.random.default_rng(8)
     weights = [w + 0.2 * rng.standard_normal(w.shape) for w in layer.get_weights()]
     layer.set_weights(weights)
-    expected_shapes = [
-        (3, len(cls.__name__) and (4 if kind == "lstm" else 3) * units),
-        (units, (4 if kind == "lstm" else 3) * units),
-    ]
+    expected_shapes = [(3, gates * units), (units, gates * units)]
     assert [w.shape for w in layer.get_weights()[:2]] == expected_shapes
     state = _keras_to_torch(kind, weights, units, kwargs.get("reset_after", True))
     xt = X.transpose(1, 0, 2)
@@ -286,6 +309,8 @@ def test_keras_layout_matches_reference(kind, kwargs):
     act = kwargs.get("activation", "tanh")
     if kind == "lstm":
         ref, _, _ = lstm_forward(state, xt, activation=act)
+    elif kind == "rnn":
+        ref, _ = rnn_forward(state, xt, activation=act)
     else:
         ref, _ = gru_forward(state, xt, reset_after=kwargs.get("reset_after", True))
     assert_close(layer(X), ref.transpose(1, 0, 2), f"{kind}{kwargs}", 1e-10, 1e-12)
@@ -334,9 +359,10 @@ def test_weights_round_trip_and_shape_checks():
     assert layer.count_params() == 3 * (3 * 4 + 4 * 4 + 4)
 
 
-def test_stateful_halves_equal_one_sequence():
-    full = layers.LSTM(4, return_sequences=True, dtype="float64")
-    half = layers.LSTM(4, return_sequences=True, stateful=True, dtype="float64")
+@pytest.mark.parametrize("cls", [layers.LSTM, layers.SimpleRNN])
+def test_stateful_halves_equal_one_sequence(cls):
+    full = cls(4, return_sequences=True, dtype="float64")
+    half = cls(4, return_sequences=True, stateful=True, dtype="float64")
     full.build((None, 6, 3))
     half.build((None, 3, 3))
     half.set_weights(full.get_weights())
@@ -376,8 +402,12 @@ def test_recurrent_bad_options_and_input():
         layer(np.zeros((2, 5, 2), np.float32))
     with pytest.raises(ValueError, match="expects inputs \\(batch, time, features\\)"):
         layers.LSTM(4)(np.zeros((2, 3), np.float32))
-    with pytest.raises(TypeError, match="wraps an LSTM or GRU"):
+    with pytest.raises(TypeError, match="wraps an LSTM, GRU or SimpleRNN"):
         layers.Bidirectional(layers.Dense(3))
+    with pytest.raises(ValueError, match="unknown recurrent_activation 'SELU'; expected one of"):
+        layers.LSTM(4, recurrent_activation="SELU")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'recurrent_activation'"):
+        layers.SimpleRNN(4, recurrent_activation="sigmoid")
     with pytest.raises(TypeError, match="unexpected keyword argument"):
         layers.LSTM(4, input_shapes=(3, 2))
 
@@ -397,6 +427,8 @@ def test_recurrent_bad_options_and_input():
         ),
         layers.GRU(4, reset_after=False, go_backwards=True, dropout=0.1),
         layers.Bidirectional(layers.GRU(3, return_sequences=True), merge_mode="ave"),
+        layers.SimpleRNN(4, activation="elu", return_sequences=True, go_backwards=True),
+        layers.Bidirectional(layers.SimpleRNN(3, use_bias=False)),
     ],
     ids=lambda lay: type(lay).__name__,
 )
@@ -427,6 +459,14 @@ def test_config_round_trip_and_pickle(layer):
         "Bidirectional(LSTM(6, return_sequences=True))",
         "Bidirectional(GRU(6), merge_mode='ave')",
         "Bidirectional(LSTM(6), merge_mode='mul')",
+        "SimpleRNN(6, return_sequences=True)",
+        "SimpleRNN(6, activation='relu', go_backwards=True)",
+        "SimpleRNN(6, use_bias=False, activation='softplus', return_sequences=True)",
+        "Bidirectional(SimpleRNN(6, return_sequences=True), merge_mode='sum')",
+        "LSTM(6, activation='softsign', recurrent_activation='hard_sigmoid')",
+        "LSTM(6, activation='leaky_relu', return_sequences=True)",
+        "GRU(6, activation='elu', recurrent_activation='softsign')",
+        "GRU(6, activation=None, reset_after=False, return_sequences=True)",
     ],
 )
 def test_keras_layers_with_our_weights_give_our_outputs(spec):

@@ -11,7 +11,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnkit.layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, RepeatVector
+from rnnkit.layers import (
+    GRU,
+    LSTM,
+    Bidirectional,
+    Dense,
+    Dropout,
+    Embedding,
+    RepeatVector,
+    SimpleRNN,
+)
 from rnnkit.models import Sequential
 
 
@@ -26,6 +35,7 @@ def test_recurrent_stack_steps_equal_predict_bit_for_bit(dtype: str) -> None:
             LSTM(16, return_sequences=True, input_shape=(None, 3), dtype=dtype),
             Dropout(0.3),
             GRU(8, return_sequences=True, reset_after=False, dtype=dtype),
+            SimpleRNN(5, return_sequences=True, dtype=dtype),
         ]
     )
     x = np.random.default_rng(0).standard_normal((4, 12, 3)).astype(dtype)

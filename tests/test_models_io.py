@@ -72,6 +72,22 @@ def test_save_load_round_trips_exactly(tmp_path):
         assert np.abs(p - q).max() < 1e-6, f"weight {k} after one more epoch"
 
 
+def test_simple_rnn_and_new_activations_round_trip(tmp_path):
+    set_random_seed(2)
+    model = Sequential(
+        [
+            layers.Input(shape=(6, 2)),
+            layers.Bidirectional(layers.SimpleRNN(5, return_sequences=True, activation="elu")),
+            layers.LSTM(4, activation="softsign", recurrent_activation="hard_sigmoid"),
+            layers.Dense(3, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(X, Y, batch_size=8, epochs=1, verbose=0)
+    model.save(tmp_path / "rnn.keras")
+    assert_same_model(model, load_model(tmp_path / "rnn.keras"))
+
+
 def test_save_is_atomic_and_respects_overwrite(tmp_path, monkeypatch):
     model = trained_model()
     path = tmp_path / "m.rnnkit"

@@ -1,4 +1,4 @@
-"""Property tests (hypothesis): structural identities every LSTM/GRU configuration obeys.
+"""Property tests (hypothesis): structural identities every LSTM/GRU/RNN configuration obeys.
 
 - bidirectional = forward (+) reversed-time forward (reversal within each sequence's length);
 - a stack of L layers = L single-layer modules composed (dropout 0);
@@ -10,8 +10,9 @@
 - 4 Python threads calling one model at once = the same calls made serially (bit-exact).
 
 Shapes are tiny and random; each example also draws the dtype (float32 compared with
-rtol = atol = 1e-5, float64 with 1e-12), the activations, bias, proj_size, peepholes,
-reset_after, initial states and training mode.
+rtol = atol = 1e-5, float64 with 1e-12), the activations (parameterized ones too), bias,
+proj_size, peepholes, reset_after, ONNX's clip, input_forget and reverse, initial states and
+training mode.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ TOL = {
     "float64": {"rtol": 1e-12, "atol": 1e-12},
 }
 EXAMPLES = settings(max_examples=100, deadline=None)
+ACTS = ["tanh", "relu", "sigmoid", "linear", "softsign", ("leaky_relu", 0.1), ("elu", 0.5)]
+GATE_ACTS = ["sigmoid", "hard_sigmoid", ("hard_sigmoid", 0.2, 0.5), ("scaled_tanh", 0.5, 2.0)]
 
 
 @dataclass
@@ -60,7 +63,7 @@ class Config:
         return int(self.kwargs.get("proj_size", 0)) or self.hidden_size
 
     def make(self, input_size: int | None = None, **overrides: Any) -> Any:
-        cls = rnnkit.LSTM if self.cell == "lstm" else rnnkit.GRU
+        cls = {"lstm": rnnkit.LSTM, "gru": rnnkit.GRU, "rnn": rnnkit.RNN}[self.cell]
         kwargs = {**self.kwargs, **overrides}
         m = cls(
             self.input_size if input_size is None else input_size,
@@ -106,21 +109,28 @@ def configs(
     *,
     layers: tuple[int, int] = (1, 2),
     bidirectional: tuple[bool, ...] = (False, True),
+    reverse: tuple[bool, ...] = (False, True),
 ) -> Config:
-    cell = draw(st.sampled_from(["lstm", "gru"]))
+    cell = draw(st.sampled_from(["lstm", "gru", "rnn"]))
     # mostly tiny; sometimes wide enough for SIMD main loops plus remainders
     hidden = draw(st.one_of(st.integers(1, 5), st.sampled_from([8, 9, 16, 17])))
+    bidi = draw(st.sampled_from(bidirectional))
     kwargs: dict[str, Any] = {
         "num_layers": draw(st.integers(*layers)),
-        "bidirectional": draw(st.sampled_from(bidirectional)),
+        "bidirectional": bidi,
         "bias": draw(st.booleans()),
-        "activation": draw(st.sampled_from(["tanh", "relu", "sigmoid", "linear"])),
-        "recurrent_activation": draw(st.sampled_from(["sigmoid", "hard_sigmoid"])),
+        "activation": draw(st.sampled_from(ACTS)),
+        "clip": draw(st.sampled_from([None, None, 0.8])),
+        "reverse": False if bidi else draw(st.sampled_from(reverse)),
     }
+    if cell != "rnn":
+        kwargs["recurrent_activation"] = draw(st.sampled_from(GATE_ACTS))
     if cell == "lstm":
         kwargs["proj_size"] = draw(st.integers(0, hidden - 1))
         kwargs["peephole"] = draw(st.booleans())
-    else:
+        kwargs["input_forget"] = draw(st.booleans())
+        kwargs["cell_activation"] = draw(st.sampled_from([None, None, "softsign"]))
+    elif cell == "gru":
         kwargs["reset_after"] = draw(st.booleans())
     return Config(
         cell=cell,
@@ -140,9 +150,10 @@ def problems(
     layers: tuple[int, int] = (1, 2),
     bidirectional: tuple[bool, ...] = (False, True),
     lengths: tuple[bool, ...] = (False, True),
+    reverse: tuple[bool, ...] = (False, True),
     max_batch: int = 6,
 ) -> Problem:
-    cfg = draw(configs(layers=layers, bidirectional=bidirectional))
+    cfg = draw(configs(layers=layers, bidirectional=bidirectional, reverse=reverse))
     steps = draw(st.integers(1, 6))
     batch = draw(st.integers(1, max_batch))
     rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
@@ -317,7 +328,7 @@ def test_lengths_equal_truncated_runs(p: Problem) -> None:
 
 
 @EXAMPLES
-@given(problems(bidirectional=(False,), lengths=(False,)))
+@given(problems(bidirectional=(False,), lengths=(False,), reverse=(False,)))
 def test_streaming_equals_sequence_call(p: Problem) -> None:
     cfg = p.cfg
     m = cfg.make()
@@ -365,7 +376,7 @@ def test_training_flag_does_not_change_outputs_without_dropout(p: Problem) -> No
 
 THREAD_CASES = [
     (cell, dtype, training)
-    for cell in ("lstm", "gru")
+    for cell in ("lstm", "gru", "rnn")
     for dtype in ("float32", "float64")
     for training in (False, True)
 ]

@@ -1,7 +1,8 @@
 """Streams and stream banks: recurrent state kept in the core between calls.
 
-- T steps of a stream equal one module call over the T steps, bit for bit: every cell and
-  option, float32/float64/bfloat16, batch 1 and several, 1 and 2 threads, and (conftest) every
+- T steps of a stream equal one module call over the T steps, bit for bit: every cell (LSTM,
+  GRU, RNN) and option (ONNX's clip, input_forget and parameterized activations included),
+  float32/float64/bfloat16, batch 1 and several, 1 and 2 threads, and (conftest) every
   instruction set; run() chunks mixed with steps too; initial states set through ``state``.
 - A bank stepping a list of ids equals a batch of those rows, bit for bit; random subsets over
   time match each stream's own sequence call to float rounding; add/free/reset/state.
@@ -27,10 +28,15 @@ CONFIGS = [
     ("LSTM", {"peephole": True}),
     ("LSTM", {"activation": "relu", "recurrent_activation": "hard_sigmoid", "bias": False}),
     ("LSTM", {"num_layers": 3, "activation": "sigmoid"}),
+    ("LSTM", {"clip": 0.8, "input_forget": True, "cell_activation": ("scaled_tanh", 1.5, 0.7)}),
     ("GRU", {}),
     ("GRU", {"reset_after": False}),
     ("GRU", {"num_layers": 2, "activation": "linear", "recurrent_activation": "hard_sigmoid"}),
     ("GRU", {"bias": False, "reset_after": False, "num_layers": 2}),
+    ("GRU", {"clip": 0.5, "activation": ("leaky_relu", 0.1), "recurrent_activation": "softsign"}),
+    ("RNN", {}),
+    ("RNN", {"nonlinearity": "relu", "num_layers": 2}),
+    ("RNN", {"activation": ("elu", 0.5), "clip": 1.2, "bias": False}),
 ]
 
 
@@ -94,6 +100,7 @@ def test_steps_equal_one_call_bit_for_bit(
         ("GRU", 24, 256, 1, {}),
         ("GRU", 24, 256, 1, {"reset_after": False}),
         ("GRU", 16, 128, 20, {"num_layers": 2}),
+        ("RNN", 16, 512, 1, {}),
     ],
 )
 def test_steps_equal_one_call_with_threads(
@@ -110,7 +117,7 @@ def test_steps_equal_one_call_with_threads(
         assert_bits(got, want, f"{label}: state")
 
 
-@pytest.mark.parametrize(("cell", "kw"), [CONFIGS[1], CONFIGS[4], CONFIGS[6]])
+@pytest.mark.parametrize(("cell", "kw"), [CONFIGS[1], CONFIGS[4], CONFIGS[7], CONFIGS[12]])
 @pytest.mark.parametrize("batch_first", [False, True])
 def test_run_chunks_steps_and_initial_state(
     cell: str, kw: dict[str, Any], batch_first: bool, kernel_isa: str
@@ -187,6 +194,8 @@ def test_stream_needs_eval_and_a_causal_module() -> None:
         rnnkit.GRU(3, 8, bidirectional=True).eval().stream()
     with pytest.raises(ValueError, match="bidirectional module cannot stream"):
         rnnkit.GRU(3, 8, bidirectional=True).eval().streams(4)
+    with pytest.raises(ValueError, match="reverse=True cannot stream"):
+        rnnkit.RNN(3, 8, reverse=True).eval().stream()
     with pytest.raises(ValueError, match="batch must be >= 1"):
         m.eval().stream(0)
     s = m.stream()
@@ -213,7 +222,9 @@ def test_weights_loaded_later_are_used(kernel_isa: str) -> None:
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
-@pytest.mark.parametrize(("cell", "kw"), [CONFIGS[1], CONFIGS[2], CONFIGS[5], CONFIGS[8]])
+@pytest.mark.parametrize(
+    ("cell", "kw"), [CONFIGS[1], CONFIGS[2], CONFIGS[5], CONFIGS[6], CONFIGS[9], CONFIGS[13]]
+)
 def test_bank_step_equals_a_batch_of_those_rows(
     cell: str, kw: dict[str, Any], dtype: str, kernel_isa: str
 ) -> None:
@@ -237,7 +248,7 @@ def test_bank_step_equals_a_batch_of_those_rows(
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
 def test_bank_random_subsets_match_each_streams_own_call(
     cell: str, dtype: str, kernel_isa: str
 ) -> None:

@@ -1,4 +1,4 @@
-"""rnnkit against torch.nn.LSTM / torch.nn.GRU run live, beyond the golden fixtures.
+"""rnnkit against torch.nn.LSTM / GRU / RNN run live, beyond the golden fixtures.
 
 Odd sizes (I=7, H=13, P=5, B=3, T=11), up to 3 layers, bidirectional with projection,
 unsorted lengths including 1 and T, both layouts, float32 and float64. Compared: y,
@@ -47,6 +47,17 @@ LIVE_CONFIGS: dict[str, dict[str, Any]] = {
     ),
     "gru_l1_bi_len": dict(cell="gru", bidirectional=True, lengths=LENGTHS),
     "gru_l2_len_bf": dict(cell="gru", num_layers=2, lengths=LENGTHS, batch_first=True),
+    # 2 layers: without gates a float32 RNN's gradients drift faster with depth (at 3 layers
+    # rnnkit and torch float32 are each ~1e-6 of scale from float64, 1.5e-6 from each other)
+    "rnn_l2_bi_len_bf": dict(
+        cell="rnn",
+        nonlinearity="tanh",
+        num_layers=2,
+        bidirectional=True,
+        lengths=LENGTHS,
+        batch_first=True,
+    ),
+    "rnn_relu_l3_len": dict(cell="rnn", nonlinearity="relu", num_layers=3, lengths=LENGTHS),
 }
 
 # dtype -> (worst scaled error, "config: key"), filled as the tests run

@@ -213,6 +213,7 @@ def test_one_adam_step_matches_pytorch():
     [
         ("LSTM", "categorical_crossentropy", "softmax", ["accuracy"]),
         ("GRU", "mse", None, ["mae"]),
+        ("SimpleRNN", "mse", None, ["mae"]),
     ],
 )
 def test_fit_matches_keras(cell, loss, out_act, metrics):

@@ -5,9 +5,13 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cmath>
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <utility>
+
+#include "rnnkit/spec.hpp"
 
 namespace rnnkit_bind {
 
@@ -50,6 +54,32 @@ py::array_t<T> exact_array(const char* fn, const std::string& name, const py::ha
   if (writeable && !a.writeable())
     throw std::invalid_argument(std::string("[") + fn + "] " + name + " must be writeable");
   return a;
+}
+
+// The activation called `name` with its parameters; `where` prefixes the error messages.
+inline rnnkit::ActSpec activation_spec(const std::string& where, const std::string& name, double alpha,
+                                       double beta) {
+  using rnnkit::Activation;
+  static const std::pair<const char*, Activation> names[] = {
+      {"tanh", Activation::Tanh},
+      {"relu", Activation::Relu},
+      {"sigmoid", Activation::Sigmoid},
+      {"linear", Activation::Linear},
+      {"hard_sigmoid", Activation::HardSigmoid},
+      {"affine", Activation::Affine},
+      {"leaky_relu", Activation::LeakyRelu},
+      {"thresholded_relu", Activation::ThresholdedRelu},
+      {"scaled_tanh", Activation::ScaledTanh},
+      {"elu", Activation::Elu},
+      {"softsign", Activation::Softsign},
+      {"softplus", Activation::Softplus}};
+  if (!std::isfinite(alpha) || !std::isfinite(beta))
+    throw std::invalid_argument(where + " parameters must be finite");
+  for (const auto& [n, f] : names)
+    if (name == n) return rnnkit::ActSpec{f, alpha, beta};
+  std::string known;
+  for (const auto& [n, f] : names) known += (known.empty() ? "'" : ", '") + std::string(n) + "'";
+  throw std::invalid_argument(where + " must be one of " + known + "; got '" + name + "'");
 }
 
 }  // namespace rnnkit_bind

@@ -23,14 +23,9 @@ void register_config(py::module_& m) {
       py::arg("a"), "float32 values rounded to the nearest bfloat16 (ties to even), as float32.");
   m.def(
       "activate",
-      [](const std::string& name, py::array_t<float, py::array::c_style | py::array::forcecast> a) {
-        rnnkit::Activation f;
-        if (name == "tanh")
-          f = rnnkit::Activation::Tanh;
-        else if (name == "sigmoid")
-          f = rnnkit::Activation::Sigmoid;
-        else
-          throw std::invalid_argument("[activate] name must be 'tanh' or 'sigmoid'; got '" + name + "'");
+      [](const std::string& name, py::array_t<float, py::array::c_style | py::array::forcecast> a, double alpha,
+         double beta) {
+        const rnnkit::ActSpec f = activation_spec("[activate] name", name, alpha, beta);
         if (a.size() > (py::ssize_t(1) << 30)) throw std::invalid_argument("[activate] array too large");
         py::array_t<float> out(a.request().shape);
         const float* src = a.data();
@@ -42,8 +37,9 @@ void register_config(py::module_& m) {
         }
         return out;
       },
-      py::arg("name"), py::arg("a"),
-      "The active kernels' float32 tanh or sigmoid applied to an array (for tests).");
+      py::arg("name"), py::arg("a"), py::arg("alpha") = 0.0, py::arg("beta") = 0.0,
+      "The active kernels' float32 activation `name` (with its alpha, beta) applied to an array "
+      "(for tests).");
   m.def("get_num_threads", &rnnkit::get_num_threads, "Threads the core uses (the caller included).");
   m.def(
       "set_num_threads",

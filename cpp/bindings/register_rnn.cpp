@@ -1,6 +1,7 @@
 // Binds the recurrent stack: _core.RNNf32 / _core.RNNf64 and their forward caches.
 // Inputs are validated here (again: the Python layer validates first, with friendlier
 // messages), then the GIL is released around the core call.
+#include <cmath>
 #include <memory>
 #include <optional>
 #include <string>
@@ -12,19 +13,28 @@
 
 namespace rnnkit_bind {
 
+using rnnkit::ActSpec;
 using rnnkit::Activation;
 using rnnkit::CellKind;
 
 namespace {
 
-Activation parse_activation(const std::string& name, const char* arg) {
-  if (name == "tanh") return Activation::Tanh;
-  if (name == "relu") return Activation::Relu;
-  if (name == "sigmoid") return Activation::Sigmoid;
-  if (name == "linear") return Activation::Linear;
-  if (name == "hard_sigmoid") return Activation::HardSigmoid;
-  throw std::invalid_argument(std::string("[RNN] ") + arg + " must be one of 'tanh', 'relu', "
-                              "'sigmoid', 'linear', 'hard_sigmoid'; got '" + name + "'");
+// (name, alpha, beta), the Python layer's form of every activation argument, or a name alone
+// for the functions without parameters.
+ActSpec parse_activation(const py::object& spec, const char* arg) {
+  const std::string where = std::string("[RNN] ") + arg;
+  if (py::isinstance<py::str>(spec)) {
+    const ActSpec a = activation_spec(where, spec.cast<std::string>(), 0, 0);
+    if (a.f == Activation::HardSigmoid || a.f == Activation::Affine || a.f == Activation::LeakyRelu ||
+        a.f == Activation::ThresholdedRelu || a.f == Activation::ScaledTanh || a.f == Activation::Elu)
+      throw std::invalid_argument(where + " '" + spec.cast<std::string>() +
+                                  "' has parameters: pass (name, alpha, beta)");
+    return a;
+  }
+  if (!py::isinstance<py::tuple>(spec) || py::len(spec) != 3 || !py::isinstance<py::str>(spec[py::int_(0)]))
+    throw std::invalid_argument(where + " must be a name or a tuple (name, alpha, beta)");
+  const auto t = spec.cast<py::tuple>();
+  return activation_spec(where, t[0].cast<std::string>(), t[1].cast<double>(), t[2].cast<double>());
 }
 
 template <class T>
@@ -36,31 +46,42 @@ template <class T>
 class RNN {
  public:
   RNN(const std::string& cell, int input_size, int hidden_size, int num_layers, bool bidirectional,
-      int proj_size, bool bias, bool reset_after, bool peephole, const std::string& activation,
-      const std::string& recurrent_activation, const py::list& weights) {
+      int proj_size, bool bias, bool reset_after, bool peephole, const py::object& activation,
+      const py::object& recurrent_activation, const py::list& weights, const py::object& cell_activation,
+      double clip, bool input_forget, bool reverse) {
     rnnkit::CellSpec& s = spec_.cell;
     if (cell == "LSTM")
       s.kind = CellKind::LSTM;
     else if (cell == "GRU")
       s.kind = CellKind::GRU;
+    else if (cell == "RNN")
+      s.kind = CellKind::RNN;
     else
-      throw std::invalid_argument("[RNN] cell must be 'LSTM' or 'GRU'; got '" + cell + "'");
+      throw std::invalid_argument("[RNN] cell must be 'LSTM', 'GRU' or 'RNN'; got '" + cell + "'");
     if (input_size < 1 || hidden_size < 1 || num_layers < 1 || proj_size < 0)
       throw std::invalid_argument("[RNN] sizes must be positive");
     if (proj_size > 0 && (s.kind != CellKind::LSTM || proj_size >= hidden_size))
       throw std::invalid_argument("[RNN] proj_size must be 0 or in 1..hidden_size-1 (LSTM only)");
-    if (peephole && s.kind != CellKind::LSTM)
-      throw std::invalid_argument("[RNN] peepholes exist only for LSTM");
+    if ((peephole || input_forget) && s.kind != CellKind::LSTM)
+      throw std::invalid_argument("[RNN] peephole and input_forget exist only for LSTM");
+    if (!(clip >= 0) || !std::isfinite(clip))
+      throw std::invalid_argument("[RNN] clip must be 0 (none) or a positive number");
+    if (reverse && bidirectional)
+      throw std::invalid_argument("[RNN] reverse is for one direction; bidirectional runs both");
     s.input_size = input_size;
     s.hidden_size = hidden_size;
     s.proj_size = proj_size;
     s.has_bias = bias;
     s.reset_after = reset_after;
     s.peephole = peephole;
+    s.input_forget = input_forget;
+    s.clip = clip;
     s.act = parse_activation(activation, "activation");
     s.ract = parse_activation(recurrent_activation, "recurrent_activation");
+    s.cact = cell_activation.is_none() ? s.act : parse_activation(cell_activation, "cell_activation");
     spec_.num_layers = num_layers;
     spec_.num_dirs = bidirectional ? 2 : 1;
+    spec_.reverse = reverse;
 
     std::vector<rnnkit::DirWeights<T>> w;
     size_t k = 0;
@@ -102,7 +123,7 @@ class RNN {
       check_shape("RNN.forward", "h0", *h0, {L * D, B, Ho});
     }
     if (!c0_obj.is_none()) {
-      if (!lstm) throw std::invalid_argument("[RNN.forward] c0 given to a GRU");
+      if (!lstm) throw std::invalid_argument("[RNN.forward] c0 given to a GRU or RNN");
       c0 = py::cast<CArray<T>>(c0_obj);
       check_shape("RNN.forward", "c0", *c0, {L * D, B, H});
     }
@@ -162,7 +183,7 @@ class RNN {
       check_shape("RNN.backward", "dh_n", *dhn, {L * D, B, Ho});
     }
     if (!dcn_obj.is_none()) {
-      if (!lstm) throw std::invalid_argument("[RNN.backward] dc_n given to a GRU");
+      if (!lstm) throw std::invalid_argument("[RNN.backward] dc_n given to a GRU or RNN");
       dcn = py::cast<CArray<T>>(dcn_obj);
       check_shape("RNN.backward", "dc_n", *dcn, {L * D, B, H});
     }
@@ -252,12 +273,13 @@ template <class T>
 void register_type(py::module_& m, const char* rnn_name, const char* cache_name) {
   py::class_<Cache<T>>(m, cache_name, "What a training-mode forward keeps for backward.");
   py::class_<RNN<T>>(m, rnn_name)
-      .def(py::init<const std::string&, int, int, int, bool, int, bool, bool, bool, const std::string&,
-                    const std::string&, const py::list&>(),
+      .def(py::init<const std::string&, int, int, int, bool, int, bool, bool, bool, const py::object&,
+                    const py::object&, const py::list&, const py::object&, double, bool, bool>(),
            py::arg("cell"), py::arg("input_size"), py::arg("hidden_size"), py::arg("num_layers"),
            py::arg("bidirectional"), py::arg("proj_size"), py::arg("bias"), py::arg("reset_after"),
            py::arg("peephole"), py::arg("activation"), py::arg("recurrent_activation"),
-           py::arg("weights"))
+           py::arg("weights"), py::kw_only(), py::arg("cell_activation") = py::none(),
+           py::arg("clip") = 0.0, py::arg("input_forget") = false, py::arg("reverse") = false)
       .def("forward", &RNN<T>::forward, py::arg("x"), py::arg("h0"), py::arg("c0"),
            py::arg("lengths"), py::arg("masks"), py::arg("train"), py::arg("reuse") = py::none())
       .def("backward", &RNN<T>::backward, py::arg("cache"), py::arg("dy"), py::arg("dh_n"),

@@ -301,7 +301,7 @@ void Stack<T>::forward(const T* x, SeqShape seq, const T* h0, const T* c0, const
       a.spec = s;
       a.w = weights(ld, packs);
       a.seq = seq;
-      a.reverse = d == 1;
+      a.reverse = d == 1 || spec_.reverse;
       a.x = in;
       a.y = out + int64_t(d) * Ho;
       a.ldy = width;
@@ -326,7 +326,8 @@ template <class T>
 void Stack<T>::step(const T* x, int n, const int64_t* rows, int64_t N, T* h, T* c, T* y) const {
   const int L = spec_.num_layers, Ho = spec_.cell.out_size(), H = spec_.cell.hidden_size;
   const bool lstm = spec_.cell.kind == CellKind::LSTM;
-  if (spec_.num_dirs != 1) throw std::invalid_argument("[stream] a bidirectional stack cannot stream");
+  if (spec_.num_dirs != 1 || spec_.reverse)
+    throw std::invalid_argument("[stream] a stack that reads time backwards (bidirectional or reverse) cannot stream");
   const Kernels& kernels = active_kernels();
   const KernelTable<T>& k = kernels.table<T>();
   std::shared_ptr<const Packs> packs = frozen_packs(kernels);
@@ -428,7 +429,7 @@ void Stack<T>::backward(const StackCache<T>& cache, const T* dy, const T* dhn, c
       a.w = w_[ld];
       a.g = grads[ld];
       a.seq = seq;
-      a.reverse = d == 1;
+      a.reverse = d == 1 || spec_.reverse;
       a.x = cache.inputs[l].data();
       a.cache = &cache.dirs[ld];
       a.dy = dcur + int64_t(d) * Ho;

@@ -10,7 +10,8 @@ template <class T>
 StreamBank<T>::StreamBank(const Stack<T>& stack, int64_t capacity, bool all_in_use)
     : stack_(stack), N_(capacity) {
   const StackSpec& s = stack.spec();
-  if (s.num_dirs != 1) throw std::invalid_argument("[stream] a bidirectional stack cannot stream");
+  if (s.num_dirs != 1 || s.reverse)
+    throw std::invalid_argument("[stream] a stack that reads time backwards (bidirectional or reverse) cannot stream");
   if (capacity < 1) throw std::invalid_argument("[stream] capacity must be >= 1");
   L_ = s.num_layers;
   Ho_ = s.cell.out_size();

@@ -1,7 +1,7 @@
 """rnnkit: fast CPU LSTM and GRU networks with a C++ core.
 
-``rnnkit.LSTM`` and ``rnnkit.GRU`` mirror ``torch.nn.LSTM`` / ``torch.nn.GRU`` on numpy
-arrays, forward and backward.
+``rnnkit.LSTM``, ``rnnkit.GRU`` and ``rnnkit.RNN`` mirror ``torch.nn.LSTM`` / ``torch.nn.GRU``
+/ ``torch.nn.RNN`` on numpy arrays, forward and backward.
 """
 
 from ._config import (
@@ -13,7 +13,7 @@ from ._config import (
     set_num_threads,
     show_config,
 )
-from ._rnn import GRU, LSTM
+from ._rnn import GRU, LSTM, RNN
 from .streams import Stream, StreamBank
 
 __version__ = "0.1.0"
@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "GRU",
     "LSTM",
+    "RNN",
     "Stream",
     "StreamBank",
     "available_isas",

@@ -8,9 +8,6 @@ from typing import Any
 
 import numpy as np
 
-ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
-RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
-
 # Conversions that lose nothing: the only ones applied to inputs silently.
 _EXACT_CASTS = {
     np.dtype(np.float32): (np.dtype(np.float16),),

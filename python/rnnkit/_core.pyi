@@ -9,6 +9,8 @@ _F32 = npt.NDArray[np.float32]
 _F64 = npt.NDArray[np.float64]
 _I32 = npt.NDArray[np.int32]
 _I64 = npt.NDArray[np.int64]
+# an activation: (name, alpha, beta), or the name alone for those without parameters
+_Act = str | tuple[str, float, float]
 
 class ForwardCachef32:
     """What a training-mode forward keeps for backward."""
@@ -28,9 +30,14 @@ class RNNf32:
         bias: bool,
         reset_after: bool,
         peephole: bool,
-        activation: str,
-        recurrent_activation: str,
+        activation: _Act,
+        recurrent_activation: _Act,
         weights: list[_F32],
+        *,
+        cell_activation: _Act | None = None,
+        clip: float = 0.0,
+        input_forget: bool = False,
+        reverse: bool = False,
     ) -> None: ...
     def forward(
         self,
@@ -74,9 +81,14 @@ class RNNf64:
         bias: bool,
         reset_after: bool,
         peephole: bool,
-        activation: str,
-        recurrent_activation: str,
+        activation: _Act,
+        recurrent_activation: _Act,
         weights: list[_F64],
+        *,
+        cell_activation: _Act | None = None,
+        clip: float = 0.0,
+        input_forget: bool = False,
+        reverse: bool = False,
     ) -> None: ...
     def forward(
         self,
@@ -119,7 +131,7 @@ def compiled_isas() -> list[str]: ...
 def available_isas() -> list[str]: ...
 def build_info() -> dict[str, Any]: ...
 def round_bf16(a: npt.ArrayLike) -> _F32: ...
-def activate(name: str, a: npt.ArrayLike) -> _F32: ...
+def activate(name: str, a: npt.ArrayLike, alpha: float = 0.0, beta: float = 0.0) -> _F32: ...
 def bf16_info() -> dict[str, Any]: ...
 
 class _StreamBank:

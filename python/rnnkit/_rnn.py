@@ -1,4 +1,5 @@
-"""PyTorch-shaped recurrent modules on numpy arrays: ``rnnkit.LSTM`` and ``rnnkit.GRU``."""
+"""PyTorch-shaped recurrent modules on numpy arrays: ``rnnkit.LSTM``, ``rnnkit.GRU`` and
+``rnnkit.RNN``."""
 
 from __future__ import annotations
 
@@ -8,11 +9,9 @@ from typing import Any, Union
 import numpy as np
 
 from . import _core, _random
+from ._activations import ActivationSpec, activation_params, normalize_activation
 from ._checks import (
-    ACTIVATIONS,
-    RECURRENT_ACTIVATIONS,
     as_float_array,
-    check_choice,
     check_dtype,
     check_int,
     is_bfloat16,
@@ -25,7 +24,7 @@ LSTMState = tuple[Array, Array]
 
 
 class _RNNBase:
-    """What LSTM and GRU share: parameters, checks, forward, backward and state dicts."""
+    """What LSTM, GRU and RNN share: parameters, checks, forward, backward and state dicts."""
 
     _cell = ""
     _gates = 0
@@ -42,10 +41,14 @@ class _RNNBase:
         proj_size: int = 0,
         dtype: Any = "float32",
         *,
-        activation: str = "tanh",
-        recurrent_activation: str = "sigmoid",
+        activation: Any = "tanh",
+        recurrent_activation: Any = "sigmoid",
+        cell_activation: Any = None,
         peephole: bool = False,
         reset_after: bool = True,
+        clip: float | None = None,
+        input_forget: bool = False,
+        reverse: bool = False,
         seed: int | None = None,
     ) -> None:
         name = self._cell
@@ -64,6 +67,8 @@ class _RNNBase:
             ("bidirectional", bidirectional),
             ("peephole", peephole),
             ("reset_after", reset_after),
+            ("input_forget", input_forget),
+            ("reverse", reverse),
         ):
             if not isinstance(value, (bool, np.bool_)):
                 raise TypeError(f"[{name}] {flag} must be a bool; got {value!r}")
@@ -75,11 +80,29 @@ class _RNNBase:
         self.batch_first = bool(batch_first)
         self.dropout = float(dropout)
         self.bidirectional = bool(bidirectional)
+        if reverse and bidirectional:
+            raise ValueError(
+                f"[{name}] reverse=True runs one direction backwards in time; "
+                "bidirectional=True already runs both (pass one of them)"
+            )
+        if clip is not None:
+            if isinstance(clip, (bool, np.bool_)) or not isinstance(clip, (int, float)):
+                raise TypeError(f"[{name}] clip must be None or a positive number; got {clip!r}")
+            if not (math.isfinite(clip) and clip > 0):
+                raise ValueError(f"[{name}] clip must be None or a positive number; got {clip}")
         self.peephole = bool(peephole)
         self.reset_after = bool(reset_after)
-        self.activation = check_choice(name, "activation", activation, ACTIVATIONS)
-        self.recurrent_activation = check_choice(
-            name, "recurrent_activation", recurrent_activation, RECURRENT_ACTIVATIONS
+        self.input_forget = bool(input_forget)
+        self.reverse = bool(reverse)
+        self.clip: float | None = None if clip is None else float(clip)
+        self.activation: ActivationSpec = normalize_activation(name, "activation", activation)
+        self.recurrent_activation: ActivationSpec = normalize_activation(
+            name, "recurrent_activation", recurrent_activation
+        )
+        self.cell_activation: ActivationSpec | None = (
+            None
+            if cell_activation is None
+            else normalize_activation(name, "cell_activation", cell_activation)
         )
         bf16 = is_bfloat16(dtype)
         self.dtype = check_dtype(name, "float32" if bf16 else dtype)
@@ -138,9 +161,15 @@ class _RNNBase:
             self.bias,
             self.reset_after,
             self.peephole,
-            self.activation,
-            self.recurrent_activation,
+            activation_params(self._cell, "activation", self.activation),
+            activation_params(self._cell, "recurrent_activation", self.recurrent_activation),
             list(self._params.values()),
+            cell_activation=None
+            if self.cell_activation is None
+            else activation_params(self._cell, "cell_activation", self.cell_activation),
+            clip=self.clip or 0.0,
+            input_forget=self.input_forget,
+            reverse=self.reverse,
         )
 
     # ----------------------------------------------------------------- modes, params
@@ -483,6 +512,13 @@ class _RNNBase:
             k: np.array(grads[k], copy=True) if k in grads else np.zeros_like(v)
             for k, v in state["_params"].items()
         }
+        for key, default in (
+            ("cell_activation", None),
+            ("clip", None),
+            ("input_forget", False),
+            ("reverse", False),
+        ):
+            state.setdefault(key, default)
         self.__dict__.update(state)
         self._build_core()
         self._set_frozen(not self.training)
@@ -501,6 +537,12 @@ class _RNNBase:
             opts.append("bidirectional=True")
         if self.proj_size:
             opts.append(f"proj_size={self.proj_size}")
+        if self.clip is not None:
+            opts.append(f"clip={self.clip}")
+        if self.input_forget:
+            opts.append("input_forget=True")
+        if self.reverse:
+            opts.append("reverse=True")
         if self.weight_dtype != "float32":
             opts.append(f"dtype='{self.weight_dtype}'")
         return f"{self._cell}({', '.join(opts)})"
@@ -513,10 +555,11 @@ class LSTM(_RNNBase):
 
         i = ract(W_i x + b_ii + U_i h + b_hi)     f = ract(W_f x + b_if + U_f h + b_hf)
         g = act(W_g x + b_ig + U_g h + b_hg)      o = ract(W_o x + b_io + U_o h + b_ho)
-        c' = f * c + i * g                        h' = o * act(c')
-        (with proj_size: h' = W_hr (o * act(c')))
+        c' = f * c + i * g                        h' = o * cact(c')
+        (with proj_size: h' = W_hr (o * cact(c')))
 
-    with ``act = activation`` (tanh) and ``ract = recurrent_activation`` (sigmoid). With
+    with ``act = activation`` (tanh), ``ract = recurrent_activation`` (sigmoid) and ``cact =
+    cell_activation`` (None: the same as ``activation``); ONNX calls them g, f and h. With
     ``peephole=True`` (ONNX), i and f also see ``p * c`` and o sees ``p * c'``.
 
     Parameters
@@ -528,11 +571,26 @@ class LSTM(_RNNBase):
         (float16 -> float32/64, float32 -> float64); float64 input into a float32 module
         raises TypeError, as PyTorch does. ``"bfloat16"``: weights rounded to bfloat16,
         float32 activations and accumulation, inference only (see ``bfloat16()``).
-    activation : {"tanh", "relu", "sigmoid", "linear"}
-    recurrent_activation : {"sigmoid", "hard_sigmoid"}
-        ``hard_sigmoid(x) = clip(x / 6 + 1/2, 0, 1)`` (Keras 3).
+    activation, recurrent_activation, cell_activation : str or tuple
+        Any of rnnkit's activations in any slot: a name (``"tanh"``, ``"relu"``,
+        ``"sigmoid"``, ``"linear"``, ``"hard_sigmoid"``, ``"affine"``, ``"leaky_relu"``,
+        ``"thresholded_relu"``, ``"scaled_tanh"``, ``"elu"``, ``"softsign"``,
+        ``"softplus"``) or ``(name, alpha[, beta])``; see docs/api.md for the formulas and
+        defaults. ``hard_sigmoid(x) = clip(x / 6 + 1/2, 0, 1)`` by default (Keras 3). The
+        attributes keep the normal form: the name, or ``(name, alpha, beta)``.
     peephole : bool
         Adds ``weight_peephole_l{k}`` (3H,), order i, f, o.
+    clip : float, optional
+        ONNX ``clip``: every gate pre-activation (the input of ract and act) is clipped to
+        [-clip, clip] before its activation, as ONNX Runtime does (c' is not clipped).
+    input_forget : bool
+        ONNX ``input_forget``: couples the gates, f = 1 - i. The f rows of the weights,
+        biases and peepholes stay in the state dict (so ONNX weights load unchanged) but are
+        unused; their gradients are zero.
+    reverse : bool
+        Run each sequence from its last step (its own, with ``lengths``) to its first: ONNX
+        ``direction="reverse"``. y stays in the original time order (y[t] is the state after
+        x[t..len-1]). Only with ``bidirectional=False``.
     seed : int, optional
         Seeds initialization (uniform in ±1/sqrt(H), as PyTorch) and dropout.
 
@@ -562,9 +620,13 @@ class LSTM(_RNNBase):
         proj_size: int = 0,
         dtype: Any = "float32",
         *,
-        activation: str = "tanh",
-        recurrent_activation: str = "sigmoid",
+        activation: Any = "tanh",
+        recurrent_activation: Any = "sigmoid",
+        cell_activation: Any = None,
         peephole: bool = False,
+        clip: float | None = None,
+        input_forget: bool = False,
+        reverse: bool = False,
         seed: int | None = None,
     ) -> None:
         super().__init__(
@@ -579,7 +641,11 @@ class LSTM(_RNNBase):
             dtype,
             activation=activation,
             recurrent_activation=recurrent_activation,
+            cell_activation=cell_activation,
             peephole=peephole,
+            clip=clip,
+            input_forget=input_forget,
+            reverse=reverse,
             seed=seed,
         )
 
@@ -621,7 +687,23 @@ class LSTM(_RNNBase):
         return dx, (dh0, dc0)
 
 
-class GRU(_RNNBase):
+class _HiddenStateRNN(_RNNBase):
+    """The call and backward of the cells whose only state is h (GRU, RNN)."""
+
+    def forward(self, x: Any, h0: Any = None, lengths: Any = None) -> tuple[Array, Array]:
+        """Run the stack from ``h0`` (None: zeros). Returns ``y, h_n``. ``lengths`` as LSTM."""
+        y, hn, _ = self._run(x, h0, None, lengths)
+        return y, hn
+
+    __call__ = forward
+
+    def backward(self, dy: Any, dh_n: Any = None) -> tuple[Array, Array]:
+        """Backpropagate through the last training-mode forward; returns ``dx, dh0``."""
+        dx, dh0, _ = self._backward(dy, dh_n, None)
+        return dx, dh0
+
+
+class GRU(_HiddenStateRNN):
     r"""A multi-layer GRU over numpy arrays, with PyTorch's constructor, call and state dict.
 
     For each layer, direction and step (gate rows r, z, n)::
@@ -634,8 +716,9 @@ class GRU(_RNNBase):
     Cho et al. write the update as ``h' = (1 - z) * h + z * n``: the same cell with z
     replaced by 1 - z (swap the sign of the z rows of W, U and both z biases).
 
-    Parameters are as :class:`LSTM` without ``proj_size`` and ``peephole``, plus
-    ``reset_after``. Shapes: x as LSTM; y (T, B, D*H); h_n (L*D, B, H).
+    Parameters are as :class:`LSTM` without ``proj_size``, ``peephole``, ``cell_activation``
+    and ``input_forget``, plus ``reset_after``; ``clip`` bounds the inputs of ract and act
+    (all of n's, ``r * (...)`` included). Shapes: x as LSTM; y (T, B, D*H); h_n (L*D, B, H).
     """
 
     _cell = "GRU"
@@ -653,8 +736,10 @@ class GRU(_RNNBase):
         dtype: Any = "float32",
         *,
         reset_after: bool = True,
-        activation: str = "tanh",
-        recurrent_activation: str = "sigmoid",
+        activation: Any = "tanh",
+        recurrent_activation: Any = "sigmoid",
+        clip: float | None = None,
+        reverse: bool = False,
         seed: int | None = None,
     ) -> None:
         super().__init__(
@@ -670,24 +755,76 @@ class GRU(_RNNBase):
             activation=activation,
             recurrent_activation=recurrent_activation,
             reset_after=reset_after,
+            clip=clip,
+            reverse=reverse,
             seed=seed,
         )
-
-    def forward(self, x: Any, h0: Any = None, lengths: Any = None) -> tuple[Array, Array]:
-        """Run the stack from ``h0`` (None: zeros). Returns ``y, h_n``. ``lengths`` as LSTM."""
-        y, hn, _ = self._run(x, h0, None, lengths)
-        return y, hn
-
-    __call__ = forward
-
-    def backward(self, dy: Any, dh_n: Any = None) -> tuple[Array, Array]:
-        """Backpropagate through the last training-mode forward; returns ``dx, dh0``."""
-        dx, dh0, _ = self._backward(dy, dh_n, None)
-        return dx, dh0
 
     def __repr__(self) -> str:
         base = super().__repr__()
         return base if self.reset_after else base[:-1] + ", reset_after=False)"
 
 
-RNNModule = Union[LSTM, GRU]
+class RNN(_HiddenStateRNN):
+    r"""A multi-layer Elman RNN over numpy arrays, shaped like ``torch.nn.RNN``.
+
+    For each layer, direction and step: ``h' = act(W x + b_ih + U h + b_hh)``, with ``act``
+    the ``nonlinearity`` ("tanh" or "relu", as PyTorch), or ``activation`` when given (any
+    of rnnkit's activations, as :class:`LSTM`; ONNX RNN's f), which overrides it.
+
+    State dict as PyTorch: ``weight_ih_l{k}`` (H, in), ``weight_hh_l{k}`` (H, H),
+    ``bias_ih_l{k}``, ``bias_hh_l{k}`` (H,), ``_reverse`` suffixes for the second
+    direction. ``clip`` bounds act's input (ONNX), ``reverse`` as :class:`LSTM`. Call
+    ``y, h_n = m(x, h0=None, lengths=None)``; shapes as :class:`GRU`.
+    """
+
+    _cell = "RNN"
+    _gates = 1
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        dtype: Any = "float32",
+        *,
+        activation: Any = None,
+        clip: float | None = None,
+        reverse: bool = False,
+        seed: int | None = None,
+    ) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(
+                f"[RNN] nonlinearity must be 'tanh' or 'relu' (or pass activation=); "
+                f"got {nonlinearity!r}"
+            )
+        self.nonlinearity = nonlinearity
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            0,
+            dtype,
+            activation=nonlinearity if activation is None else activation,
+            clip=clip,
+            reverse=reverse,
+            seed=seed,
+        )
+
+    def __repr__(self) -> str:
+        base = super().__repr__()
+        if self.activation != self.nonlinearity:
+            return base[:-1] + f", activation={self.activation!r})"
+        return base if self.nonlinearity == "tanh" else base[:-1] + ", nonlinearity='relu')"
+
+
+RNNModule = Union[LSTM, GRU, RNN]

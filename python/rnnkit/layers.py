@@ -1,10 +1,12 @@
 """Keras-shaped layers (batch-first): ``Input``, ``InputLayer``, ``Dense``, ``Dropout``,
-``Embedding``, ``Flatten``, ``RepeatVector``, ``LSTM``, ``GRU``, ``Bidirectional``.
+``Embedding``, ``Flatten``, ``RepeatVector``, ``LSTM``, ``GRU``, ``SimpleRNN``,
+``Bidirectional``.
 
 ``from rnnkit.layers import LSTM, Dense, Dropout`` replaces
 ``from tensorflow.keras.layers import LSTM, Dense, Dropout``. The recurrent layers run on
-the C++ core modules (``rnnkit.LSTM``/``rnnkit.GRU``); ``get_weights``/``set_weights``
-use Keras's weight layout, so weights move between Keras and rnnkit unchanged.
+the C++ core modules (``rnnkit.LSTM``/``rnnkit.GRU``/``rnnkit.RNN``);
+``get_weights``/``set_weights`` use Keras's weight layout, so weights move between Keras and
+rnnkit unchanged.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ._training.core_layers import (
     InputLayer,
     RepeatVector,
 )
-from ._training.recurrent import GRU, LSTM, Bidirectional
+from ._training.recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 
 #: Layer classes that ``deserialize`` (and so ``load_model``) may construct.
 LAYER_CLASSES: dict[str, type[Layer]] = {
@@ -35,6 +37,7 @@ LAYER_CLASSES: dict[str, type[Layer]] = {
         RepeatVector,
         LSTM,
         GRU,
+        SimpleRNN,
         Bidirectional,
     )
 }
@@ -73,6 +76,7 @@ __all__ = [
     "InputLayer",
     "Layer",
     "RepeatVector",
+    "SimpleRNN",
     "deserialize",
     "serialize",
 ]

@@ -1,6 +1,6 @@
 """Streaming inference: recurrent state held in the core between calls.
 
-``s = m.stream(batch=1)`` on an ``rnnkit.LSTM``/``rnnkit.GRU`` in eval mode gives a
+``s = m.stream(batch=1)`` on an ``rnnkit.LSTM``/``GRU``/``RNN`` in eval mode gives a
 :class:`Stream`: ``s.step(x_t)`` advances every layer by one time step, ``s.run(x)`` by several,
 and the state stays in the core. ``bank = m.streams(capacity=N)`` gives a :class:`StreamBank`:
 N independent streams in one buffer, any subset stepped by id in one batched core call
@@ -33,6 +33,11 @@ def _require_streamable(module: _RNNBase, what: str) -> None:
         raise ValueError(
             f"[{name}] a bidirectional module cannot stream: its reverse direction reads the "
             "future of the sequence (not causal). Stream a unidirectional module."
+        )
+    if getattr(module, "reverse", False):
+        raise ValueError(
+            f"[{name}] a module with reverse=True cannot stream: it runs from each sequence's "
+            "last step to its first (not causal)"
         )
     if module.training:
         raise RuntimeError(
@@ -67,7 +72,7 @@ class _Converter:
 
 
 class Stream:
-    r"""One stream (a batch of B sequences) of a unidirectional ``rnnkit.LSTM``/``GRU``.
+    r"""One stream (a batch of B sequences) of a forward ``rnnkit.LSTM``/``GRU``/``RNN``.
 
     Made by ``m.stream(batch=B)`` on a module in eval mode. The state, one row of h (and c)
     per layer and sequence, lives in the core and starts at zero.
@@ -77,7 +82,7 @@ class Stream:
         step:  x_t (B, I), or (I,) when B = 1  ->  y_t (B, Hout) / (Hout,)
         run:   x (T, B, I), or (B, T, I) if the module is batch_first, or (T, I) when B = 1
                ->  y with Hout in place of I
-        state: LSTM (h (L, B, Hout), c (L, B, H)); GRU h (L, B, H)
+        state: LSTM (h (L, B, Hout), c (L, B, H)); GRU, RNN h (L, B, H)
 
     ``step(x_t)`` after ``run(x)`` (or any mix of them) continues the same sequences:
     the outputs equal, bit for bit, those of one module call over all the steps.
@@ -149,7 +154,7 @@ class StreamBank:
     Shapes (n ids, L layers, Hout = proj_size or H)::
 
         step:  ids (n,), x (n, I)  ->  y (n, Hout), row i for stream ids[i]
-        state(id): LSTM (h (L, Hout), c (L, H)); GRU h (L, H)
+        state(id): LSTM (h (L, Hout), c (L, H)); GRU, RNN h (L, H)
 
     Thread-safety: several threads may step (reset, read, free) disjoint sets of ids of one
     bank at the same time; the core computes them concurrently when a step is large enough

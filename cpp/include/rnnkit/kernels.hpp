@@ -20,6 +20,7 @@ struct DirCache {
   Buffer<T> c;       // LSTM (T*B, H) cell state leaving step t
   Buffer<T> m;       // LSTM with projection (T*B, H): o * act(c) before W_hr
   Buffer<T> aux;     // GRU (T*B, H): U_n h + b_hn (reset_after) or r * h_prev (reset_before)
+  Buffer<T> pre;     // (T*B, G*H) gate pre-activations before clip, when spec.caches_pre()
 };
 
 template <class T>
@@ -83,7 +84,7 @@ struct Kernels {
   int bf16_input;
   KernelTable<float> f32;
   KernelTable<double> f64;
-  void (*activate_f32)(Activation f, const float* in, float* out, int n);  // the kernels' own
+  void (*activate_f32)(const ActSpec& f, const float* in, float* out, int n);  // the kernels' own
   template <class T>
   const KernelTable<T>& table() const;
 };

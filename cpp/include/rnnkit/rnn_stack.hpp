@@ -15,6 +15,9 @@ struct StackSpec {
   CellSpec cell;  // cell.input_size is layer 0's input size
   int num_layers = 1;
   int num_dirs = 1;
+  // One direction run from each sequence's last step to its first (ONNX direction="reverse"),
+  // outputs in the original time order; only with num_dirs == 1.
+  bool reverse = false;
 
   // Layer l's spec: layers above the first read the concatenated directions of the one below.
   CellSpec layer(int l) const {
@@ -82,7 +85,7 @@ class Stack {
   // Whether freeze() is in effect (inference mode): what streams need.
   bool frozen() const { return std::atomic_load(&frozen_) != nullptr; }
 
-  // Streams: one time step of every layer (unidirectional stacks, frozen only) for n rows whose
+  // Streams: one time step of every layer (forward-only stacks, frozen only) for n rows whose
   // states live outside the stack, in h (L, N, Hout) and, LSTM, c (L, N, H); rows (n) says which
   // of the N rows (null: rows 0..n-1 of N = n). x (n, I) the rows' inputs; y (n, Hout) the last
   // layer's new h. The states are updated in place. Runs the kernels of forward() for one step,

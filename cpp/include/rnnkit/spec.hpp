@@ -6,10 +6,41 @@
 
 namespace rnnkit {
 
-enum class CellKind : int { LSTM = 0, GRU = 1 };
+enum class CellKind : int { LSTM = 0, GRU = 1, RNN = 2 };
 
-// Elementwise functions a cell may use. HardSigmoid is Keras 3's clip(x/6 + 1/2, 0, 1).
-enum class Activation : int { Tanh = 0, Relu = 1, Sigmoid = 2, Linear = 3, HardSigmoid = 4 };
+// Elementwise functions a cell may use (ONNX's list plus Linear), with their parameters:
+//   Tanh, Relu, Sigmoid, Linear (identity), Softsign x/(1+|x|), Softplus log(1+e^x)
+//   HardSigmoid     clip(alpha*x + beta, 0, 1)          (Keras 3: alpha 1/6, beta 1/2)
+//   Affine          alpha*x + beta
+//   LeakyRelu       x if x >= 0 else alpha*x
+//   ThresholdedRelu x if x > alpha else 0
+//   ScaledTanh      alpha*tanh(beta*x)
+//   Elu             x if x >= 0 else alpha*(e^x - 1)
+enum class Activation : int {
+  Tanh = 0,
+  Relu = 1,
+  Sigmoid = 2,
+  Linear = 3,
+  HardSigmoid = 4,
+  Affine = 5,
+  LeakyRelu = 6,
+  ThresholdedRelu = 7,
+  ScaledTanh = 8,
+  Elu = 9,
+  Softsign = 10,
+  Softplus = 11,
+};
+
+struct ActSpec {
+  Activation f = Activation::Tanh;
+  double alpha = 0, beta = 0;  // read only by the functions above that name them
+};
+
+// Functions whose derivative backward evaluates at their input (which it then needs): the
+// others' derivatives follow from their output alone.
+inline bool derivative_needs_input(const ActSpec& a) {
+  return a.f == Activation::LeakyRelu || a.f == Activation::ThresholdedRelu || a.f == Activation::Elu;
+}
 
 // One layer-direction of a recurrent network.
 struct CellSpec {
@@ -20,11 +51,21 @@ struct CellSpec {
   bool has_bias = true;
   bool reset_after = true;  // GRU: n = act(Wx + b_in + r*(Uh + b_hn)) if true, else act(Wx + U(r*h) + b)
   bool peephole = false;    // LSTM: ONNX peepholes p_i, p_f on c_prev and p_o on c_new
-  Activation act = Activation::Tanh;      // cell input g / candidate n, and the LSTM cell output
-  Activation ract = Activation::Sigmoid;  // gates i, f, o / r, z
+  bool input_forget = false;  // LSTM: ONNX's coupled gates, f = 1 - i (the f rows go unused)
+  ActSpec act{Activation::Tanh};      // LSTM cell input g, GRU candidate n, RNN's h' (ONNX g / f)
+  ActSpec ract{Activation::Sigmoid};  // gates i, f, o / r, z (ONNX f)
+  ActSpec cact{Activation::Tanh};     // LSTM cell output: h' = o * cact(c') (ONNX h)
+  // ONNX clip: every activation's input is clipped to [-clip, clip] first (the gate
+  // pre-activations, not c' before cact, as ONNX Runtime does); 0 = no clipping.
+  double clip = 0;
 
-  int gates() const { return kind == CellKind::LSTM ? 4 : 3; }
+  int gates() const { return kind == CellKind::LSTM ? 4 : kind == CellKind::GRU ? 3 : 1; }
   int out_size() const { return proj_size > 0 ? proj_size : hidden_size; }  // Hout
+  // Whether a training forward keeps the gate pre-activations (DirCache::pre) for backward:
+  // clip's derivative and some activations' need them.
+  bool caches_pre() const {
+    return clip > 0 || derivative_needs_input(act) || (kind != CellKind::RNN && derivative_needs_input(ract));
+  }
 };
 
 // Parameters of one layer-direction, PyTorch's layouts, row-major, gate rows i,f,g,o / r,z,n.

@@ -5,6 +5,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 
@@ -40,39 +41,101 @@ inline CMatMap<T> cmat(const T* p, Eigen::Index rows, Eigen::Index cols, Eigen::
   return CMatMap<T>(p, rows, cols, Eigen::OuterStride<>(ld < 0 ? cols : ld));
 }
 
-// out = f(in), n elements; in may alias out. float's tanh and sigmoid are vmath's.
+// out = f(in), n elements; in may alias out. float's tanh and sigmoid are vmath's; the other
+// transcendental functions go element by element through std::, so that a value's result never
+// depends on where it sits in the call (and so on how threads split the units).
 template <class T>
-inline void activate(Activation f, const T* in, T* out, int n) {
+inline void activate(const ActSpec& a, const T* in, T* out, int n) {
   CArrMap<T> x(in, n);
   ArrMap<T> y(out, n);
   if constexpr (std::is_same<T, float>::value) {
-    if (f == Activation::Tanh) return vmath::tanh_n(in, out, n);
-    if (f == Activation::Sigmoid) return vmath::sigmoid_n(in, out, n);
+    if (a.f == Activation::Tanh) return vmath::tanh_n(in, out, n);
+    if (a.f == Activation::Sigmoid) return vmath::sigmoid_n(in, out, n);
   }
-  switch (f) {
+  const T al = T(a.alpha), be = T(a.beta);
+  switch (a.f) {
     case Activation::Tanh: y = x.tanh(); break;
     case Activation::Sigmoid: y = x.logistic(); break;
     case Activation::Relu: y = x.max(T(0)); break;
     case Activation::Linear:
       if (in != out) y = x;
       break;
-    case Activation::HardSigmoid: y = (x * T(1.0 / 6.0) + T(0.5)).max(T(0)).min(T(1)); break;
+    case Activation::HardSigmoid: y = (x * al + be).max(T(0)).min(T(1)); break;
+    case Activation::Affine: y = x * al + be; break;
+    case Activation::LeakyRelu:
+      for (int i = 0; i < n; ++i) out[i] = in[i] >= T(0) ? in[i] : al * in[i];
+      break;
+    case Activation::ThresholdedRelu:
+      for (int i = 0; i < n; ++i) out[i] = in[i] > al ? in[i] : T(0);
+      break;
+    case Activation::ScaledTanh:
+      y = x * be;
+      if constexpr (std::is_same<T, float>::value)
+        vmath::tanh_n(out, out, n);
+      else
+        for (int i = 0; i < n; ++i) out[i] = std::tanh(out[i]);
+      y *= al;
+      break;
+    case Activation::Elu:
+      for (int i = 0; i < n; ++i) out[i] = in[i] >= T(0) ? in[i] : al * std::expm1(in[i]);
+      break;
+    case Activation::Softsign: y = x / (T(1) + x.abs()); break;
+    case Activation::Softplus:  // max(x, 0) + log(1 + e^-|x|): no overflow
+      for (int i = 0; i < n; ++i) out[i] = std::max(in[i], T(0)) + std::log1p(std::exp(-std::fabs(in[i])));
+      break;
   }
 }
 
-// d *= f'(pre), written in terms of the output y = f(pre), n elements.
+// v = clip(v, -c, c), n elements.
 template <class T>
-inline void scale_by_derivative(Activation f, const T* y_, T* d_, int n) {
+inline void clip_n(T* v, int n, double c) {
+  ArrMap<T> x(v, n);
+  x = x.max(T(-c)).min(T(c));
+}
+
+// d *= f'(pre), n elements, written in terms of the output y = f(pre), or of the input x =
+// pre for the functions that need it (derivative_needs_input). With clip > 0, pre entered f
+// clipped: x is then required, and d becomes 0 where |x| > clip. At a kink the derivative is
+// the left one: relu 0 at 0, leaky_relu alpha at 0, thresholded_relu 0 at alpha, elu alpha at
+// 0, hard_sigmoid 0 where alpha*x + beta is 0 or 1, clip 1 at +-clip.
+template <class T>
+inline void scale_by_derivative(const ActSpec& a, const T* y_, T* d_, int n, const T* x_ = nullptr,
+                                double clip = 0) {
   CArrMap<T> y(y_, n);
   ArrMap<T> d(d_, n);
-  switch (f) {
+  const T al = T(a.alpha), be = T(a.beta);
+  switch (a.f) {
     case Activation::Tanh: d *= T(1) - y.square(); break;
     case Activation::Sigmoid: d *= y * (T(1) - y); break;
     case Activation::Relu: d = (y > T(0)).select(d, T(0)); break;
     case Activation::Linear: break;
-    case Activation::HardSigmoid:
-      d = ((y > T(0)) && (y < T(1))).select(d * T(1.0 / 6.0), T(0));
+    case Activation::HardSigmoid: d = ((y > T(0)) && (y < T(1))).select(d * al, T(0)); break;
+    case Activation::Affine: d *= al; break;
+    case Activation::LeakyRelu:
+      for (int i = 0; i < n; ++i) d_[i] = x_[i] > T(0) ? d_[i] : d_[i] * al;
       break;
+    case Activation::ThresholdedRelu:
+      for (int i = 0; i < n; ++i) d_[i] = x_[i] > al ? d_[i] : T(0);
+      break;
+    case Activation::ScaledTanh:  // alpha beta (1 - tanh(beta x)^2), tanh(beta x) = y / alpha
+      if (al == T(0)) {
+        d.setZero();
+      } else {
+        d *= al * be * (T(1) - (y / al).square());
+      }
+      break;
+    case Activation::Elu:
+      for (int i = 0; i < n; ++i) d_[i] = x_[i] > T(0) ? d_[i] : d_[i] * al * std::exp(x_[i]);
+      break;
+    case Activation::Softsign: d *= (T(1) - y.abs()).square(); break;  // 1 / (1 + |x|)^2
+    case Activation::Softplus:  // sigmoid(x) = 1 - e^-y
+      for (int i = 0; i < n; ++i) d_[i] *= -std::expm1(-y_[i]);
+      break;
+  }
+  if (clip > 0) {
+    const T c = T(clip);
+    for (int i = 0; i < n; ++i)
+      if (!(std::fabs(x_[i]) <= c)) d_[i] = T(0);
   }
 }
 

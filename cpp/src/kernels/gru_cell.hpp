@@ -4,6 +4,8 @@
 //   reset_after:  n = act(W_n x + b_in + r * (U_n h + b_hn))
 //   reset_before: n = act(W_n x + b_in + U_n (r * h) + b_hn)
 //   h' = (1 - z) * n + z * h  =  n + z * (h - n)
+// ONNX clip bounds the arguments of ract and act (all of n's, r * (...) included) to
+// [-clip, clip].
 #pragma once
 
 #include <type_traits>
@@ -16,14 +18,18 @@ namespace RNNKIT_ISA_NS {
 // Pointwise pieces of a GRU step for units [u0, u0 + n) of one row. rec holds the recurrent
 // pre-activations of gate r for those units, z and n following at stride gs (H for a
 // whole-row product, 16 for a packed block); gx is the row's input projection, gate q at
-// gx + q*xs.
+// gx + q*xs. k_pre, if given, is the row's cache of pre-activations before clipping (3H).
 
 // r and z, written back over their pre-activations in rec.
 template <class T>
-inline void gru_pointwise_rz(const CellSpec& s, int u0, int n, T* rec, int gs, const T* gx, int xs) {
+inline void gru_pointwise_rz(const CellSpec& s, int u0, int n, T* rec, int gs, const T* gx, int xs,
+                             T* k_pre) {
+  const int H = s.hidden_size;
   for (int q = 0; q < 2; ++q) {
     ArrMap<T> v(rec + q * gs, n);
     v += CArrMap<T>(gx + q * xs + u0, n);
+    if (k_pre) std::memcpy(k_pre + q * H + u0, v.data(), n * sizeof(T));
+    if (s.clip > 0) clip_n(v.data(), n, s.clip);
     activate(s.ract, v.data(), v.data(), n);
   }
 }
@@ -33,7 +39,7 @@ inline void gru_pointwise_rz(const CellSpec& s, int u0, int n, T* rec, int gs, c
 template <class T>
 inline void gru_pointwise_n(const CellSpec& s, const T* bhn, int u0, int n, const T* rec, int gs,
                             const T* gx, int xs, const T* hprev, T* hnew, T* scratch, T* k_gates,
-                            T* k_aux) {
+                            T* k_aux, T* k_pre) {
   const int H = s.hidden_size;
   CArrMap<T> r(rec, n), z(rec + gs, n);
   ArrMap<T> nv(scratch, n);
@@ -46,6 +52,8 @@ inline void gru_pointwise_n(const CellSpec& s, const T* bhn, int u0, int n, cons
   } else {
     nv = CArrMap<T>(gx + 2 * xs + u0, n) + CArrMap<T>(rec + 2 * gs, n);
   }
+  if (k_pre) std::memcpy(k_pre + 2 * H + u0, nv.data(), n * sizeof(T));
+  if (s.clip > 0) clip_n(nv.data(), n, s.clip);
   activate(s.act, nv.data(), nv.data(), n);
   CArrMap<T> hp(hprev + u0, n);
   ArrMap<T>(hnew + u0, n) = nv + z * (hp - nv);
@@ -89,7 +97,9 @@ void gru_forward(const ForwardArgs<T>& a) {
     k->gates.reserve(TB * G);
     k->h_prev.reserve(TB * H);
     k->aux.reserve(TB * H);
+    if (s.caches_pre()) k->pre.reserve(TB * G);
   }
+  T* pre = k && s.caches_pre() ? k->pre.data() : nullptr;  // (T*B, 3H) or null
   auto row_of = [&](int step, int b) { return step_row(a.seq, a.reverse, step, b); };
 
   const float* p32 = nullptr;
@@ -173,7 +183,7 @@ void gru_forward(const ForwardArgs<T>& a) {
       for (int b = b0; b < b1; ++b) {
         const int64_t row = row_of(step, b);
         T* rec = acc + int64_t(b) * lda + u0;
-        gru_pointwise_rz(s, u0, n, rec, Hp, gx + row * ldx, xs);
+        gru_pointwise_rz(s, u0, n, rec, Hp, gx + row * ldx, xs, pre ? pre + row * G : nullptr);
         if (!s.reset_after)
           ArrMap<T>(rh + int64_t(b) * H + u0, n) = CArrMap<T>(rec, n) * CArrMap<T>(hcur + int64_t(b) * H + u0, n);
       }
@@ -201,7 +211,7 @@ void gru_forward(const ForwardArgs<T>& a) {
         }
         gru_pointwise_n(s, bhn, u0, n, acc + int64_t(b) * lda + u0, Hp, gx + row * ldx, xs, hc, hn, scratch,
                         k ? k->gates.data() + row * G : nullptr,
-                        (k && s.reset_after) ? k->aux.data() + row * H : nullptr);
+                        (k && s.reset_after) ? k->aux.data() + row * H : nullptr, pre ? pre + row * G : nullptr);
         std::memcpy(a.y + row * a.ldy + u0, hn + u0, n * sizeof(T));
       }
       if (row1) {
@@ -226,6 +236,7 @@ void gru_backward(const BackwardArgs<T>& a) {
   const int Tn = a.seq.steps(), B = a.seq.B;
   const int64_t TB = a.seq.rows();  // rows of x, dy, dx and the cache (T*B, fewer with lengths)
   const DirCache<T>& k = *a.cache;
+  const T* pre = s.caches_pre() ? k.pre.data() : nullptr;  // (T*B, 3H) or null
   Workspace<T>& ws = workspace<T>();
 
   T* dGx = ws.dgx.reserve(TB * G);  // (rows, 3H) grads of the input-side pre-activations
@@ -271,14 +282,16 @@ void gru_backward(const BackwardArgs<T>& a) {
         ArrMap<T> dv(d, n);
         dv = CArrMap<T>(dh + int64_t(b) * H + u0, n) + CArrMap<T>(a.dy + row * a.ldy + u0, n);
         ArrMap<T> dr(ds + u0, n), dz(ds + H + u0, n), dn(ds + 2 * H + u0, n);
+        // the pre-activations of gate q, units u0.. (null when the forward kept none)
+        auto pq = [&](int q) { return pre ? pre + row * G + q * H + u0 : nullptr; };
         dn = dv * (T(1) - z);
-        scale_by_derivative(s.act, nv.data(), dn.data(), n);
+        scale_by_derivative(s.act, nv.data(), dn.data(), n, pq(2), s.clip);
         dz = dv * (hp - nv);
-        scale_by_derivative(s.ract, z.data(), dz.data(), n);
+        scale_by_derivative(s.ract, z.data(), dz.data(), n, pq(1), s.clip);
         ArrMap<T>(direct + int64_t(b) * H + u0, n) = dv * z;
         if (s.reset_after) {
           dr = dn * CArrMap<T>(k.aux.data() + row * H + u0, n);
-          scale_by_derivative(s.ract, r.data(), dr.data(), n);
+          scale_by_derivative(s.ract, r.data(), dr.data(), n, pq(0), s.clip);
           for (int q = 0; q < 3; ++q) std::memcpy(dGx + row * G + q * H + u0, ds + q * H + u0, n * sizeof(T));
           dn *= r;  // recurrent side of n sees r * (U_n h + b_hn)
           for (int q = 0; q < 3; ++q) std::memcpy(dGa + row * G + q * H + u0, ds + q * H + u0, n * sizeof(T));
@@ -298,7 +311,7 @@ void gru_backward(const BackwardArgs<T>& a) {
           CArrMap<T> drh(dprev + int64_t(b) * H + u0, n);
           ArrMap<T> dr(ds + u0, n);
           dr = drh * CArrMap<T>(k.h_prev.data() + row * H + u0, n);
-          scale_by_derivative(s.ract, gr, dr.data(), n);
+          scale_by_derivative(s.ract, gr, dr.data(), n, pre ? pre + row * G + u0 : nullptr, s.clip);
           ArrMap<T>(direct + int64_t(b) * H + u0, n) += drh * CArrMap<T>(gr, n);
           for (int q = 0; q < 3; ++q) std::memcpy(dGx + row * G + q * H + u0, ds + q * H + u0, n * sizeof(T));
         }

@@ -2,8 +2,10 @@
 //
 //   i = ract(W_i x + b_ii + U_i h + b_hi [+ p_i * c])     f = ract(... [+ p_f * c])
 //   g = act(W_g x + b_ig + U_g h + b_hg)                 c' = f * c + i * g
-//   o = ract(W_o x + b_io + U_o h + b_ho [+ p_o * c'])   m = o * act(c')
+//   o = ract(W_o x + b_io + U_o h + b_ho [+ p_o * c'])   m = o * cact(c')
 //   h' = m, or h' = W_hr m with a projection.
+// ONNX options: clip bounds every gate pre-activation (the arguments of ract and act, not c')
+// to [-clip, clip]; input_forget replaces f by 1 - i (the f rows of W, U, b go unused).
 #pragma once
 
 #include <type_traits>
@@ -16,12 +18,13 @@ namespace RNNKIT_ISA_NS {
 // The pointwise update of units [u0, u0 + n) for one row. rec holds the recurrent
 // pre-activations of gate i for those units, the other gates following at stride gs (H for a
 // whole-row product, 16 for a packed block); gx is the row's input projection (biases
-// included), gate q at gx + q*xs. Updates c in place, writes o * act(c) to out, and fills the
-// cache rows if given.
+// included), gate q at gx + q*xs. Updates c in place, writes o * cact(c) to out, and fills the
+// cache rows if given (k_pre: the gate pre-activations before clipping, when the spec keeps
+// them).
 template <class T>
 inline void lstm_pointwise(const CellSpec& s, const DirWeights<T>& w, int u0, int n, const T* rec,
                            int gs, const T* gx, int xs, T* c, T* out, T* scratch, T* k_gates,
-                           T* k_cprev, T* k_c) {
+                           T* k_cprev, T* k_c, T* k_pre) {
   const int H = s.hidden_size;
   T* g = scratch;  // (4, n) pre-activations, then gate values
   T* tc = scratch + 4 * n;
@@ -31,14 +34,24 @@ inline void lstm_pointwise(const CellSpec& s, const DirWeights<T>& w, int u0, in
   if (k_cprev) std::memcpy(k_cprev + u0, c + u0, n * sizeof(T));
   if (s.peephole) {
     gi += CArrMap<T>(w.peep + u0, n) * cv;
-    gf += CArrMap<T>(w.peep + H + u0, n) * cv;
+    if (!s.input_forget) gf += CArrMap<T>(w.peep + H + u0, n) * cv;
   }
-  activate(s.ract, g, g, 2 * n);  // i, f
+  if (k_pre)
+    for (int q = 0; q < 3; ++q) std::memcpy(k_pre + q * H + u0, g + q * n, n * sizeof(T));
+  if (s.clip > 0) clip_n(g, 3 * n, s.clip);
+  if (s.input_forget) {
+    activate(s.ract, g, g, n);
+    gf = T(1) - gi;
+  } else {
+    activate(s.ract, g, g, 2 * n);  // i, f
+  }
   activate(s.act, g + 2 * n, g + 2 * n, n);
   cv = gf * cv + gi * gg;
   if (s.peephole) go += CArrMap<T>(w.peep + 2 * H + u0, n) * cv;
+  if (k_pre) std::memcpy(k_pre + 3 * H + u0, g + 3 * n, n * sizeof(T));
+  if (s.clip > 0) clip_n(g + 3 * n, n, s.clip);
   activate(s.ract, g + 3 * n, g + 3 * n, n);
-  activate(s.act, c + u0, tc, n);
+  activate(s.cact, c + u0, tc, n);
   ArrMap<T>(out + u0, n) = go * CArrMap<T>(tc, n);
   if (k_gates)
     for (int q = 0; q < 4; ++q) std::memcpy(k_gates + q * H + u0, g + q * n, n * sizeof(T));
@@ -81,7 +94,9 @@ void lstm_forward(const ForwardArgs<T>& a) {
     k->c_prev.reserve(TB * H);
     k->c.reserve(TB * H);
     if (proj) k->m.reserve(TB * H);
+    if (s.caches_pre()) k->pre.reserve(TB * G);
   }
+  const bool keep_pre = k && s.caches_pre();
   auto row_of = [&](int step, int b) { return step_row(a.seq, a.reverse, step, b); };
 
   const float* p32 = nullptr;
@@ -162,7 +177,8 @@ void lstm_forward(const ForwardArgs<T>& a) {
         T* out = proj ? mb + int64_t(b) * H : hn_row;
         lstm_pointwise(s, a.w, u0, n, acc + int64_t(b) * lda + u0, Hp, gx + row * ldx, xs, c + int64_t(b) * H,
                        out, scratch, k ? k->gates.data() + row * G : nullptr,
-                       k ? k->c_prev.data() + row * H : nullptr, k ? k->c.data() + row * H : nullptr);
+                       k ? k->c_prev.data() + row * H : nullptr, k ? k->c.data() + row * H : nullptr,
+                       keep_pre ? k->pre.data() + row * G : nullptr);
         if (!proj) std::memcpy(a.y + row * a.ldy + u0, out + u0, n * sizeof(T));
         if (k && proj) std::memcpy(k->m.data() + row * H + u0, out + u0, n * sizeof(T));
       }
@@ -200,6 +216,7 @@ void lstm_backward(const BackwardArgs<T>& a) {
   const int64_t TB = a.seq.rows();  // rows of x, dy, dx and the cache (T*B, fewer with lengths)
   const bool proj = s.proj_size > 0;
   const DirCache<T>& k = *a.cache;
+  const bool keep_pre = s.caches_pre();  // the forward kept the gate pre-activations
   Workspace<T>& ws = workspace<T>();
 
   T* dG = ws.dgx.reserve(TB * G);                          // (rows, 4H) gate pre-activation grads
@@ -268,24 +285,34 @@ void lstm_backward(const BackwardArgs<T>& a) {
         ArrMap<T> dcb(dc + int64_t(b) * H + u0, n);
         ArrMap<T> tv(t1, n);
 
-        activate(s.act, cnew.data(), tc, n);
+        // the pre-activations of gate q, units u0.. (null when the forward kept none)
+        auto pre = [&](int q) { return keep_pre ? k.pre.data() + row * G + q * H + u0 : nullptr; };
+        activate(s.cact, cnew.data(), tc, n);
         dO = dmb * CArrMap<T>(tc, n);
-        scale_by_derivative(s.ract, go.data(), dO.data(), n);
+        scale_by_derivative(s.ract, go.data(), dO.data(), n, pre(3), s.clip);
         tv = dmb * go;
-        scale_by_derivative(s.act, tc, t1, n);
+        scale_by_derivative(s.cact, tc, t1, n, cnew.data());
         dcb += tv;  // dc now holds the gradient of c' for this step
         if (s.peephole) {
           dcb += dO * CArrMap<T>(a.w.peep + 2 * H + u0, n);
           ArrMap<T>(a.g.peep + 2 * H + u0, n) += dO * cnew;
         }
-        di = dcb * gg;
-        df = dcb * cprev;
+        if (s.input_forget) {  // c' = (1 - i) c + i g: i takes f's share, f none
+          di = dcb * (gg - cprev);
+          df.setZero();
+        } else {
+          di = dcb * gg;
+          df = dcb * cprev;
+          scale_by_derivative(s.ract, gf.data(), df.data(), n, pre(1), s.clip);
+        }
         dg = dcb * gi;
-        scale_by_derivative(s.ract, gi.data(), di.data(), n);
-        scale_by_derivative(s.ract, gf.data(), df.data(), n);
-        scale_by_derivative(s.act, gg.data(), dg.data(), n);
+        scale_by_derivative(s.ract, gi.data(), di.data(), n, pre(0), s.clip);
+        scale_by_derivative(s.act, gg.data(), dg.data(), n, pre(2), s.clip);
         dcb *= gf;  // gradient reaching c_prev
-        if (s.peephole) {
+        if (s.peephole && s.input_forget) {
+          dcb += di * CArrMap<T>(a.w.peep + u0, n);
+          ArrMap<T>(a.g.peep + u0, n) += di * cprev;
+        } else if (s.peephole) {
           dcb += di * CArrMap<T>(a.w.peep + u0, n) + df * CArrMap<T>(a.w.peep + H + u0, n);
           ArrMap<T>(a.g.peep + u0, n) += di * cprev;
           ArrMap<T>(a.g.peep + H + u0, n) += df * cprev;

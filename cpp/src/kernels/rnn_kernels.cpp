@@ -13,24 +13,27 @@
 
 #include "kernels/gru_cell.hpp"
 #include "kernels/lstm_cell.hpp"
+#include "kernels/rnn_cell.hpp"
 
 namespace rnnkit {
 namespace RNNKIT_ISA_NS {
 
 template <class T>
 void forward(const ForwardArgs<T>& a) {
-  if (a.spec.kind == CellKind::LSTM)
-    lstm_forward(a);
-  else
-    gru_forward(a);
+  switch (a.spec.kind) {
+    case CellKind::LSTM: return lstm_forward(a);
+    case CellKind::GRU: return gru_forward(a);
+    case CellKind::RNN: return rnn_forward(a);
+  }
 }
 
 template <class T>
 void backward(const BackwardArgs<T>& a) {
-  if (a.spec.kind == CellKind::LSTM)
-    lstm_backward(a);
-  else
-    gru_backward(a);
+  switch (a.spec.kind) {
+    case CellKind::LSTM: return lstm_backward(a);
+    case CellKind::GRU: return gru_backward(a);
+    case CellKind::RNN: return rnn_backward(a);
+  }
 }
 
 const Kernels& kernels() {

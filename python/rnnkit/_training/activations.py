@@ -3,12 +3,13 @@
 Each activation is a pair ``forward(z) -> y`` and ``backward(z, y, dy) -> dz``, with
 ``z`` the pre-activation, ``y = forward(z)`` and ``dy = dL/dy``; all arrays have one shape
 ``(..., U)``. ``softmax`` normalises over the last axis. Recurrent layers pass their
-activation names to the C++ core instead (see ``RECURRENT_ACTIVATIONS``).
+activations to the C++ core instead (see ``RECURRENT_ACTIVATIONS``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -98,9 +99,42 @@ ACTIVATIONS: dict[str, tuple[Forward, Backward]] = {
     "softplus": (_softplus, _softplus_grad),
 }
 
-#: What the C++ core implements for ``activation`` / ``recurrent_activation``.
-RECURRENT_ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
-RECURRENT_GATE_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
+#: The Keras names recurrent layers accept in any activation slot, and the core activation
+#: each means (Keras 3's parameters: ``leaky_relu`` has negative_slope 0.2, ``elu`` alpha 1).
+RECURRENT_ACTIVATIONS: dict[str, Any] = {
+    "tanh": "tanh",
+    "sigmoid": "sigmoid",
+    "relu": "relu",
+    "linear": "linear",
+    "hard_sigmoid": "hard_sigmoid",
+    "elu": ("elu", 1.0),
+    "softsign": "softsign",
+    "softplus": "softplus",
+    "leaky_relu": ("leaky_relu", 0.2),
+}
+
+
+def resolve_recurrent(name: str | None, owner: str, argument: str) -> str:
+    """The Keras name of a recurrent layer's activation (None means linear); names the core
+    lacks and unknown names raise ValueError."""
+    if name is None:
+        return "linear"
+    if not isinstance(name, str):
+        raise TypeError(
+            f"[{owner}] {argument} must be a string naming an activation "
+            f"({', '.join(RECURRENT_ACTIVATIONS)}) or None; got {type(name).__name__}"
+        )
+    key = name.lower()
+    if key in RECURRENT_ACTIVATIONS:
+        return key
+    if key in ACTIVATIONS:
+        raise ValueError(
+            f"[{owner}] {argument} {name!r} is not available in the core; expected one of "
+            f"{', '.join(RECURRENT_ACTIVATIONS)}"
+        )
+    raise ValueError(
+        f"[{owner}] unknown {argument} {name!r}; expected one of {', '.join(RECURRENT_ACTIVATIONS)}"
+    )
 
 
 def resolve(name: str | None, owner: str, argument: str = "activation") -> str:

@@ -1,14 +1,15 @@
-"""Keras-shaped recurrent layers over the core modules: LSTM, GRU, Bidirectional.
+"""Keras-shaped recurrent layers over the core modules: LSTM, GRU, SimpleRNN, Bidirectional.
 
-Each layer owns one ``rnnkit.LSTM``/``rnnkit.GRU`` core module (``batch_first=True``,
-one layer, one or two directions) and never computes a cell itself: forward and backward
-are single core calls over the whole sequence.
+Each layer owns one ``rnnkit.LSTM``/``rnnkit.GRU``/``rnnkit.RNN`` core module
+(``batch_first=True``, one layer, one or two directions) and never computes a cell itself:
+forward and backward are single core calls over the whole sequence.
 
 Weight layouts. Internally the core keeps PyTorch's layout (gate rows LSTM i,f,g,o; GRU
 r,z,n). ``get_weights``/``set_weights`` speak Keras's: ``kernel (I, G·U)``,
 ``recurrent_kernel (U, G·U)``, LSTM ``bias (4U,)`` with blocks [i|f|c|o]; GRU blocks
 [z|r|h] with ``bias (3U,)`` (``reset_after=False``) or ``(2, 3U)`` (``reset_after=True``:
-row 0 input bias, row 1 recurrent bias). Keras has one bias where PyTorch has two, so the
+row 0 input bias, row 1 recurrent bias); SimpleRNN ``kernel (I, U)``, ``recurrent_kernel
+(U, U)``, ``bias (U,)``. Keras has one bias where PyTorch has two, so the
 core's ``bias_hh`` is held at zero and left out of training, except for the GRU
 ``reset_after=True`` case, whose recurrent bias sits inside ``r ⊙ (U_h h + b_hh)`` and is
 Keras's bias row 1.
@@ -85,22 +86,10 @@ class _RNN(Layer):
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
             raise ValueError(f"[{owner}] units must be a positive int; got {units!r}")
         self.units = int(units)
-        act = activations.resolve(activation, owner)
-        if act not in activations.RECURRENT_ACTIVATIONS:
-            raise ValueError(
-                f"[{owner}] activation {activation!r} is not available in the "
-                "core; expected one of "
-                f"{', '.join(activations.RECURRENT_ACTIVATIONS)}"
-            )
-        rec = activations.resolve(recurrent_activation, owner, "recurrent_activation")
-        if rec not in activations.RECURRENT_GATE_ACTIVATIONS:
-            raise ValueError(
-                f"[{owner}] recurrent_activation {recurrent_activation!r} is not "
-                "available in the core; expected one of "
-                f"{', '.join(activations.RECURRENT_GATE_ACTIVATIONS)}"
-            )
-        self.activation = act
-        self.recurrent_activation = rec
+        self.activation = activations.resolve_recurrent(activation, owner, "activation")
+        self.recurrent_activation = activations.resolve_recurrent(
+            recurrent_activation, owner, "recurrent_activation"
+        )
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.resolve(
             kernel_initializer, owner, "kernel_initializer"
@@ -136,7 +125,11 @@ class _RNN(Layer):
 
     # ---------------------------------------------------------------- core set-up
     def _core_kwargs(self) -> dict[str, Any]:
-        return {"activation": self.activation, "recurrent_activation": self.recurrent_activation}
+        table = activations.RECURRENT_ACTIVATIONS
+        return {
+            "activation": table[self.activation],
+            "recurrent_activation": table[self.recurrent_activation],
+        }
 
     def _core_class(self) -> Any:
         import rnnkit
@@ -339,7 +332,7 @@ class _RNN(Layer):
 
     @property
     def core(self) -> Any:
-        """The underlying ``rnnkit.LSTM``/``rnnkit.GRU`` module (PyTorch layout)."""
+        """The underlying ``rnnkit.LSTM``/``GRU``/``RNN`` module (PyTorch layout)."""
         return self._core
 
     # ------------------------------------------------------------ Keras weights I/O
@@ -416,8 +409,9 @@ class LSTM(_RNN):
     Parameters
     ----------
     units : int
-    activation : {"tanh", "relu", "sigmoid", "linear"}
-    recurrent_activation : {"sigmoid", "hard_sigmoid"}
+    activation, recurrent_activation : str or None
+        Keras names, any in either slot: "tanh", "sigmoid", "relu", "linear" (None),
+        "hard_sigmoid", "elu", "softsign", "softplus", "leaky_relu" (slope 0.2, Keras 3).
     use_bias, unit_forget_bias : bool
         ``unit_forget_bias`` initialises the forget-gate bias to 1 (Keras default).
     dropout : float
@@ -551,6 +545,51 @@ class GRU(_RNN):
         return config
 
 
+class SimpleRNN(_RNN):
+    """Keras's SimpleRNN layer on the rnnkit core: ``h' = act(x W + h U + b)``.
+
+    Shapes as :class:`LSTM`; with ``return_state`` the output is ``[y, h (B, U)]``.
+    Weights (Keras layout): ``kernel (I, U)``, ``recurrent_kernel (U, U)``, ``bias (U,)``.
+    ``activation`` as :class:`LSTM`'s; there is no ``recurrent_activation``.
+    """
+
+    _cell = "RNN"
+    _gates = 1
+
+    def __init__(
+        self,
+        units: int,
+        activation: str | None = "tanh",
+        use_bias: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        if "recurrent_activation" in kwargs:
+            raise TypeError(
+                "[SimpleRNN] got an unexpected keyword argument 'recurrent_activation' "
+                "(a SimpleRNN has no gates)"
+            )
+        super().__init__(units, activation=activation, use_bias=use_bias, **kwargs)
+
+    def _core_kwargs(self) -> dict[str, Any]:
+        return {"activation": activations.RECURRENT_ACTIVATIONS[self.activation]}
+
+    def _initial_bias(self) -> Array:
+        return initializers.initialize(self.bias_initializer, (self.units,), self.dtype)
+
+    def _run_core(self, x, hx):
+        y, h = self._core(x, None if hx is None else hx[0])
+        return y, [h]
+
+    def _run_core_backward(self, dy, dstates):
+        dx, _ = self._core.backward(dy, dstates[0])
+        return dx
+
+    def _config(self):
+        config = super()._config()
+        del config["recurrent_activation"]
+        return config
+
+
 class Bidirectional(Layer):
     """Runs a recurrent layer forwards and backwards in time and merges the two outputs.
 
@@ -576,7 +615,7 @@ class Bidirectional(Layer):
     ) -> None:
         if not isinstance(layer, _RNN):
             raise TypeError(
-                f"[Bidirectional] wraps an LSTM or GRU layer; got {type(layer).__name__}"
+                f"[Bidirectional] wraps an LSTM, GRU or SimpleRNN layer; got {type(layer).__name__}"
             )
         if backward_layer is not None:
             raise NotImplementedError(
@@ -698,7 +737,7 @@ class Bidirectional(Layer):
     def from_config(cls, config: dict[str, Any]) -> Bidirectional:
         config = dict(config)
         entry = config.pop("layer")
-        layer_cls = {"LSTM": LSTM, "GRU": GRU}.get(entry.get("class_name"))
+        layer_cls = {"LSTM": LSTM, "GRU": GRU, "SimpleRNN": SimpleRNN}.get(entry.get("class_name"))
         if layer_cls is None:
             raise ValueError(f"[Bidirectional] cannot wrap {entry.get('class_name')!r}")
         return cls(layer_cls.from_config(dict(entry["config"])), **config)

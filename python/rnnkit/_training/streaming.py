@@ -16,7 +16,7 @@ import numpy as np
 
 from .base import Layer, format_shape
 from .core_layers import Dense, Dropout, Embedding, Flatten
-from .recurrent import _RNN, GRU, LSTM, Bidirectional
+from .recurrent import _RNN, GRU, LSTM, Bidirectional, SimpleRNN
 
 if TYPE_CHECKING:
     from ..models import Sequential
@@ -38,7 +38,8 @@ class ModelStream:
     Shapes: ``step(x_t)`` takes one time step of the model's input, ``(B, F)`` (``(B,)``
     integer ids for an Embedding-first model), and returns ``(B, *output)``; ``run(x)`` takes
     ``(B, T, ...)`` and returns every step's output, ``(B, T, *output)``. ``state`` is a list,
-    one entry per recurrent layer: ``[h, c]`` (LSTM) or ``h`` (GRU), each ``(B, units)``.
+    one entry per recurrent layer: ``[h, c]`` (LSTM) or ``h`` (GRU, SimpleRNN), each
+    ``(B, units)``.
 
     The recurrent layers' outputs equal those of ``predict`` bit for bit; Dense layers apply
     numpy's matrix product to one step's rows instead of all steps' rows, which can differ
@@ -71,7 +72,7 @@ class ModelStream:
             if isinstance(layer, Bidirectional):
                 raise _refuse(model, layer, "reads the sequence backwards (not causal)")
             if isinstance(layer, _RNN):
-                if not isinstance(layer, (LSTM, GRU)):
+                if not isinstance(layer, (LSTM, GRU, SimpleRNN)):
                     raise _refuse(model, layer, "cannot stream")
                 if layer.go_backwards:
                     raise _refuse(model, layer, "has go_backwards=True (not causal)")
@@ -146,7 +147,7 @@ class ModelStream:
 
     @property
     def state(self) -> list[Any]:
-        """Copies of the recurrent layers' states: ``[h, c]`` (LSTM) or ``h`` (GRU), (B, units)."""
+        """Copies of the recurrent layers' states: ``[h, c]`` (LSTM) or ``h``, (B, units) each."""
         out: list[Any] = []
         for layer, s in self._streams:
             st = s.state
