@@ -319,14 +319,15 @@ inline void packed_product_avx2(const float* h, int rows, int ldh, const Wt* P, 
 // the weights are FMA memory operands and k is unrolled by two into two accumulator sets (one
 // row is bound by reading P from L2; 2*NV chains hide the FMA latency); with several rows each
 // weight vector is loaded once and reused for every row.
-template <int R, int NV>
+// OneChain (one row): a single chain per output, summed in the order of the multi-row kernels.
+template <int R, int NV, bool OneChain = false>
 inline void packed_micro512(const float* h, int ldh, const float* P, int W, int K, float* out,
                             int ldo, int ocs, bool accumulate, bool add_out = false) {
   __m512 c[R][NV];
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < NV; ++v)
       c[r][v] = accumulate ? _mm512_loadu_ps(out + std::size_t(r) * ldo + v * ocs) : _mm512_setzero_ps();
-  if constexpr (R == 1) {
+  if constexpr (R == 1 && !OneChain) {
     __m512 d[NV];
     for (int v = 0; v < NV; ++v) d[v] = _mm512_setzero_ps();
     int k = 0;
@@ -362,9 +363,9 @@ inline void packed_micro512(const float* h, int ldh, const float* P, int W, int 
 
 // All rows of one group of NV chunks: runs of R rows, then the leftover rows in runs of 4, 2
 // and 1. Multi-row runs walk k in slices that stay in L1 and accumulate across slices.
-// The one-row kernel sums in another order (two chains); rows_alike sends an odd last row
-// through the two-row kernel instead (both of its rows reading and writing that one row), so
-// that every row's sums are the same whatever the number of rows.
+// The one-row kernel sums in another order (two chains); rows_alike gives an odd last row one
+// chain instead, in the multi-row kernels' order, so that every row's sums are the same
+// whatever the number of rows.
 template <int NV>
 inline void packed_rows512(const float* h, int rows, int ldh, const float* P, int W, int K,
                            float* out, int ldo, int ocs, bool add, bool rows_alike) {
@@ -390,7 +391,7 @@ inline void packed_rows512(const float* h, int rows, int ldh, const float* P, in
     const float* hr = h + std::size_t(paired) * ldh;
     float* o = out + std::size_t(paired) * ldo;
     for (int k0 = 0; k0 < K; k0 += kc)
-      packed_micro512<2, NV>(hr + k0, 0, P + std::size_t(k0) * W, W, std::min(kc, K - k0), o, 0, ocs, k0 > 0);
+      packed_micro512<1, NV, true>(hr + k0, 0, P + std::size_t(k0) * W, W, std::min(kc, K - k0), o, 0, ocs, k0 > 0);
     return;
   }
   for (int r = paired; r < rows; ++r)
