@@ -54,7 +54,7 @@ def assert_same_model(a: Sequential, b: Sequential, same_names: bool = True) -> 
 
 def test_save_load_round_trips_exactly(tmp_path):
     model = trained_model()
-    path = tmp_path / "model.keras"  # any extension
+    path = tmp_path / "model.rnnkit"
     model.save(path)
     loaded = load_model(path)
     assert_same_model(model, loaded)
@@ -109,12 +109,12 @@ def test_save_is_atomic_and_respects_overwrite(tmp_path, monkeypatch):
 
 def test_unbuilt_and_uncompiled_models_round_trip(tmp_path):
     model = Sequential([layers.LSTM(3), layers.Dense(1)])
-    model.save(tmp_path / "unbuilt")
-    again = load_model(tmp_path / "unbuilt")
+    model.save(tmp_path / "unbuilt.rnnkit")
+    again = load_model(tmp_path / "unbuilt.rnnkit")
     assert not again.built and len(again.layers) == 2 and not again.compiled
     model.build((None, 4, 2))
-    model.save(tmp_path / "built")
-    assert_same_model(model, load_model(tmp_path / "built"))
+    model.save(tmp_path / "built.rnnkit")
+    assert_same_model(model, load_model(tmp_path / "built.rnnkit"))
 
 
 def test_pickle_round_trip():
@@ -126,7 +126,7 @@ def test_pickle_round_trip():
 
 def test_save_weights_and_load_weights(tmp_path):
     model = trained_model()
-    model.save_weights(tmp_path / "w.bin")
+    model.save_weights(tmp_path / "w.rnnkit")
     other = Sequential(
         [
             layers.Input(shape=(6, 2)),
@@ -136,14 +136,14 @@ def test_save_weights_and_load_weights(tmp_path):
             layers.Dense(3, activation="softmax"),
         ]
     )
-    other.load_weights(tmp_path / "w.bin")
+    other.load_weights(tmp_path / "w.rnnkit")
     assert_same_model(model, other, same_names=False)
     wrong = Sequential([layers.Input(shape=(6, 2)), layers.LSTM(7), layers.Dense(3)])
     before = wrong.get_weights()
     with pytest.raises(ModelFileError, match="holds 11 weight arrays; the model has 5"):
-        wrong.load_weights(tmp_path / "w.bin")
+        wrong.load_weights(tmp_path / "w.rnnkit")
     with pytest.raises(ModelFileError, match="holds only weights"):
-        load_model(tmp_path / "w.bin")
+        load_model(tmp_path / "w.rnnkit")
     for a, b in zip(wrong.get_weights(), before):
         np.testing.assert_array_equal(a, b)
 

@@ -436,7 +436,7 @@ def test_model_checkpoint_writes_best_and_formatted(tmp_path):
     every = callbacks.ModelCheckpoint(
         str(tmp_path / "ep{epoch:02d}-{loss:.3f}.rnnkit"), monitor="loss"
     )
-    best_path = tmp_path / "best.weights"
+    best_path = tmp_path / "best.weights.rnnkit"
     best = callbacks.ModelCheckpoint(
         best_path, monitor="val_loss", save_best_only=True, save_weights_only=True
     )
@@ -445,7 +445,7 @@ def test_model_checkpoint_writes_best_and_formatted(tmp_path):
     )
     names = sorted(p.name for p in tmp_path.iterdir())
     expected = [f"ep{e + 1:02d}-{v:.3f}.rnnkit" for e, v in enumerate(history.history["loss"])]
-    assert names == sorted([*expected, "best.weights"]), names
+    assert names == sorted([*expected, "best.weights.rnnkit"]), names
     restored = rnnkit.load_model(tmp_path / expected[-1])
     np.testing.assert_array_equal(restored.predict(x, verbose=0), model.predict(x, verbose=0))
     assert best.best == pytest.approx(min(history.history["val_loss"]))

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from .streams import Stream, StreamBank
 
 Array = np.ndarray
 LSTMState = tuple[Array, Array]
+_Module = TypeVar("_Module", bound="_RNNBase")
 
 
 class _RNNBase:
@@ -480,7 +481,7 @@ class _RNNBase:
 
     def stream(self, batch: int = 1) -> Stream:
         """A :class:`rnnkit.Stream` of ``batch`` sequences: ``s.step(x_t)`` one step at a time,
-        the state kept in the core. Needs eval mode and a unidirectional module.
+        the state kept in the core. Needs eval mode and a module that reads time forwards.
 
         T steps equal one call ``m(x)`` over the T steps, bit for bit.
         """
@@ -488,8 +489,34 @@ class _RNNBase:
 
     def streams(self, capacity: int) -> StreamBank:
         """A :class:`rnnkit.StreamBank` of up to ``capacity`` independent streams, stepped any
-        subset at a time: ``bank.step(ids, x)``. Needs eval mode and a unidirectional module."""
+        subset at a time: ``bank.step(ids, x)``. Needs eval mode and a module that reads time
+        forwards."""
         return StreamBank(self, capacity)
+
+    # ----------------------------------------------------------------- PyTorch modules
+
+    @classmethod
+    def from_torch(cls: type[_Module], module: Any) -> _Module:
+        """The rnnkit module equal to a live ``torch.nn.LSTM``/``GRU`` (``RNN``): one line.
+
+        Copies every constructor option (num_layers, bias, batch_first, dropout,
+        bidirectional, proj_size, nonlinearity), the dtype (float32, float64, or bfloat16
+        weights for inference), the weights and the train/eval mode. The module may live on
+        any device; its weights are copied to numpy.
+        """
+        from ._torch import from_torch
+
+        return from_torch(cls, module)
+
+    def to_torch(self) -> Any:
+        """The equal ``torch.nn`` module (same options, weights and mode); needs torch.
+
+        Options torch lacks (activations other than PyTorch's, peepholes, GRU
+        ``reset_after=False``) raise ValueError naming them.
+        """
+        from ._torch import to_torch
+
+        return to_torch(self)
 
     # ----------------------------------------------------------------- pickling, repr
 

@@ -208,7 +208,9 @@ class ModelCheckpoint(Callback):
     """Save the model (or its weights) after epochs, optionally only when ``monitor`` improves.
 
     ``filepath`` may hold format fields filled from the epoch (1-based) and the logs, e.g.
-    ``"ckpt-{epoch:02d}-{val_loss:.3f}.rnnkit"``. The file is written atomically.
+    ``"ckpt-{epoch:02d}-{val_loss:.3f}.rnnkit"``; its extension names the format, as for
+    ``Sequential.save`` / ``save_weights`` (``.rnnkit``, ``.keras``, ``.h5``, ``.weights.h5``).
+    The file is written atomically.
     """
 
     def __init__(
@@ -226,6 +228,9 @@ class ModelCheckpoint(Callback):
         if save_freq != "epoch":
             raise NotImplementedError("[ModelCheckpoint] only save_freq='epoch' is supported")
         self.filepath = os.fspath(filepath)
+        from .models import _file_format
+
+        _file_format(self.filepath, weights=bool(save_weights_only))  # fail now, not after an epoch
         self.monitor = monitor
         self.verbose = int(verbose)
         self.save_best_only = bool(save_best_only)

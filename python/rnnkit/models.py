@@ -280,6 +280,9 @@ class Sequential:
 
     # ----------------------------------------------------------- data validation
     def _first_float(self) -> bool:
+        # An Embedding first takes ids whatever the InputLayer's dtype (Keras casts them).
+        if self._layers and not self._layers[0]._float_input:
+            return False
         first = self._input_layer or (self._layers[0] if self._layers else None)
         return first is None or first._float_input
 
@@ -861,21 +864,57 @@ class Sequential:
         return model
 
     def save(self, filepath: str | os.PathLike, overwrite: bool = True) -> None:
-        """Write config, weights, compile settings and optimizer state to one file.
+        """Write the model to one file; the extension names the format.
 
-        The file is an ``.npz`` archive (any extension) holding a JSON config entry and
-        plain arrays; it is written to a temporary file and renamed, so an interrupted save
-        never leaves a corrupt file. Load with :func:`load_model` (no pickle involved).
+        - ``*.rnnkit``: rnnkit's own format, an ``.npz`` archive of a JSON config and plain
+          arrays with a digest: config, weights, compile settings and the optimizer's full
+          state, so that ``fit`` resumes exactly.
+        - ``*.keras``: a Keras 3 file (config, compile config, weights in Keras's layout)
+          that ``keras.models.load_model`` opens; the optimizer keeps its config and step
+          count, not its slots.
+        - ``*.h5`` / ``*.hdf5``: a legacy Keras HDF5 file (Keras 2 style config), opened by
+          Keras 3 and tf.keras.
+
+        Keras files need h5py (``pip install 'rnnkit[keras-files]'``). Any other extension
+        raises ValueError. Every format is written to a temporary file and renamed, so an
+        interrupted save never leaves a corrupt file.
         """
-        saving.save_model(self, filepath, overwrite=overwrite)
+        fmt = _file_format(filepath, weights=False)
+        if fmt == "rnnkit":
+            saving.save_model(self, filepath, overwrite=overwrite)
+            return
+        from ._training import keras_files
+
+        if fmt == "keras":
+            keras_files.save_keras(self, filepath, overwrite=overwrite)
+        else:
+            keras_files.save_legacy_h5(self, filepath, overwrite=overwrite)
 
     def save_weights(self, filepath: str | os.PathLike, overwrite: bool = True) -> None:
-        """Write only the weights (same file format); read back with ``load_weights``."""
-        saving.save_weights(self, filepath, overwrite=overwrite)
+        """Write only the weights: ``*.rnnkit`` (rnnkit's format), ``*.weights.h5`` (Keras 3)
+        or ``*.h5`` (legacy Keras); read back with ``load_weights``."""
+        fmt = _file_format(filepath, weights=True)
+        if fmt == "rnnkit":
+            saving.save_weights(self, filepath, overwrite=overwrite)
+            return
+        from ._training import keras_files
+
+        if fmt == "weights.h5":
+            keras_files.save_keras_weights(self, filepath, overwrite=overwrite)
+        else:
+            keras_files.save_legacy_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath: str | os.PathLike) -> None:
-        """Load weights written by ``save_weights`` or ``save``; every shape is checked."""
-        saving.load_weights(self, filepath)
+        """Load weights written by ``save_weights`` or ``save`` (rnnkit's format), or from a
+        Keras ``.weights.h5``, ``.keras`` or legacy ``.h5`` file (matched layer by layer in
+        order, as Keras does). The format is read from the file's contents; every shape is
+        checked before any weight changes."""
+        from ._training import keras_files
+
+        if keras_files.sniff(filepath) is not None:
+            keras_files.load_weights(self, filepath)
+        else:
+            saving.load_weights(self, filepath)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (saving.model_from_state, (saving.model_state(self),))
@@ -884,13 +923,55 @@ class Sequential:
         return f"<Sequential name={self.name!r}, layers={len(self._layers)}, built={self.built}>"
 
 
-def load_model(filepath: str | os.PathLike, compile: bool = True) -> Sequential:
-    """Load a model written by :meth:`Sequential.save`.
+def _file_format(filepath: str | os.PathLike, weights: bool) -> str:
+    """The format an output file's name asks for: rnnkit, keras, weights.h5 or h5."""
+    name = os.fspath(filepath)
+    lower = str(name).lower()
+    owner = "save_weights" if weights else "save"
+    if lower.endswith(".rnnkit"):
+        return "rnnkit"
+    if lower.endswith(".weights.h5"):
+        if not weights:
+            raise ValueError(
+                f"[save] {name!r}: a .weights.h5 file holds weights only; call "
+                "save_weights(), or save the whole model as *.keras, *.h5 or *.rnnkit"
+            )
+        return "weights.h5"
+    if lower.endswith(".keras"):
+        if weights:
+            raise ValueError(
+                f"[save_weights] {name!r}: a .keras file holds a whole model; call save(), "
+                "or name the weights file *.weights.h5, *.h5 or *.rnnkit"
+            )
+        return "keras"
+    if lower.endswith((".h5", ".hdf5")):
+        return "h5"
+    choices = (
+        "*.rnnkit (rnnkit's format), *.weights.h5 (Keras 3) or *.h5 (legacy Keras)"
+        if weights
+        else "*.rnnkit (rnnkit's format), *.keras (Keras 3) or *.h5 (legacy Keras)"
+    )
+    raise ValueError(f"[{owner}] cannot tell the file format from {name!r}; name it {choices}")
 
-    Never unpickles: the file's JSON config names only rnnkit layer classes, and every
-    weight's shape is checked against the rebuilt model. A truncated or modified file
-    raises :class:`~rnnkit.models.ModelFileError` (a ValueError).
+
+def load_model(filepath: str | os.PathLike, compile: bool = True) -> Sequential:
+    """Load a model from a file written by :meth:`Sequential.save` or by Keras.
+
+    The format is read from the file's contents, not its name: rnnkit's own format, a
+    Keras 3 ``.keras`` file or a legacy Keras ``.h5`` file (Keras 2 / tf.keras or Keras 3),
+    the latter two without TensorFlow or Keras (h5py only: ``pip install
+    'rnnkit[keras-files]'``). A Keras model must be a ``Sequential`` of layers rnnkit has;
+    any other layer, option or value raises :class:`~rnnkit.models.ModelFileError` naming
+    it. ``compile=True`` also restores the loss, metrics and optimizer configuration.
+
+    Never unpickles: configs name only rnnkit layer classes, and every weight's shape,
+    dtype and size is checked against the config before anything is allocated. A
+    truncated, modified or crafted file raises ModelFileError (a ValueError).
     """
+    from ._training import keras_files
+
+    if keras_files.sniff(filepath) is not None:
+        return keras_files.load_model(filepath, compile=compile)
     return saving.load_model(filepath, compile=compile)
 
 

@@ -166,6 +166,14 @@ class Layer:
     def _set_keras_weights(self, weights: list[Array]) -> None:
         """Write validated, dtype-cast Keras-layout weights into the live parameters."""
 
+    def _keras_from_parameters(self, arrays: list[Array]) -> list[Array]:
+        """Arrays shaped like ``parameters()`` (optimizer slots) in Keras's weight layout."""
+        return list(arrays)
+
+    def _parameters_from_keras(self, weights: list[Array]) -> list[Array]:
+        """The inverse of ``_keras_from_parameters``."""
+        return list(weights)
+
     def _config(self) -> dict[str, Any]:
         """Layer-specific constructor arguments for ``get_config``."""
         return {}

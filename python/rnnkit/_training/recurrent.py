@@ -345,17 +345,23 @@ class _RNN(Layer):
     def _keras_weights(self) -> list[Array]:
         if not self.built:
             return []
-        named = self._core.named_parameters()
+        return self._keras_from_named(self._core.named_parameters())
+
+    def _keras_from_named(self, named: dict[str, Array]) -> list[Array]:
+        """Keras-layout weights from core-layout arrays keyed like ``state_dict`` (a missing
+        ``bias_hh`` counts as zeros: it is held at zero unless trained)."""
         out = []
         for s in self._suffixes():
             out.append(self._to_keras(named["weight_ih" + s]).T)
             out.append(self._to_keras(named["weight_hh" + s]).T)
             if self.use_bias:
-                out.append(self._keras_bias(named["bias_ih" + s], named["bias_hh" + s]))
+                b_ih = named["bias_ih" + s]
+                b_hh = named.get("bias_hh" + s)
+                out.append(self._keras_bias(b_ih, np.zeros_like(b_ih) if b_hh is None else b_hh))
         return out
 
-    def _set_keras_weights(self, weights: list[Array]) -> None:
-        # Through load_state_dict: the core re-packs its inference weights after a change.
+    def _named_from_keras(self, weights: list[Array]) -> dict[str, Array]:
+        """The inverse of ``_keras_from_named``: core-layout arrays keyed like ``state_dict``."""
         state: dict[str, Array] = {}
         per = 3 if self.use_bias else 2
         for k, s in enumerate(self._suffixes()):
@@ -364,7 +370,18 @@ class _RNN(Layer):
             state["weight_hh" + s] = self._to_keras(w[1].T)
             if self.use_bias:
                 state["bias_ih" + s], state["bias_hh" + s] = self._core_bias(w[2])
-        self._core.load_state_dict(state, strict=True)
+        return state
+
+    def _set_keras_weights(self, weights: list[Array]) -> None:
+        # Through load_state_dict: the core re-packs its inference weights after a change.
+        self._core.load_state_dict(self._named_from_keras(weights), strict=True)
+
+    def _keras_from_parameters(self, arrays: list[Array]) -> list[Array]:
+        return self._keras_from_named(dict(zip(self._keys, arrays)))
+
+    def _parameters_from_keras(self, weights: list[Array]) -> list[Array]:
+        named = self._named_from_keras(weights)
+        return [np.ascontiguousarray(named[k]) for k in self._keys]
 
     def _to_keras(self, a: Array) -> Array:
         """Gate reorder on axis 0 between core and Keras order (identity for LSTM)."""
@@ -724,6 +741,12 @@ class Bidirectional(Layer):
 
     def _set_keras_weights(self, weights: list[Array]) -> None:
         self.layer._set_keras_weights(weights)
+
+    def _keras_from_parameters(self, arrays: list[Array]) -> list[Array]:
+        return self.layer._keras_from_parameters(arrays)
+
+    def _parameters_from_keras(self, weights: list[Array]) -> list[Array]:
+        return self.layer._parameters_from_keras(weights)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

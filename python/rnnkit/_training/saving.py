@@ -24,7 +24,8 @@ import json
 import os
 import tempfile
 import zipfile
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -109,22 +110,19 @@ def model_state(model: Sequential, kind: str = "model") -> dict[str, Any]:
     return {"meta": meta, "arrays": arrays}
 
 
-def _write(state: dict[str, Any], filepath: str | os.PathLike, overwrite: bool) -> None:
+def atomic_write(
+    filepath: str | os.PathLike, overwrite: bool, write: Callable[[BinaryIO], Any]
+) -> None:
+    """Write a file through ``write(f)`` into a temporary file beside it, fsync, then rename
+    it over ``filepath``: an interrupted save never leaves a partial file."""
     path = os.fspath(filepath)
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"[save] {path!r} exists and overwrite=False")
-    meta_json = json.dumps(state["meta"], sort_keys=True)
-    arrays = dict(state["arrays"])
-    payload = {
-        "rnnkit_meta": np.array(meta_json),
-        "rnnkit_digest": np.array(_digest(meta_json, arrays)),
-        **arrays,
-    }
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".rnnkit-", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -132,6 +130,17 @@ def _write(state: dict[str, Any], filepath: str | os.PathLike, overwrite: bool) 
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _write(state: dict[str, Any], filepath: str | os.PathLike, overwrite: bool) -> None:
+    meta_json = json.dumps(state["meta"], sort_keys=True)
+    arrays = dict(state["arrays"])
+    payload = {
+        "rnnkit_meta": np.array(meta_json),
+        "rnnkit_digest": np.array(_digest(meta_json, arrays)),
+        **arrays,
+    }
+    atomic_write(filepath, overwrite, lambda f: np.savez(f, **payload))
 
 
 def save_model(model: Sequential, filepath: str | os.PathLike, overwrite: bool = True) -> None:
