@@ -19,6 +19,7 @@ ISA_MODULES = {
     "test_fast_paths",
     "test_bf16",
     "test_activations",
+    "test_streams",
 }
 
 

@@ -139,17 +139,14 @@ class RnnkitPeer(Peer):
         return call
 
     def stream_fn(self, x: np.ndarray) -> Callable[[], list[np.ndarray]]:
-        """One module call per step, passing the previous call's state back in."""
+        """One ``s.step`` per time step of a stream (``m.stream``): the state stays in the core."""
         m = self.module
         m.eval()
-        steps = [np.ascontiguousarray(x[t : t + 1]) for t in range(x.shape[0])]
+        steps = [np.ascontiguousarray(x[t]) for t in range(x.shape[0])]
+        s = m.stream(x.shape[1])
 
         def call() -> list[np.ndarray]:
-            out = []
-            state = None
-            for xt in steps:
-                y, state = m(xt, state)
-                out.append(y)
-            return out
+            s.reset()
+            return [s.step(xt)[None] for xt in steps]
 
         return call

@@ -9,6 +9,7 @@
 
 #include "common.hpp"
 #include "rnnkit/rnn_stack.hpp"
+#include "stream_binding.hpp"
 
 namespace rnnkit_bind {
 
@@ -216,6 +217,7 @@ class RNN {
 
   bool freeze(bool bf16) { return stack_->freeze(bf16); }
   void thaw() { stack_->thaw(); }
+  const rnnkit::Stack<T>& stack() const { return *stack_; }
 
   int param_count() const {
     int n = 0;
@@ -286,6 +288,14 @@ void register_type(py::module_& m, const char* rnn_name, const char* cache_name)
            "Repack the weights for inference (in bfloat16 if bf16); they must not change until "
            "thaw(). Returns whether the active kernels use the packs.")
       .def("thaw", &RNN<T>::thaw)
+      .def(
+          "stream_bank",
+          [](py::object self, int64_t capacity, bool all_in_use, py::object convert, py::object convert_ids) {
+            const rnnkit::Stack<T>& stack = self.cast<RNN<T>&>().stack();
+            return make_stream_bank<T>(self, stack, capacity, all_in_use, convert, convert_ids);
+          },
+          py::arg("capacity"), py::arg("all_in_use"), py::arg("convert"), py::arg("convert_ids"),
+          "States of `capacity` streams of this stack (see register_stream.cpp).")
       .def_property_readonly("param_count", &RNN<T>::param_count);
 }
 

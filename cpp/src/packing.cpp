@@ -4,21 +4,24 @@
 
 namespace rnnkit {
 
-void pack_recurrent(const float* U, int gates, int H, int K, float* P) {
+template <class T>
+void pack_recurrent(const T* U, int gates, int H, int K, T* P) {
   const int W = gates * kUnitBlock;
   for (int ub = 0; ub < unit_blocks(H); ++ub)
     for (int g = 0; g < gates; ++g)
       for (int j = 0; j < kUnitBlock; ++j) {
         const int u = ub * kUnitBlock + j;
-        float* dst = P + std::size_t(ub) * K * W + g * kUnitBlock + j;
+        T* dst = P + std::size_t(ub) * K * W + g * kUnitBlock + j;
         if (u < H) {
-          const float* src = U + (std::int64_t(g) * H + u) * K;
+          const T* src = U + (std::int64_t(g) * H + u) * K;
           for (int k = 0; k < K; ++k) dst[std::size_t(k) * W] = src[k];
         } else {
-          for (int k = 0; k < K; ++k) dst[std::size_t(k) * W] = 0.0f;
+          for (int k = 0; k < K; ++k) dst[std::size_t(k) * W] = T(0);
         }
       }
 }
+template void pack_recurrent<float>(const float*, int, int, int, float*);
+template void pack_recurrent<double>(const double*, int, int, int, double*);
 
 void pack_recurrent_bf16(const float* U, int gates, int H, int K, Bf16Layout layout,
                          std::uint16_t* P) {

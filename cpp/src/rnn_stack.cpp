@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <numeric>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 
@@ -18,7 +19,6 @@ struct StackWorkspace {
   Buffer<T> dropped;  // (rows, D*Hout) a masked layer input when no cache keeps it
   Buffer<T> din[2];   // (rows, D*Hout) ping-pong gradients of layer inputs
   Buffer<T> dx_rev;   // (rows, in) the reverse direction's share of dx
-  std::vector<Buffer<float>> packs;  // per-call packed recurrent weights when not frozen
   // With lengths: the caller's arrays in packed order (PackedOrder).
   PackedOrder order;  // an inference call's order (a training call keeps it in its cache)
   Buffer<T> x, y;     // (rows, I), (rows, D*Hout) the first layer's input, the last one's output
@@ -29,6 +29,20 @@ struct StackWorkspace {
 template <class T>
 StackWorkspace<T>& stack_workspace() {
   thread_local StackWorkspace<T> ws;
+  return ws;
+}
+
+// A stream step's scratch: the stepped rows' states gathered from their slots, and the outputs
+// of the layers below the last.
+template <class T>
+struct StepWorkspace {
+  Buffer<T> h, c;     // (n, Hout), (n, H)
+  Buffer<T> out[2];   // (n, Hout) ping-pong layer outputs
+};
+
+template <class T>
+StepWorkspace<T>& step_workspace() {
+  thread_local StepWorkspace<T> ws;
   return ws;
 }
 
@@ -99,62 +113,93 @@ Stack<T>::Stack(const StackSpec& spec, std::vector<DirWeights<T>> weights)
     : spec_(spec), w_(std::move(weights)) {}
 
 template <class T>
-void Stack<T>::pack_into(std::vector<Buffer<float>>& packs, bool with_ih) const {
+void Stack<T>::pack_into(Packs& p, const Kernels& kernels, bool with_ih, bool bf16) const {
+  const CellSpec& s = spec_.cell;
+  const int G = s.gates(), H = s.hidden_size, Ho = s.out_size();
+  const size_t n = w_.size();
+  p.kernels = &kernels;
+  p.has_hh = p.has_bf16 = p.has_ih_bf16 = false;
+  p.has_ih = with_ih;
   if constexpr (std::is_same<T, float>::value) {
-    const CellSpec& s = spec_.cell;
-    packs.resize(w_.size());
-    for (size_t ld = 0; ld < w_.size(); ++ld) {
-      const std::size_t nhh = packed_recurrent_size(s.gates(), s.hidden_size, s.out_size());
+    if (kernels.packed_f32) {
+      p.has_hh = true;
+      p.has_bf16 = bf16;
+      p.hh.resize(n);
+      for (size_t ld = 0; ld < n; ++ld)
+        pack_recurrent(w_[ld].w_hh, G, H, Ho, p.hh[ld].reserve(packed_recurrent_size(G, H, Ho)));
+      if (bf16) {
+        const Bf16Layout layout = kernels.bf16_layout;
+        p.bf16.resize(n);
+        for (size_t ld = 0; ld < n; ++ld)
+          pack_recurrent_bf16(w_[ld].w_hh, G, H, Ho, layout,
+                              p.bf16[ld].reserve(packed_recurrent_size_bf16(G, H, Ho, layout)));
+        // kernels with a bfloat16 input projection take w_ih in bfloat16 too
+        p.has_ih_bf16 = with_ih && kernels.bf16_input > 0;
+        if (p.has_ih_bf16) {
+          p.ih_bf16.resize(n);
+          for (size_t ld = 0; ld < n; ++ld) {
+            const int I = spec_.layer(int(ld) / spec_.num_dirs).input_size;
+            pack_recurrent_bf16(w_[ld].w_ih, G, H, I, layout,
+                                p.ih_bf16[ld].reserve(packed_recurrent_size_bf16(G, H, I, layout)));
+          }
+        }
+      }
+    }
+  }
+  if (with_ih) {
+    p.ih.resize(n);
+    for (size_t ld = 0; ld < n; ++ld) {
       const int I = spec_.layer(int(ld) / spec_.num_dirs).input_size;
-      const bool ih = with_ih && packs_input(s);
-      float* p = packs[ld].reserve(nhh + (ih ? packed_recurrent_size(s.gates(), s.hidden_size, I) : 0));
-      pack_recurrent(w_[ld].w_hh, s.gates(), s.hidden_size, s.out_size(), p);
-      if (ih) pack_recurrent(w_[ld].w_ih, s.gates(), s.hidden_size, I, p + nhh);
+      pack_recurrent(w_[ld].w_ih, G, H, I, p.ih[ld].reserve(packed_recurrent_size(G, H, I)));
     }
   }
 }
 
 template <class T>
-bool Stack<T>::packs_input(const CellSpec& s) {
-  return s.hidden_size % kUnitBlock == 0;  // gx rows have no padding between gates
+DirWeights<T> Stack<T>::weights(int ld, const Packs* p) const {
+  DirWeights<T> w = w_[ld];
+  if (p) {
+    if (p->has_hh) w.packed_hh = p->hh[ld].data();
+    if (p->has_ih) w.packed_ih = p->ih[ld].data();
+    if (p->has_bf16) w.packed_hh_bf16 = p->bf16[ld].data();
+    if (p->has_ih_bf16) w.packed_ih_bf16 = p->ih_bf16[ld].data();
+  }
+  return w;
 }
 
 template <class T>
 bool Stack<T>::freeze(bool bf16) const {
-  const Kernels& kernels = active_kernels();
+  return freeze_for(active_kernels(), bf16);
+}
+
+// Frozen packs always hold w_ih, for every dtype and instruction set: the input projection then
+// sums each row in one order whatever the number of rows (see input_projection), which is what
+// makes a stream's steps equal one sequence call. w_hh is packed where the kernels take it.
+template <class T>
+bool Stack<T>::freeze_for(const Kernels& kernels, bool bf16) const {
   auto packs = std::make_shared<Packs>();
-  packs->kernels = &kernels;
   packs->want_bf16 = bf16;
-  if (!std::is_same<T, float>::value || !kernels.packed_f32) {
-    // Nothing to pack for these kernels; remembered so that a later ISA change packs.
-    std::atomic_store(&frozen_, std::shared_ptr<const Packs>(std::move(packs)));
-    return false;
-  }
-  pack_into(packs->f32, true);  // the kernels take the bfloat16 packs only for few rows
-  if (bf16) {
-    if constexpr (std::is_same<T, float>::value) {
-      // w_hh, then (kernels with a bfloat16 input projection, where it is packed) w_ih
-      const CellSpec& s = spec_.cell;
-      const Bf16Layout layout = kernels.bf16_layout;
-      const bool ih = kernels.bf16_input > 0 && packs_input(s);
-      packs->bf16.resize(w_.size());
-      for (size_t ld = 0; ld < w_.size(); ++ld) {
-        const int I = spec_.layer(int(ld) / spec_.num_dirs).input_size;
-        const std::size_t nhh = packed_recurrent_size_bf16(s.gates(), s.hidden_size, s.out_size(), layout);
-        std::uint16_t* p = packs->bf16[ld].reserve(
-            nhh + (ih ? packed_recurrent_size_bf16(s.gates(), s.hidden_size, I, layout) : 0));
-        pack_recurrent_bf16(w_[ld].w_hh, s.gates(), s.hidden_size, s.out_size(), layout, p);
-        if (ih) pack_recurrent_bf16(w_[ld].w_ih, s.gates(), s.hidden_size, I, layout, p + nhh);
-      }
-    }
-  }
+  pack_into(*packs, kernels, true, bf16);
+  const bool packed = packs->has_hh;
   std::atomic_store(&frozen_, std::shared_ptr<const Packs>(std::move(packs)));
-  return true;
+  return packed;
 }
 
 template <class T>
 void Stack<T>::thaw() const {
   std::atomic_store(&frozen_, std::shared_ptr<const Packs>());
+}
+
+template <class T>
+std::shared_ptr<const typename Stack<T>::Packs> Stack<T>::frozen_packs(const Kernels& kernels) const {
+  std::shared_ptr<const Packs> frozen = std::atomic_load(&frozen_);
+  if (frozen && frozen->kernels != &kernels) {
+    // The instruction set changed since the packs were made (set_isa): repack for the new
+    // kernels, whose bfloat16 layout may differ.
+    freeze_for(kernels, frozen->want_bf16);
+    frozen = std::atomic_load(&frozen_);
+  }
+  return frozen;
 }
 
 template <class T>
@@ -221,26 +266,15 @@ void Stack<T>::forward(const T* x, SeqShape seq, const T* h0, const T* c0, const
     if (!po) std::memcpy(cache->inputs[0].reserve(n0), x, n0 * sizeof(T));
   }
 
-  // Packed recurrent weights: the frozen ones, or packed for this call when the time loop is
-  // long enough to repay it.
-  std::shared_ptr<const Packs> frozen = std::atomic_load(&frozen_);
-  if (frozen && frozen->kernels != &kernels) {
-    // The instruction set changed since the packs were made (set_isa): repack for the new
-    // kernels, whose bfloat16 layout may differ.
-    freeze(frozen->want_bf16);
-    frozen = std::atomic_load(&frozen_);
-  }
-  const std::vector<Buffer<float>>* packs = nullptr;
-  const std::vector<Buffer<std::uint16_t>>* packs16 = nullptr;
-  if (std::is_same<T, float>::value && kernels.packed_f32) {
-    if (frozen && frozen->kernels == &kernels && !frozen->f32.empty()) {
-      packs = &frozen->f32;
-      if (!frozen->bf16.empty()) packs16 = &frozen->bf16;
-    } else if (seq.T >= 4) {
-      // W_ih too when its product over all steps is large enough to repay packing it
-      pack_into(ws.packs, int64_t(seq.T) * seq.B >= 256);
-      packs = &ws.packs;
-    }
+  // Packed weights: the frozen ones, or (training, float) packed for this call when the time
+  // loop is long enough to repay it.
+  std::shared_ptr<const Packs> frozen = frozen_packs(kernels);
+  const Packs* packs = frozen.get();
+  if (!packs && std::is_same<T, float>::value && kernels.packed_f32 && seq.T >= 4) {
+    // W_ih too when its product over all steps is large enough to repay packing it
+    thread_local Packs per_call;  // reused: its buffers keep their memory
+    pack_into(per_call, kernels, int64_t(seq.T) * seq.B >= 256, false);
+    packs = &per_call;
   }
   const int threads = get_num_threads();
   const int dir_threads = (D == 2 && threads >= 2) ? std::max(1, threads / 2) : threads;
@@ -265,7 +299,7 @@ void Stack<T>::forward(const T* x, SeqShape seq, const T* h0, const T* c0, const
       const int ld = l * D + d;
       ForwardArgs<T> a;
       a.spec = s;
-      a.w = w_[ld];
+      a.w = weights(ld, packs);
       a.seq = seq;
       a.reverse = d == 1 || spec_.reverse;
       a.x = in;
@@ -277,19 +311,6 @@ void Stack<T>::forward(const T* x, SeqShape seq, const T* h0, const T* c0, const
       a.cn = lstm ? cn + int64_t(ld) * B * H : nullptr;
       a.cache = cache ? &cache->dirs[ld] : nullptr;
       a.threads = dir_threads;
-      if (packs) {
-        const Buffer<float>& pk = (*packs)[ld];
-        const std::size_t nhh = packed_recurrent_size(s.gates(), s.hidden_size, s.out_size());
-        a.w.packed_hh = pk.data();
-        if (pk.size() > nhh) a.w.packed_ih = pk.data() + nhh;
-      }
-      if (packs16) {
-        const Buffer<std::uint16_t>& pk = (*packs16)[ld];
-        const std::size_t nhh =
-            packed_recurrent_size_bf16(s.gates(), s.hidden_size, s.out_size(), kernels.bf16_layout);
-        a.w.packed_hh_bf16 = pk.data();
-        if (pk.size() > nhh) a.w.packed_ih_bf16 = pk.data() + nhh;
-      }
       k.forward(a);
     });
     in = out;
@@ -298,6 +319,56 @@ void Stack<T>::forward(const T* x, SeqShape seq, const T* h0, const T* c0, const
   if (permute) {
     permute_states(*po, false, LD, B, hn, Ho, hn_caller);
     if (lstm) permute_states(*po, false, LD, B, cn, H, cn_caller);
+  }
+}
+
+template <class T>
+void Stack<T>::step(const T* x, int n, const int64_t* rows, int64_t N, T* h, T* c, T* y) const {
+  const int L = spec_.num_layers, Ho = spec_.cell.out_size(), H = spec_.cell.hidden_size;
+  const bool lstm = spec_.cell.kind == CellKind::LSTM;
+  if (spec_.num_dirs != 1 || spec_.reverse)
+    throw std::invalid_argument("[stream] a stack that reads time backwards (bidirectional or reverse) cannot stream");
+  const Kernels& kernels = active_kernels();
+  const KernelTable<T>& k = kernels.table<T>();
+  std::shared_ptr<const Packs> packs = frozen_packs(kernels);
+  if (!packs) throw std::logic_error("[stream] the module is in training mode; streams run in inference mode");
+  StepWorkspace<T>& ws = step_workspace<T>();
+  const int threads = get_num_threads();
+  const T* in = x;
+  for (int l = 0; l < L; ++l) {
+    T* hl = h + int64_t(l) * N * Ho;  // (N, Hout) this layer's slots
+    T* cl = lstm ? c + int64_t(l) * N * H : nullptr;
+    T* hr = hl;  // (n, Hout) the stepped rows' states
+    T* cr = cl;
+    if (rows) {
+      hr = ws.h.reserve(int64_t(n) * Ho);
+      for (int i = 0; i < n; ++i) std::memcpy(hr + int64_t(i) * Ho, hl + rows[i] * Ho, Ho * sizeof(T));
+      if (lstm) {
+        cr = ws.c.reserve(int64_t(n) * H);
+        for (int i = 0; i < n; ++i) std::memcpy(cr + int64_t(i) * H, cl + rows[i] * H, H * sizeof(T));
+      }
+    }
+    T* out = l == L - 1 ? y : ws.out[l % 2].reserve(int64_t(n) * Ho);
+    // One step of forward(): reads the states, writes them back (they may alias).
+    ForwardArgs<T> a;
+    a.spec = spec_.layer(l);
+    a.w = weights(l, packs.get());
+    a.seq = SeqShape{1, n, nullptr};
+    a.x = in;
+    a.y = out;
+    a.ldy = Ho;
+    a.h0 = hr;
+    a.c0 = cr;
+    a.hn = hr;
+    a.cn = cr;
+    a.threads = threads;
+    k.forward(a);
+    if (rows) {
+      for (int i = 0; i < n; ++i) std::memcpy(hl + rows[i] * Ho, hr + int64_t(i) * Ho, Ho * sizeof(T));
+      if (lstm)
+        for (int i = 0; i < n; ++i) std::memcpy(cl + rows[i] * H, cr + int64_t(i) * H, H * sizeof(T));
+    }
+    in = out;
   }
 }
 

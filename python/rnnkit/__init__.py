@@ -14,6 +14,7 @@ from ._config import (
     show_config,
 )
 from ._rnn import GRU, LSTM, RNN
+from .streams import Stream, StreamBank
 
 __version__ = "0.1.0"
 
@@ -21,6 +22,8 @@ __all__ = [
     "GRU",
     "LSTM",
     "RNN",
+    "Stream",
+    "StreamBank",
     "available_isas",
     "config",
     "get_isa",

@@ -17,6 +17,7 @@ from ._checks import (
     is_bfloat16,
     shape_str,
 )
+from .streams import Stream, StreamBank
 
 Array = np.ndarray
 LSTMState = tuple[Array, Array]
@@ -476,6 +477,22 @@ class _RNNBase:
             dc0 = dc0[:, 0, :] if dc0 is not None else None
         return dx, dh0, dc0
 
+    # ----------------------------------------------------------------- streams
+
+    def stream(self, batch: int = 1) -> Stream:
+        """A :class:`rnnkit.Stream` of ``batch`` sequences: ``s.step(x_t)`` one step at a time,
+        the state kept in the core. Needs eval mode and a module that reads time forwards.
+
+        T steps equal one call ``m(x)`` over the T steps, bit for bit.
+        """
+        return Stream(self, batch)
+
+    def streams(self, capacity: int) -> StreamBank:
+        """A :class:`rnnkit.StreamBank` of up to ``capacity`` independent streams, stepped any
+        subset at a time: ``bank.step(ids, x)``. Needs eval mode and a module that reads time
+        forwards."""
+        return StreamBank(self, capacity)
+
     # ----------------------------------------------------------------- PyTorch modules
 
     @classmethod
@@ -508,10 +525,20 @@ class _RNNBase:
         del state["_core"]
         state["_cache"] = None
         state.pop("_spare_cache", None)
+        if not self.training:  # inference: gradients are not part of the model (zeros on load)
+            state["_grads"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("weight_dtype", str(state["dtype"]))
+        # Unpickled arrays may be read-only views of the pickle's bytes: own them, so that
+        # training mode can make them writeable.
+        state["_params"] = {k: np.array(v, copy=True) for k, v in state["_params"].items()}
+        grads = state.get("_grads") or {}
+        state["_grads"] = {
+            k: np.array(grads[k], copy=True) if k in grads else np.zeros_like(v)
+            for k, v in state["_params"].items()
+        }
         for key, default in (
             ("cell_activation", None),
             ("clip", None),

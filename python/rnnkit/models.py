@@ -32,6 +32,7 @@ from ._training.base import (
 from ._training.core_layers import Dense, InputLayer
 from ._training.progbar import Progbar
 from ._training.random import get_rng
+from ._training.streaming import ModelStream
 
 Array = np.ndarray
 
@@ -774,6 +775,19 @@ class Sequential:
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
+    def stream(self, batch: int = 1) -> ModelStream:
+        """Run the model one time step at a time: a :class:`ModelStream` of ``batch`` sequences.
+
+        Every recurrent layer keeps its state in the core between calls; Dense and Embedding
+        apply to each step, Dropout is the identity. ``s.step(x_t)`` returns what ``predict``
+        gives for the last step of the sequence so far. Non-causal layers (Bidirectional,
+        ``go_backwards``) raise ValueError naming the layer. The recurrent layers switch to
+        inference mode.
+        """
+        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+            raise ValueError(f"[{self.name}.stream] batch must be an int >= 1; got {batch!r}")
+        return ModelStream(self, int(batch))
+
     def __call__(self, x: Any, training: bool = False) -> Array:
         """Forward pass on ``x`` (one batch); returns the outputs."""
         return self._forward(self._prepare_x(x, f"{self.name}"), training)
@@ -963,4 +977,4 @@ def load_model(filepath: str | os.PathLike, compile: bool = True) -> Sequential:
 
 ModelFileError = saving.ModelFileError
 
-__all__ = ["ModelFileError", "NonFiniteLossWarning", "Sequential", "load_model"]
+__all__ = ["ModelFileError", "ModelStream", "NonFiniteLossWarning", "Sequential", "load_model"]

@@ -21,8 +21,10 @@ inline std::size_t packed_recurrent_size(int gates, int H, int K) {
   return std::size_t(unit_blocks(H)) * K * gates * kUnitBlock;
 }
 
-// U (gates*H, K) row-major -> P as above. P must hold packed_recurrent_size floats.
-void pack_recurrent(const float* U, int gates, int H, int K, float* P);
+// U (gates*H, K) row-major -> P as above. P must hold packed_recurrent_size elements.
+// For float and double (the generic kernels read double packs of w_ih).
+template <class T>
+void pack_recurrent(const T* U, int gates, int H, int K, T* P);
 
 // bfloat16: the top 16 bits of a float32. Rounds to nearest, ties to even; NaN stays NaN
 // (quiet), and values beyond the largest bfloat16 round to infinity, as in PyTorch.

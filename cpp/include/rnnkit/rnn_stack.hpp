@@ -3,6 +3,7 @@
 // what backward needs in a StackCache.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -81,16 +82,36 @@ class Stack {
   void backward(const StackCache<T>& cache, const T* dy, const T* dhn, const T* dcn, T* dx,
                 T* dh0, T* dc0, const std::vector<DirGrads<T>>& grads) const;
 
+  // Whether freeze() is in effect (inference mode): what streams need.
+  bool frozen() const { return std::atomic_load(&frozen_) != nullptr; }
+
+  // Streams: one time step of every layer (forward-only stacks, frozen only) for n rows whose
+  // states live outside the stack, in h (L, N, Hout) and, LSTM, c (L, N, H); rows (n) says which
+  // of the N rows (null: rows 0..n-1 of N = n). x (n, I) the rows' inputs; y (n, Hout) the last
+  // layer's new h. The states are updated in place. Runs the kernels of forward() for one step,
+  // so T calls equal one forward() over the T steps bit for bit. Throws std::logic_error when
+  // not frozen.
+  void step(const T* x, int n, const int64_t* rows, int64_t N, T* h, T* c, T* y) const;
+
  private:
   struct Packs {
     const Kernels* kernels = nullptr;  // the kernels these packs were laid out for
     bool want_bf16 = false;
-    std::vector<Buffer<float>> f32;    // per layer-direction
-    std::vector<Buffer<std::uint16_t>> bf16;  // per layer-direction, or empty
+    // Per layer-direction; each kind in use only when its flag says so (a reused Packs keeps
+    // the memory of kinds it no longer holds).
+    std::vector<Buffer<float>> hh;            // packed w_hh
+    std::vector<Buffer<T>> ih;                // packed w_ih
+    std::vector<Buffer<std::uint16_t>> bf16;     // packed w_hh in bfloat16
+    std::vector<Buffer<std::uint16_t>> ih_bf16;  // packed w_ih in bfloat16 (Kernels::bf16_input)
+    bool has_hh = false, has_ih = false, has_bf16 = false, has_ih_bf16 = false;
   };
-  // Each buffer: the packed w_hh, then (with_ih, where packs_input) the packed w_ih.
-  void pack_into(std::vector<Buffer<float>>& packs, bool with_ih) const;
-  static bool packs_input(const CellSpec& s);
+  // Packs w_hh (float, for kernels that take packs), w_ih (with_ih) and, bf16, a bfloat16 w_hh.
+  void pack_into(Packs& p, const Kernels& kernels, bool with_ih, bool bf16) const;
+  // The frozen packs, repacked first if the instruction set changed since; null when not frozen.
+  std::shared_ptr<const Packs> frozen_packs(const Kernels& kernels) const;
+  bool freeze_for(const Kernels& kernels, bool bf16) const;
+  // Layer-direction ld's weights with the packs of p (may be null).
+  DirWeights<T> weights(int ld, const Packs* p) const;
 
   StackSpec spec_;
   std::vector<DirWeights<T>> w_;

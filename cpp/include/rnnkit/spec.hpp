@@ -80,7 +80,9 @@ struct DirWeights {
   // w_hh repacked for the SIMD kernels (packing.hpp), float only; null: use w_hh as it is.
   const float* packed_hh = nullptr;
   // w_ih packed the same way (K = I) for the hoisted input projection, or null (then Eigen).
-  const float* packed_ih = nullptr;
+  // Every dtype and instruction set: with it, a row's projection is summed in one fixed order
+  // whatever the number of rows, so a stream's steps equal one sequence call bit for bit.
+  const T* packed_ih = nullptr;
   // The same in bfloat16 (weights that bfloat16 represents), in the active kernels'
   // Bf16Layout, or null. Given with packed_hh; the kernels stream it instead for batches of at
   // most Kernels::bf16_max_rows rows.

@@ -165,6 +165,13 @@ inline Workspace<T>& workspace() {
   return ws;
 }
 
+// n elements rounded up to a whole number of 64-byte lines.
+template <class T>
+constexpr int64_t aligned_size(int64_t n) {
+  constexpr int64_t per_line = 64 / int64_t(sizeof(T));
+  return (n + per_line - 1) / per_line * per_line;
+}
+
 template <class T>
 inline void copy_or_zero(T* dst, const T* src, std::size_t n) {
   if (src)
@@ -275,47 +282,62 @@ inline int row_team(bool packed, int threads, int B, int T, int64_t step_macs) {
   return std::min(threads, B / 8);
 }
 
-// gx (TB, GH) = x (TB, I) * w_ih^T + bias (GH): the input projection for every step at once.
-// With w_ih packed (pih: unit blocks of G gates, H a multiple of 16), the packed kernels compute
-// it, each thread an even number of rows, so a row's sums do not depend on the thread count.
-// With bfloat16 weights packed too (pih16), the bfloat16 products take it, x rounded as
-// Kernels::bf16_input says.
+// The gate stride of input-projection rows: with w_ih packed, H rounded up to whole unit blocks
+// (the packed kernels write 16 columns at a time), else H.
+inline int gx_stride(int H, bool packed_ih) { return packed_ih ? unit_blocks(H) * kUnitBlock : H; }
+
+// gx (TB, gates*gs) = x (TB, I) * w_ih^T + bias (gates*H): the input projection for every step
+// at once; gate g of a row fills columns [g*gs, g*gs + H), gs = gx_stride(H, packed).
+// With w_ih packed (pih: unit blocks of all gates, packing.hpp) the packed kernels compute it,
+// each thread an even number of rows, every row summed in one order whatever the number of rows
+// or threads: a stream's step (a few rows) then equals its step of a sequence call bit for bit.
+// With bfloat16 weights packed too (pih16, float), the bfloat16 products take it, x rounded as
+// Kernels::bf16_input says (their rows too are summed alike for any row count).
+// Without packs (training mode), Eigen's GEMM over all rows.
 template <class T>
 inline void input_projection(const T* x, const T* w_ih, const T* bias, T* gx, Eigen::Index TB,
-                             Eigen::Index I, Eigen::Index GH, int threads, const float* pih = nullptr,
-                             int gates = 0, const std::uint16_t* pih16 = nullptr) {
+                             Eigen::Index I, int gates, int H, int threads, const T* pih,
+                             const std::uint16_t* pih16 = nullptr) {
+  const Eigen::Index GH = Eigen::Index(gates) * H;
+  if (pih || pih16) {
+    const int gs = gx_stride(H, true), ld = gates * gs, W = gates * kUnitBlock, blocks = unit_blocks(H);
+    const double flops = 2.0 * TB * I * GH;
+    const int nt = (threads > 1 && flops >= 2e7) ? threads : 1;
+    auto body = [&](int tid, int n) {
+      const auto [r0, r1] = thread_rows(int(TB), tid, n);
+      // rows in chunks whose slice of x stays in L2 while every unit block passes over it
+      const int chunk = std::max(2, int(std::min<int64_t>(240, (256 * 1024 / int(sizeof(T))) / std::max<Eigen::Index>(I, 1))) & ~1);
+      for (int c0 = r0; c0 < r1; c0 += chunk) {
+        const int c1 = std::min(r1, c0 + chunk);
+        const T* xr = x + int64_t(c0) * I;
+        T* out = gx + int64_t(c0) * ld;
+        bool done = false;
 #if RNNKIT_PACKED_KERNELS
-  if constexpr (std::is_same<T, float>::value) {
-    if (pih) {
-      const int H = int(GH / gates), W = gates * kUnitBlock;
-      const double flops = 2.0 * TB * I * GH;
-      const int nt = (threads > 1 && flops >= 2e7) ? threads : 1;
-      auto body = [&](int tid, int n) {
-        const auto [r0, r1] = thread_rows(int(TB), tid, n);
-        // rows in chunks whose slice of x stays in L2 while every unit block passes over it
-        const int chunk = std::max(2, int(std::min<int64_t>(240, (256 * 1024 / 4) / std::max<Eigen::Index>(I, 1))) & ~1);
-        for (int c0 = r0; c0 < r1; c0 += chunk) {
-          const int c1 = std::min(r1, c0 + chunk);
+        if constexpr (std::is_same<T, float>::value) {
           if (pih16)
-            packed_blocks_product(x + int64_t(c0) * I, c1 - c0, int(I), pih16,
-                                  std::size_t(bf16_rows(int(I), kBf16Layout)) * W, 0, H / kUnitBlock, W, 0, W,
-                                  int(I), gx + int64_t(c0) * GH, int(GH), H, kBf16Input == 2);
+            packed_blocks_product(xr, c1 - c0, int(I), pih16, std::size_t(bf16_rows(int(I), kBf16Layout)) * W, 0,
+                                  blocks, W, 0, W, int(I), out, ld, gs, kBf16Input == 2);
           else
-            packed_blocks_product(x + int64_t(c0) * I, c1 - c0, int(I), pih, std::size_t(I) * W, 0,
-                                  H / kUnitBlock, W, 0, W, int(I), gx + int64_t(c0) * GH, int(GH), H);
-          if (bias)
-            for (int r = c0; r < c1; ++r) ArrMap<T>(gx + int64_t(r) * GH, GH) += CArrMap<T>(bias, GH);
+            for (int ub = 0; ub < blocks; ++ub)
+              packed_product(xr, c1 - c0, int(I), pih + std::size_t(ub) * I * W, W, 0, W, int(I),
+                             out + ub * kUnitBlock, ld, gs, false, true);
+          done = true;
         }
-      };
-      run_team(nt, body);
-      return;
-    }
-  }
-#else
-  (void)pih;
-  (void)gates;
-  (void)pih16;
 #endif
+        if (!done)
+          for (int ub = 0; ub < blocks; ++ub)
+            packed_product_generic(xr, c1 - c0, int(I), pih + std::size_t(ub) * I * W, W, 0, W, int(I),
+                                   out + ub * kUnitBlock, ld, gs);
+        if (bias)
+          for (int r = c0; r < c1; ++r)
+            for (int g = 0; g < gates; ++g)
+              ArrMap<T>(gx + int64_t(r) * ld + g * gs, H) += CArrMap<T>(bias + int64_t(g) * H, H);
+      }
+    };
+    run_team(nt, body);
+    return;
+  }
+  (void)pih16;
   split_rows(threads, TB, 2.0 * TB * I * GH, [&](Eigen::Index r0, Eigen::Index r1) {
     auto Gx = mat(gx + r0 * GH, r1 - r0, GH);
     Gx.noalias() = cmat(x + r0 * I, r1 - r0, I) * cmat(w_ih, GH, I).transpose();

@@ -17,16 +17,17 @@ namespace RNNKIT_ISA_NS {
 
 // Pointwise pieces of a GRU step for units [u0, u0 + n) of one row. rec holds the recurrent
 // pre-activations of gate r for those units, z and n following at stride gs (H for a
-// whole-row product, 16 for a packed block); gx is the row's input projection (3H). k_pre, if
-// given, is the row's cache of pre-activations before clipping (3H).
+// whole-row product, 16 for a packed block); gx is the row's input projection, gate q at
+// gx + q*xs. k_pre, if given, is the row's cache of pre-activations before clipping (3H).
 
 // r and z, written back over their pre-activations in rec.
 template <class T>
-inline void gru_pointwise_rz(const CellSpec& s, int u0, int n, T* rec, int gs, const T* gx, T* k_pre) {
+inline void gru_pointwise_rz(const CellSpec& s, int u0, int n, T* rec, int gs, const T* gx, int xs,
+                             T* k_pre) {
   const int H = s.hidden_size;
   for (int q = 0; q < 2; ++q) {
     ArrMap<T> v(rec + q * gs, n);
-    v += CArrMap<T>(gx + q * H + u0, n);
+    v += CArrMap<T>(gx + q * xs + u0, n);
     if (k_pre) std::memcpy(k_pre + q * H + u0, v.data(), n * sizeof(T));
     if (s.clip > 0) clip_n(v.data(), n, s.clip);
     activate(s.ract, v.data(), v.data(), n);
@@ -37,8 +38,8 @@ inline void gru_pointwise_rz(const CellSpec& s, int u0, int n, T* rec, int gs, c
 // recurrent term: U_n h (reset_after, b_hn added here) or U_n (r * h) (reset_before).
 template <class T>
 inline void gru_pointwise_n(const CellSpec& s, const T* bhn, int u0, int n, const T* rec, int gs,
-                            const T* gx, const T* hprev, T* hnew, T* scratch, T* k_gates, T* k_aux,
-                            T* k_pre) {
+                            const T* gx, int xs, const T* hprev, T* hnew, T* scratch, T* k_gates,
+                            T* k_aux, T* k_pre) {
   const int H = s.hidden_size;
   CArrMap<T> r(rec, n), z(rec + gs, n);
   ArrMap<T> nv(scratch, n);
@@ -47,9 +48,9 @@ inline void gru_pointwise_n(const CellSpec& s, const T* bhn, int u0, int n, cons
     an = CArrMap<T>(rec + 2 * gs, n);
     if (bhn) an += CArrMap<T>(bhn + u0, n);
     if (k_aux) std::memcpy(k_aux + u0, an.data(), n * sizeof(T));
-    nv = CArrMap<T>(gx + 2 * H + u0, n) + r * an;
+    nv = CArrMap<T>(gx + 2 * xs + u0, n) + r * an;
   } else {
-    nv = CArrMap<T>(gx + 2 * H + u0, n) + CArrMap<T>(rec + 2 * gs, n);
+    nv = CArrMap<T>(gx + 2 * xs + u0, n) + CArrMap<T>(rec + 2 * gs, n);
   }
   if (k_pre) std::memcpy(k_pre + 2 * H + u0, nv.data(), n * sizeof(T));
   if (s.clip > 0) clip_n(nv.data(), n, s.clip);
@@ -81,10 +82,13 @@ void gru_forward(const ForwardArgs<T>& a) {
     for (int j = 2 * H; j < G; ++j) bias[j] = a.w.b_ih[j] + (s.reset_after ? T(0) : a.w.b_hh[j]);
     if (s.reset_after) bhn = a.w.b_hh + 2 * H;
   }
-  T* gx = ws.gx.reserve(TB * G);  // (rows, 3H)
-  input_projection(a.x, a.w.w_ih, bias, gx, TB, I, G, a.threads, a.w.packed_ih, s.gates(), a.w.packed_ih_bf16);
+  const int xs = gx_stride(H, a.w.packed_ih || a.w.packed_ih_bf16), ldx = 3 * xs;
+  T* gx = ws.gx.reserve(TB * ldx);  // (rows, 3*xs) gate q of a row at q*xs
+  input_projection(a.x, a.w.w_ih, bias, gx, TB, I, 3, H, a.threads, a.w.packed_ih, a.w.packed_ih_bf16);
 
-  T* hbuf = ws.h.reserve(2 * int64_t(B) * H);  // two (B, H): the state before and after a step
+  // Two (B, H), the state before and after a step, each 64-byte aligned (see lstm_forward).
+  const int64_t hstride = aligned_size<T>(int64_t(B) * H);
+  T* hbuf = ws.h.reserve(2 * hstride);
   copy_or_zero(hbuf, a.h0, int64_t(B) * H);
   T* rh = ws.m.zeros(int64_t(B) * H);  // (B, H) reset_before: r * h
 
@@ -157,7 +161,7 @@ void gru_forward(const ForwardArgs<T>& a) {
     const bool exchange = nt > 1 && !by_rows;  // threads read each other's units of h
     T* scratch = workspace<T>().tmp.reserve(2 * int64_t(n));
     T* hcur = hbuf;
-    T* hnext = hbuf + int64_t(B) * H;
+    T* hnext = hbuf + hstride;
     for (int step = 0; step < Tn; ++step) {
       const auto [b0, b1] = active.at(step, [&] { barrier.wait(); });  // this step's running rows
       const int nb = b1 - b0;
@@ -179,7 +183,7 @@ void gru_forward(const ForwardArgs<T>& a) {
       for (int b = b0; b < b1; ++b) {
         const int64_t row = row_of(step, b);
         T* rec = acc + int64_t(b) * lda + u0;
-        gru_pointwise_rz(s, u0, n, rec, Hp, gx + row * G, pre ? pre + row * G : nullptr);
+        gru_pointwise_rz(s, u0, n, rec, Hp, gx + row * ldx, xs, pre ? pre + row * G : nullptr);
         if (!s.reset_after)
           ArrMap<T>(rh + int64_t(b) * H + u0, n) = CArrMap<T>(rec, n) * CArrMap<T>(hcur + int64_t(b) * H + u0, n);
       }
@@ -205,7 +209,7 @@ void gru_forward(const ForwardArgs<T>& a) {
           std::memcpy(k->h_prev.data() + row * H + u0, hc + u0, n * sizeof(T));
           if (!s.reset_after) std::memcpy(k->aux.data() + row * H + u0, rh + int64_t(b) * H + u0, n * sizeof(T));
         }
-        gru_pointwise_n(s, bhn, u0, n, acc + int64_t(b) * lda + u0, Hp, gx + row * G, hc, hn, scratch,
+        gru_pointwise_n(s, bhn, u0, n, acc + int64_t(b) * lda + u0, Hp, gx + row * ldx, xs, hc, hn, scratch,
                         k ? k->gates.data() + row * G : nullptr,
                         (k && s.reset_after) ? k->aux.data() + row * H : nullptr, pre ? pre + row * G : nullptr);
         std::memcpy(a.y + row * a.ldy + u0, hn + u0, n * sizeof(T));
@@ -222,7 +226,7 @@ void gru_forward(const ForwardArgs<T>& a) {
 
   // A sequence's last state is in the buffer its last step wrote: the steps alternate them.
   for (int b = 0; b < B; ++b)
-    std::memcpy(a.hn + int64_t(b) * H, hbuf + ((a.seq.length(b) % 2) * int64_t(B) + b) * H, H * sizeof(T));
+    std::memcpy(a.hn + int64_t(b) * H, hbuf + (a.seq.length(b) % 2) * hstride + int64_t(b) * H, H * sizeof(T));
 }
 
 template <class T>

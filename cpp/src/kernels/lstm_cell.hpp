@@ -17,18 +17,19 @@ namespace RNNKIT_ISA_NS {
 
 // The pointwise update of units [u0, u0 + n) for one row. rec holds the recurrent
 // pre-activations of gate i for those units, the other gates following at stride gs (H for a
-// whole-row product, 16 for a packed block); gx is the row's input projection (4H, biases
-// included). Updates c in place, writes o * cact(c) to out, and fills the cache rows if given
-// (k_pre: the gate pre-activations before clipping, when the spec keeps them).
+// whole-row product, 16 for a packed block); gx is the row's input projection (biases
+// included), gate q at gx + q*xs. Updates c in place, writes o * cact(c) to out, and fills the
+// cache rows if given (k_pre: the gate pre-activations before clipping, when the spec keeps
+// them).
 template <class T>
 inline void lstm_pointwise(const CellSpec& s, const DirWeights<T>& w, int u0, int n, const T* rec,
-                           int gs, const T* gx, T* c, T* out, T* scratch, T* k_gates, T* k_cprev,
-                           T* k_c, T* k_pre) {
+                           int gs, const T* gx, int xs, T* c, T* out, T* scratch, T* k_gates,
+                           T* k_cprev, T* k_c, T* k_pre) {
   const int H = s.hidden_size;
   T* g = scratch;  // (4, n) pre-activations, then gate values
   T* tc = scratch + 4 * n;
   for (int q = 0; q < 4; ++q)
-    ArrMap<T>(g + q * n, n) = CArrMap<T>(rec + q * gs, n) + CArrMap<T>(gx + q * H + u0, n);
+    ArrMap<T>(g + q * n, n) = CArrMap<T>(rec + q * gs, n) + CArrMap<T>(gx + q * xs + u0, n);
   ArrMap<T> gi(g, n), gf(g + n, n), gg(g + 2 * n, n), go(g + 3 * n, n), cv(c + u0, n);
   if (k_cprev) std::memcpy(k_cprev + u0, c + u0, n * sizeof(T));
   if (s.peephole) {
@@ -72,10 +73,14 @@ void lstm_forward(const ForwardArgs<T>& a) {
     bias = ws.bias.reserve(G);
     for (int j = 0; j < G; ++j) bias[j] = a.w.b_ih[j] + a.w.b_hh[j];
   }
-  T* gx = ws.gx.reserve(TB * G);  // (rows, 4H)
-  input_projection(a.x, a.w.w_ih, bias, gx, TB, I, G, a.threads, a.w.packed_ih, s.gates(), a.w.packed_ih_bf16);
+  const int xs = gx_stride(H, a.w.packed_ih || a.w.packed_ih_bf16), ldx = 4 * xs;
+  T* gx = ws.gx.reserve(TB * ldx);  // (rows, 4*xs) gate q of a row at q*xs
+  input_projection(a.x, a.w.w_ih, bias, gx, TB, I, 4, H, a.threads, a.w.packed_ih, a.w.packed_ih_bf16);
 
-  T* hbuf = ws.h.reserve(2 * int64_t(B) * Ho);  // two (B, Hout): the state before and after a step
+  // Two (B, Hout), the state before and after a step, each 64-byte aligned so that every step
+  // sees the same alignments (and so a one-step call computes exactly as any step of a longer one).
+  const int64_t hstride = aligned_size<T>(int64_t(B) * Ho);
+  T* hbuf = ws.h.reserve(2 * hstride);
   T* c = ws.c.reserve(int64_t(B) * H);          // (B, H), updated in place
   copy_or_zero(hbuf, a.h0, int64_t(B) * Ho);
   copy_or_zero(c, a.c0, int64_t(B) * H);
@@ -152,7 +157,7 @@ void lstm_forward(const ForwardArgs<T>& a) {
     ActiveRows active(a.seq, by_rows, tid, nt);
     T* scratch = workspace<T>().tmp.reserve(5 * int64_t(n));
     T* hcur = hbuf;
-    T* hnext = hbuf + int64_t(B) * Ho;
+    T* hnext = hbuf + hstride;
     for (int step = 0; step < Tn; ++step) {
       const auto [b0, b1] = active.at(step, [&] { barrier.wait(); });  // this step's running rows
       if (row1) {
@@ -170,7 +175,7 @@ void lstm_forward(const ForwardArgs<T>& a) {
         const T* hc_row = hcur + int64_t(b) * Ho;
         if (k && !proj) std::memcpy(k->h_prev.data() + row * Ho + u0, hc_row + u0, n * sizeof(T));
         T* out = proj ? mb + int64_t(b) * H : hn_row;
-        lstm_pointwise(s, a.w, u0, n, acc + int64_t(b) * lda + u0, Hp, gx + row * G, c + int64_t(b) * H,
+        lstm_pointwise(s, a.w, u0, n, acc + int64_t(b) * lda + u0, Hp, gx + row * ldx, xs, c + int64_t(b) * H,
                        out, scratch, k ? k->gates.data() + row * G : nullptr,
                        k ? k->c_prev.data() + row * H : nullptr, k ? k->c.data() + row * H : nullptr,
                        keep_pre ? k->pre.data() + row * G : nullptr);
@@ -199,7 +204,7 @@ void lstm_forward(const ForwardArgs<T>& a) {
 
   // A sequence's last state is in the buffer its last step wrote: the steps alternate them.
   for (int b = 0; b < B; ++b)
-    std::memcpy(a.hn + int64_t(b) * Ho, hbuf + ((a.seq.length(b) % 2) * int64_t(B) + b) * Ho, Ho * sizeof(T));
+    std::memcpy(a.hn + int64_t(b) * Ho, hbuf + (a.seq.length(b) % 2) * hstride + int64_t(b) * Ho, Ho * sizeof(T));
   if (a.cn) std::memcpy(a.cn, c, int64_t(B) * H * sizeof(T));
 }
 

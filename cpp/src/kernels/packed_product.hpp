@@ -36,6 +36,118 @@
 namespace rnnkit {
 namespace RNNKIT_ISA_NS {
 
+// ---- generic kernels (any element type, any build) ------------------------------------------
+// The double products and every product of the baseline build, written with GCC/Clang vector
+// types that the compiler maps onto the build's registers (SSE2, AVX2 or AVX-512). Same layouts
+// and the same summation order as the SIMD kernels: each output is a sum over k in order
+// 0..K-1 (in slices of k that accumulate in place), whatever the number of rows.
+#if defined(__AVX512F__)
+constexpr int kGenericRegs = 32, kGenericRegBytes = 64;
+#elif defined(__AVX__)
+constexpr int kGenericRegs = 16, kGenericRegBytes = 32;
+#else
+constexpr int kGenericRegs = 16, kGenericRegBytes = 16;
+#endif
+
+// One register of T: 16, 32 or 64 bytes as the build has.
+typedef float GenericF32 __attribute__((vector_size(kGenericRegBytes)));
+typedef double GenericF64 __attribute__((vector_size(kGenericRegBytes)));
+template <class T>
+struct GenericVec;
+template <>
+struct GenericVec<float> {
+  using V = GenericF32;
+};
+template <>
+struct GenericVec<double> {
+  using V = GenericF64;
+};
+template <class V, class T>
+inline V generic_load(const T* p) {  // unaligned
+  V v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <class V, class T>
+inline void generic_store(T* p, V v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// Rows per micro kernel: as many as keep the accumulators, one chunk of weights and a broadcast
+// in registers.
+template <class T>
+constexpr int generic_rows() {
+  constexpr int per_row = kUnitBlock * int(sizeof(T)) / kGenericRegBytes;
+  constexpr int r = (kGenericRegs - per_row - 2) / per_row;
+  return r < 1 ? 1 : r > 8 ? 8 : r;
+}
+
+// R rows x the 16 columns of P (K, W) at P: out (row stride ldo) = [out +] h * P.
+// accumulate: start from out (a later k-slice); add_out: out += the sum once it is complete.
+template <int R, class T>
+inline void generic_micro(const T* h, int ldh, const T* P, int W, int K, T* out, int ldo,
+                          bool accumulate, bool add_out) {
+  using V = typename GenericVec<T>::V;
+  constexpr int L = int(sizeof(V) / sizeof(T)), NV = kUnitBlock / L;
+  V acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v)
+      acc[r][v] = accumulate ? generic_load<V>(out + std::size_t(r) * ldo + v * L) : V{};
+  for (int k = 0; k < K; ++k) {
+    const T* q = P + std::size_t(k) * W;
+    V w[NV];
+    for (int v = 0; v < NV; ++v) w[v] = generic_load<V>(q + v * L);
+    for (int r = 0; r < R; ++r) {
+      const T x = h[std::size_t(r) * ldh + k];
+      for (int v = 0; v < NV; ++v) acc[r][v] += w[v] * x;
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) {
+      T* o = out + std::size_t(r) * ldo + v * L;
+      generic_store(o, add_out ? generic_load<V>(o) + acc[r][v] : acc[r][v]);
+    }
+}
+
+// out = h (rows, K) * P(:, c0 : c0 + ncols), ncols a multiple of 16; column chunk j of row r
+// at out + r*ldo + j*ocs (as the SIMD kernels below). add: out += the product.
+template <class T>
+inline void packed_product_generic(const T* h, int rows, int ldh, const T* P, int W, int c0,
+                                   int ncols, int K, T* out, int ldo, int ocs = 16, bool add = false) {
+  constexpr int R = generic_rows<T>();
+  const int kc = add ? K : 128;  // a slice of one chunk's weights (16 KB in double) stays in L1
+  for (int c = 0; c < ncols; c += kUnitBlock) {
+    T* o = out + (c / kUnitBlock) * ocs;
+    const T* Pc = P + c0 + c;
+    for (int k0 = 0; k0 < K; k0 += kc) {
+      const int kn = std::min(kc, K - k0);
+      const T* Pk = Pc + std::size_t(k0) * W;
+      int r = 0;
+      for (; r + R <= rows; r += R)
+        generic_micro<R>(h + std::size_t(r) * ldh + k0, ldh, Pk, W, kn, o + std::size_t(r) * ldo, ldo,
+                         k0 > 0, add);
+      for (; r < rows; ++r)
+        generic_micro<1>(h + std::size_t(r) * ldh + k0, ldh, Pk, W, kn, o + std::size_t(r) * ldo, ldo,
+                         k0 > 0, add);
+    }
+  }
+}
+
+// bfloat16 weights in the generic build (the baseline kernels never receive packs: this only
+// keeps the shared call sites compiling): plain loops.
+inline void packed_product_generic(const float* h, int rows, int ldh, const std::uint16_t* P, int W,
+                                   int c0, int ncols, int K, float* out, int ldo, int ocs = 16,
+                                   bool add = false) {
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < ncols; ++c) {
+      float acc = 0;
+      for (int k = 0; k < K; ++k)
+        acc += h[std::size_t(r) * ldh + k] * from_bf16(P[bf16_index(std::size_t(k) * W + c0 + c)]);
+      float& o = out[std::size_t(r) * ldo + (c / 16) * ocs + c % 16];
+      o = add ? o + acc : acc;
+    }
+}
+
 #if RNNKIT_PACKED_KERNELS
 // ---- 256-bit kernels (AVX2+FMA) --------------------------------------------------------------
 // A bfloat16 chunk of 16 columns is widened to the same two float vectors as the float chunk,
@@ -207,14 +319,15 @@ inline void packed_product_avx2(const float* h, int rows, int ldh, const Wt* P, 
 // the weights are FMA memory operands and k is unrolled by two into two accumulator sets (one
 // row is bound by reading P from L2; 2*NV chains hide the FMA latency); with several rows each
 // weight vector is loaded once and reused for every row.
-template <int R, int NV>
+// OneChain (one row): a single chain per output, summed in the order of the multi-row kernels.
+template <int R, int NV, bool OneChain = false>
 inline void packed_micro512(const float* h, int ldh, const float* P, int W, int K, float* out,
                             int ldo, int ocs, bool accumulate, bool add_out = false) {
   __m512 c[R][NV];
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < NV; ++v)
       c[r][v] = accumulate ? _mm512_loadu_ps(out + std::size_t(r) * ldo + v * ocs) : _mm512_setzero_ps();
-  if constexpr (R == 1) {
+  if constexpr (R == 1 && !OneChain) {
     __m512 d[NV];
     for (int v = 0; v < NV; ++v) d[v] = _mm512_setzero_ps();
     int k = 0;
@@ -250,9 +363,12 @@ inline void packed_micro512(const float* h, int ldh, const float* P, int W, int 
 
 // All rows of one group of NV chunks: runs of R rows, then the leftover rows in runs of 4, 2
 // and 1. Multi-row runs walk k in slices that stay in L1 and accumulate across slices.
+// The one-row kernel sums in another order (two chains); rows_alike gives an odd last row one
+// chain instead, in the multi-row kernels' order, so that every row's sums are the same
+// whatever the number of rows.
 template <int NV>
 inline void packed_rows512(const float* h, int rows, int ldh, const float* P, int W, int K,
-                           float* out, int ldo, int ocs, bool add) {
+                           float* out, int ldo, int ocs, bool add, bool rows_alike) {
   constexpr int R = NV >= 4 ? 6 : 8;  // R * NV <= 24 accumulators of the 32 registers
   constexpr int kc = 128;             // a k-slice of the group, at most 32 KB
   const int paired = rows - rows % 2;
@@ -271,21 +387,30 @@ inline void packed_rows512(const float* h, int rows, int ldh, const float* P, in
         packed_micro512<2, NV>(at(r), ldh, Pk, W, kn, out + std::size_t(r) * ldo, ldo, ocs, k0 > 0);
     }
   }
+  if (paired < rows && rows_alike && !add) {
+    const float* hr = h + std::size_t(paired) * ldh;
+    float* o = out + std::size_t(paired) * ldo;
+    for (int k0 = 0; k0 < K; k0 += kc)
+      packed_micro512<1, NV, true>(hr + k0, 0, P + std::size_t(k0) * W, W, std::min(kc, K - k0), o, 0, ocs, k0 > 0);
+    return;
+  }
   for (int r = paired; r < rows; ++r)
     packed_micro512<1, NV>(h + std::size_t(r) * ldh, 0, P, W, K, out + std::size_t(r) * ldo, 0, ocs, false, add);
 }
 
-// add (one row only): out += the product, added once it is complete.
+// add (one row only): out += the product, added once it is complete. rows_alike: see
+// packed_rows512.
 inline void packed_product(const float* h, int rows, int ldh, const float* P, int W, int c0,
-                           int ncols, int K, float* out, int ldo, int ocs = 16, bool add = false) {
+                           int ncols, int K, float* out, int ldo, int ocs = 16, bool add = false,
+                           bool rows_alike = false) {
   int c = 0;
   for (; c + 64 <= ncols; c += 64)
-    packed_rows512<4>(h, rows, ldh, P + c0 + c, W, K, out + (c / 16) * ocs, ldo, ocs, add);
+    packed_rows512<4>(h, rows, ldh, P + c0 + c, W, K, out + (c / 16) * ocs, ldo, ocs, add, rows_alike);
   float* o = out + (c / 16) * ocs;
   switch ((ncols - c) / 16) {
-    case 3: packed_rows512<3>(h, rows, ldh, P + c0 + c, W, K, o, ldo, ocs, add); break;
-    case 2: packed_rows512<2>(h, rows, ldh, P + c0 + c, W, K, o, ldo, ocs, add); break;
-    case 1: packed_rows512<1>(h, rows, ldh, P + c0 + c, W, K, o, ldo, ocs, add); break;
+    case 3: packed_rows512<3>(h, rows, ldh, P + c0 + c, W, K, o, ldo, ocs, add, rows_alike); break;
+    case 2: packed_rows512<2>(h, rows, ldh, P + c0 + c, W, K, o, ldo, ocs, add, rows_alike); break;
+    case 1: packed_rows512<1>(h, rows, ldh, P + c0 + c, W, K, o, ldo, ocs, add, rows_alike); break;
     default: break;
   }
 }
@@ -338,7 +463,8 @@ inline void bf16_dot_row(const std::uint32_t* hp, const std::uint16_t* P, int W,
 }
 
 inline void packed_product(const float* h, int rows, int ldh, const std::uint16_t* P, int W, int c0,
-                           int ncols, int K, float* out, int ldo, int ocs = 16, bool add = false) {
+                           int ncols, int K, float* out, int ldo, int ocs = 16, bool add = false,
+                           bool /*rows_alike: one kernel for every row*/ = false) {
   constexpr int kSlice = 1024;  // h is rounded into pairs a slice of k at a time
   alignas(64) std::uint32_t hp[kSlice / 2];
   for (int r = 0; r < rows; ++r) {
@@ -594,7 +720,8 @@ constexpr Bf16Layout kBf16Layout = Bf16Layout::Chunk16;
 constexpr int kBf16MaxRows = 2;
 constexpr bool kBf16RoundsH = false;
 inline void packed_product(const float* h, int rows, int ldh, const std::uint16_t* P, int W, int c0,
-                           int ncols, int K, float* out, int ldo, int ocs = 16, bool add = false) {
+                           int ncols, int K, float* out, int ldo, int ocs = 16, bool add = false,
+                           bool /*rows_alike: the 256-bit kernels sum every row alike*/ = false) {
   packed_product_avx2(h, rows, ldh, P, W, c0, ncols, K, out, ldo, ocs, add);
 }
 #endif  // __AVX512BF16__
@@ -605,30 +732,22 @@ constexpr int kBf16MaxRows = 2;
 constexpr bool kBf16RoundsH = false;
 template <class Wt>
 inline void packed_product(const float* h, int rows, int ldh, const Wt* P, int W, int c0,
-                           int ncols, int K, float* out, int ldo, int ocs = 16, bool add = false) {
+                           int ncols, int K, float* out, int ldo, int ocs = 16, bool add = false,
+                           bool /*rows_alike: the 256-bit kernels sum every row alike*/ = false) {
   packed_product_avx2(h, rows, ldh, P, W, c0, ncols, K, out, ldo, ocs, add);
 }
 #endif  // __AVX512F__
 
-#else   // no AVX2: plain loops over the same layouts
+#else   // no AVX2: the generic kernels
 constexpr Bf16Layout kBf16Layout = Bf16Layout::Chunk16;
 constexpr int kBf16MaxRows = 2;
 constexpr bool kBf16RoundsH = false;
 
-inline float packed_at(const float* P, std::size_t i) { return P[i]; }
-inline float packed_at(const std::uint16_t* P, std::size_t i) { return from_bf16(P[bf16_index(i)]); }
-
 template <class Wt>
 inline void packed_product(const float* h, int rows, int ldh, const Wt* P, int W, int c0,
-                           int ncols, int K, float* out, int ldo, int ocs = 16, bool add = false) {
-  for (int r = 0; r < rows; ++r)
-    for (int c = 0; c < ncols; ++c) {
-      float acc = 0;
-      for (int k = 0; k < K; ++k)
-        acc += h[std::size_t(r) * ldh + k] * packed_at(P, std::size_t(k) * W + c0 + c);
-      float& o = out[std::size_t(r) * ldo + (c / 16) * ocs + c % 16];
-      o = add ? o + acc : acc;
-    }
+                           int ncols, int K, float* out, int ldo, int ocs = 16, bool add = false,
+                           bool /*rows_alike: the generic kernels sum every row alike*/ = false) {
+  packed_product_generic(h, rows, ldh, P, W, c0, ncols, K, out, ldo, ocs, add);
 }
 #endif  // RNNKIT_PACKED_KERNELS
 

@@ -39,10 +39,13 @@ void rnn_forward(const ForwardArgs<T>& a) {
     bias = ws.bias.reserve(H);
     for (int j = 0; j < H; ++j) bias[j] = a.w.b_ih[j] + a.w.b_hh[j];
   }
-  T* gx = ws.gx.reserve(TB * H);  // (rows, H)
-  input_projection(a.x, a.w.w_ih, bias, gx, TB, I, H, a.threads, a.w.packed_ih, 1, a.w.packed_ih_bf16);
+  const int ldx = gx_stride(H, a.w.packed_ih || a.w.packed_ih_bf16);
+  T* gx = ws.gx.reserve(TB * ldx);  // (rows, ldx): H, padded to whole unit blocks when packed
+  input_projection(a.x, a.w.w_ih, bias, gx, TB, I, 1, H, a.threads, a.w.packed_ih, a.w.packed_ih_bf16);
 
-  T* hbuf = ws.h.reserve(2 * int64_t(B) * H);  // two (B, H): the state before and after a step
+  // Two (B, H), the state before and after a step, each 64-byte aligned (see lstm_forward).
+  const int64_t hstride = aligned_size<T>(int64_t(B) * H);
+  T* hbuf = ws.h.reserve(2 * hstride);
   copy_or_zero(hbuf, a.h0, int64_t(B) * H);
 
   DirCache<T>* k = a.cache;
@@ -106,7 +109,7 @@ void rnn_forward(const ForwardArgs<T>& a) {
     const auto [first, last, u0, n] = by_rows ? ThreadUnits{0, blocks, 0, H} : thread_units(H, tid, nt);
     ActiveRows active(a.seq, by_rows, tid, nt);
     T* hcur = hbuf;
-    T* hnext = hbuf + int64_t(B) * H;
+    T* hnext = hbuf + hstride;
     for (int step = 0; step < Tn; ++step) {
       const auto [b0, b1] = active.at(step, [&] { barrier.wait(); });  // this step's running rows
       if (row1) {
@@ -123,7 +126,7 @@ void rnn_forward(const ForwardArgs<T>& a) {
         T* hn = hnext + int64_t(b) * H;
         const T* hc = hcur + int64_t(b) * H;
         if (k) std::memcpy(k->h_prev.data() + row * H + u0, hc + u0, n * sizeof(T));
-        rnn_pointwise(s, u0, n, acc + int64_t(b) * lda + u0, gx + row * H, hn, pre ? pre + row * H : nullptr);
+        rnn_pointwise(s, u0, n, acc + int64_t(b) * lda + u0, gx + row * ldx, hn, pre ? pre + row * H : nullptr);
         std::memcpy(a.y + row * a.ldy + u0, hn + u0, n * sizeof(T));
         if (k) std::memcpy(k->gates.data() + row * H + u0, hn + u0, n * sizeof(T));
       }
@@ -139,7 +142,7 @@ void rnn_forward(const ForwardArgs<T>& a) {
 
   // A sequence's last state is in the buffer its last step wrote: the steps alternate them.
   for (int b = 0; b < B; ++b)
-    std::memcpy(a.hn + int64_t(b) * H, hbuf + ((a.seq.length(b) % 2) * int64_t(B) + b) * H, H * sizeof(T));
+    std::memcpy(a.hn + int64_t(b) * H, hbuf + (a.seq.length(b) % 2) * hstride + int64_t(b) * H, H * sizeof(T));
 }
 
 template <class T>
