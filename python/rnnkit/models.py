@@ -91,6 +91,7 @@ class Sequential:
         self.compiled = False
         self.stop_training = False
         self.history: callbacks_module.History | None = None
+        self.quantization_mode: str | None = None  # set by quantize()
         for layer in layers or []:
             self.add(layer)
 
@@ -411,6 +412,44 @@ class Sequential:
             x = layer.forward(x, training)
         return x
 
+    def _refuse_if_quantized(self, what: str) -> None:
+        if self.quantization_mode is not None:
+            raise RuntimeError(
+                f"[Sequential.{what}] the model was quantized to {self.quantization_mode} "
+                f"(model.quantize('{self.quantization_mode}')): inference only. Train a float32 "
+                "model and quantize it afterwards"
+            )
+
+    def quantize(self, mode: str) -> None:
+        """Convert the trained weights for fast inference, in place (Keras 3's name).
+
+        ``"bfloat16"``: every recurrent layer's weights are rounded to bfloat16 and its core
+        module switches to bfloat16 kernels (``rnnkit.LSTM.bfloat16()``: VDPBF16PS or AMX tiles
+        where the CPU has them; states, sums and gates stay float32), and every Dense layer's
+        kernel and bias are rounded to bfloat16 (kept as float32 arrays). The model becomes
+        inference-only: ``fit`` and ``train_on_batch`` raise, ``predict``/``evaluate`` run.
+        ``save`` records the mode and ``load_model`` restores it. Keras 3 has no bfloat16
+        quantize mode (it uses a dtype policy for that), so a quantized model saved as a Keras
+        file holds the rounded values in float32. The model must be built and float32.
+        """
+        from ._training.base import check_quantization_mode
+
+        mode = check_quantization_mode("Sequential.quantize", mode)
+        if not self.built:
+            raise RuntimeError(
+                "[Sequential.quantize] the model is not built; call it on data, build it or "
+                "give the first layer input_shape first"
+            )
+        wrong = [lay.name for lay in self._layers if lay.dtype != np.float32]
+        if wrong:
+            raise TypeError(
+                f"[Sequential.quantize] quantize('{mode}') needs float32 layers; "
+                f"{', '.join(repr(n) for n in wrong)} are not"
+            )
+        for layer in self._layers:
+            layer.quantize(mode)
+        self.quantization_mode = mode
+
     def _training_setup(self) -> None:
         layers = self._layers
         self._train_layers = [lay for lay in layers if lay.trainable and lay.parameters()]
@@ -513,6 +552,7 @@ class Sequential:
         that names the epoch and batch; the weights stay those from before that batch.
         """
         owner = "Sequential.fit"
+        self._refuse_if_quantized("fit")
         self._require_compiled("fit")
         for name, v in (
             ("class_weight", class_weight),
@@ -656,6 +696,7 @@ class Sequential:
         """One optimizer step on one batch; returns the loss (and metrics, if compiled with
         any) measured in that step's forward pass."""
         owner = "Sequential.train_on_batch"
+        self._refuse_if_quantized("train_on_batch")
         self._require_compiled("train_on_batch")
         x = self._prepare_x(x, owner)
         y = self._prepare_y(y, x.shape[0], owner)
@@ -843,13 +884,16 @@ class Sequential:
             layers.append({"class_name": "InputLayer", "config": self._input_layer.get_config()})
         for layer in self._layers:
             layers.append({"class_name": type(layer).__name__, "config": layer.get_config()})
-        return {
+        config: dict[str, Any] = {
             "name": self.name,
             "layers": layers,
             "build_input_shape": None
             if self._build_input_shape is None
             else list(self._build_input_shape),
         }
+        if self.quantization_mode is not None:
+            config["quantization"] = self.quantization_mode  # applied again after loading
+        return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Sequential:

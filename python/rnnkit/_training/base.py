@@ -68,6 +68,25 @@ def expected_shape_text(shape: Shape) -> str:
     return "(" + ", ".join(parts) + ")"
 
 
+#: The modes ``quantize`` accepts. Keras 3's quantize modes (int8, float8, int4) store integer
+#: or 8-bit weights with scales; bfloat16 is not among them, Keras expresses it as a dtype
+#: policy. rnnkit calls the conversion of trained float32 weights to bfloat16 a quantize mode
+#: too, since like Keras's modes it converts weights once, for inference.
+QUANTIZATION_MODES = ("bfloat16",)
+
+
+def check_quantization_mode(owner: str, mode: Any) -> str:
+    if not isinstance(mode, str):
+        raise TypeError(f"[{owner}] quantize mode must be a string; got {mode!r}")
+    if mode not in QUANTIZATION_MODES:
+        raise ValueError(
+            f"[{owner}] quantize mode {mode!r} is not supported; rnnkit has "
+            + ", ".join(repr(m) for m in QUANTIZATION_MODES)
+            + " (Keras's int8/float8/int4 are not implemented)"
+        )
+    return mode
+
+
 class Layer:
     """Base class: naming, dtype, build-on-first-call, weights I/O and config.
 
@@ -177,6 +196,38 @@ class Layer:
     def _config(self) -> dict[str, Any]:
         """Layer-specific constructor arguments for ``get_config``."""
         return {}
+
+    #: The mode ``quantize`` converted the layer's weights to, or None.
+    quantization_mode: str | None = None
+
+    def quantize(self, mode: str) -> None:
+        """Convert the weights for inference (Keras 3's ``layer.quantize``); see
+        ``Sequential.quantize``. Layers without weights to convert are left as they are."""
+        mode = check_quantization_mode(f"{type(self).__name__} {self.name!r}", mode)
+        if not self.built:
+            raise RuntimeError(
+                f"[{type(self).__name__} {self.name!r}] quantize before the layer is built; call "
+                "it on data or pass input_shape first"
+            )
+        if self.dtype != np.float32:
+            raise TypeError(
+                f"[{type(self).__name__} {self.name!r}] quantize('{mode}') needs float32 weights; "
+                f"this layer is {self.dtype.name}"
+            )
+        if self._quantize(mode):
+            self.quantization_mode = mode
+
+    def _quantize(self, mode: str) -> bool:
+        """Convert this layer's weights (validated mode, built, float32); whether it did."""
+        return False
+
+    def _refuse_quantized_training(self, training: bool) -> None:
+        if training and self.quantization_mode is not None:
+            raise RuntimeError(
+                f"[{type(self).__name__} {self.name!r}] weights quantized to "
+                f"{self.quantization_mode} are for inference only; train a float32 model "
+                "and quantize it afterwards"
+            )
 
     # ------------------------------------------------------------------ shared API
     def __call__(self, x: Any, training: bool = False) -> Any:

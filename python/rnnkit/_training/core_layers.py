@@ -183,6 +183,7 @@ class Dense(Layer):
         return (*tuple(input_shape[:-1]), self.units)
 
     def forward(self, x: Array, training: bool = False) -> Array:
+        self._refuse_quantized_training(training)
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1])
         z = x2 @ self.kernel
@@ -256,6 +257,15 @@ class Dense(Layer):
     def _set_keras_weights(self, weights: list[Array]) -> None:
         for p, w in zip(self._params, weights):
             p[...] = w
+        if self.quantization_mode == "bfloat16":
+            self._quantize("bfloat16")
+
+    def _quantize(self, mode: str) -> bool:
+        from .. import _core
+
+        for p in self._params:  # float32 arrays holding bfloat16 values, as the core's modules
+            np.copyto(p, _core.round_bf16(p))
+        return True
 
     def _config(self) -> dict[str, Any]:
         return {

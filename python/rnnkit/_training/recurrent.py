@@ -209,6 +209,7 @@ class _RNN(Layer):
             raise ValueError(f"[{type(self).__name__} {self.name!r}] {argument} has no time steps")
 
     def forward(self, x: Array, training: bool = False) -> Any:
+        self._refuse_quantized_training(training)
         core = self._core
         if core.training != training:
             if training:
@@ -373,8 +374,13 @@ class _RNN(Layer):
         return state
 
     def _set_keras_weights(self, weights: list[Array]) -> None:
-        # Through load_state_dict: the core re-packs its inference weights after a change.
+        # Through load_state_dict: the core re-packs its inference weights after a change
+        # (a bfloat16 core rounds them first).
         self._core.load_state_dict(self._named_from_keras(weights), strict=True)
+
+    def _quantize(self, mode: str) -> bool:
+        self._core.bfloat16()  # rounds the weights; the core module is inference-only now
+        return True
 
     def _keras_from_parameters(self, arrays: list[Array]) -> list[Array]:
         return self._keras_from_named(dict(zip(self._keys, arrays)))
@@ -686,6 +692,7 @@ class Bidirectional(Layer):
         return (*shape[:-1], self.layer.units)
 
     def forward(self, x: Array, training: bool = False) -> Any:
+        self._refuse_quantized_training(training)
         out = self.layer.forward(x, training)
         states = None
         if self.return_state:
@@ -741,6 +748,10 @@ class Bidirectional(Layer):
 
     def _set_keras_weights(self, weights: list[Array]) -> None:
         self.layer._set_keras_weights(weights)
+
+    def _quantize(self, mode: str) -> bool:
+        self.layer.quantize(mode)
+        return True
 
     def _keras_from_parameters(self, arrays: list[Array]) -> list[Array]:
         return self.layer._keras_from_parameters(arrays)

@@ -262,6 +262,12 @@ def _restore(data: dict[str, Any], compile: bool) -> Sequential:
             raise ModelFileError(f"[load_model] {path!r}: weights stored for an unbuilt model")
         return model
     _apply_weights(model, data)
+    mode = meta["model"].get("quantization")
+    if mode is not None:
+        try:
+            model.quantize(mode)
+        except (TypeError, ValueError) as e:
+            raise ModelFileError(f"[load_model] {path!r}: quantization {mode!r}: {e}") from None
     comp = meta.get("compile")
     if compile and comp:
         from .. import losses, optimizers
