@@ -194,15 +194,44 @@ NAMES = ["y", "h_n", "c_n"]
 
 
 def assert_outputs_close(
-    got: list[np.ndarray], want: list[np.ndarray], dtype: str, what: str
+    got: list[np.ndarray],
+    want: list[np.ndarray],
+    dtype: str,
+    what: str,
+    noise: list[np.ndarray] | None = None,
 ) -> None:
-    for name, g, w in zip(NAMES, got, want):
+    """``got`` equals ``want`` within TOL, plus 4x the problem's own rounding ``noise`` if given.
+
+    Two float32 runs that sum in different orders (a batch and its rows one at a time) differ by
+    rounding, and a model whose gates leave [0, 1] (scaled_tanh) with a linear activation amplifies
+    it step by step; ``noise`` is how far float32 lands from float64 on the same problem.
+    """
+    for i, (name, g, w) in enumerate(zip(NAMES, got, want)):
         assert g.shape == w.shape, f"{what}: {name} shape {g.shape} != {w.shape}"
         assert g.dtype == np.dtype(dtype), f"{what}: {name} dtype {g.dtype}, want {dtype}"
-        diff = float(np.max(np.abs(g.astype(np.float64) - w), initial=0.0))
-        np.testing.assert_allclose(
-            g, w, **TOL[dtype], err_msg=f"{what}: {name} max abs diff {diff:.3e}"
+        diff = np.abs(g.astype(np.float64) - w)
+        bound = TOL[dtype]["atol"] + TOL[dtype]["rtol"] * np.abs(w.astype(np.float64))
+        if noise is not None:
+            bound = bound + 4.0 * noise[i]
+        worst = float(np.max(diff - bound, initial=-np.inf))
+        assert worst <= 0.0, (
+            f"{what}: {name} max abs diff {float(np.max(diff, initial=0.0)):.3e} exceeds "
+            f"{TOL[dtype]} + 4 x float32 rounding noise by {worst:.3e}"
         )
+
+
+def rounding_noise(p: Problem, m: Any, got: list[np.ndarray]) -> list[np.ndarray] | None:
+    """|float32 result - float64 result| of ``m`` on ``p`` per element (None for float64)."""
+    cfg = p.cfg
+    if cfg.dtype != "float32":
+        return None
+    wide = Config(
+        cfg.cell, "float64", cfg.input_size, cfg.hidden_size, cfg.kwargs, cfg.seed, cfg.training
+    ).make()
+    wide.load_state_dict({k: v.astype(np.float64) for k, v in m.state_dict().items()})
+    states = None if p.states is None else [s.astype(np.float64) for s in p.states]
+    ref = run(wide, cfg.cell, p.x.astype(np.float64), states, p.lengths)
+    return [np.abs(g.astype(np.float64) - r) for g, r in zip(got, ref)]
 
 
 def zero_states(p: Problem) -> list[np.ndarray]:
@@ -299,7 +328,8 @@ def test_batch_equals_rows_one_by_one(p: Problem) -> None:
         rows.append(run(m, cfg.cell, p.x[:, b : b + 1], st_b, lens_b))
     want = [np.concatenate([r[0] for r in rows], axis=1)]
     want += [np.concatenate([r[i] for r in rows], axis=1) for i in range(1, len(got))]
-    assert_outputs_close(got, want, cfg.dtype, f"batch vs rows {cfg}")
+    noise = rounding_noise(p, m, got)
+    assert_outputs_close(got, want, cfg.dtype, f"batch vs rows {cfg}", noise)
 
 
 @EXAMPLES
@@ -310,6 +340,7 @@ def test_lengths_equal_truncated_runs(p: Problem) -> None:
     m = cfg.make()
     m.load_state_dict(cfg.random_weights(m))
     got = run(m, cfg.cell, p.x, p.states, p.lengths)
+    noise = rounding_noise(p, m, got)
     y = got[0]
     for b, n in enumerate(p.lengths):
         pad = y[n:, b]
@@ -324,6 +355,9 @@ def test_lengths_equal_truncated_runs(p: Problem) -> None:
             alone,
             cfg.dtype,
             f"row {b} (length {n} of {p.steps}) vs truncated run {cfg}",
+            None
+            if noise is None
+            else [noise[0][:n, b : b + 1]] + [e[:, b : b + 1] for e in noise[1:]],
         )
 
 
