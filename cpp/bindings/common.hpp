@@ -6,10 +6,13 @@
 #include <pybind11/pybind11.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "rnnkit/spec.hpp"
 
@@ -19,6 +22,18 @@ namespace py = pybind11;
 
 template <class T>
 using CArray = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+// o as a C-contiguous array of T whose data is aligned for T: numpy lets a C-contiguous array
+// start at any byte (np.frombuffer(buf, offset=1)), which the core may not read as T. Such an
+// array is copied; anything else is used as py::cast makes it (in place when it already fits).
+template <class T>
+CArray<T> carray(const py::handle& o) {
+  auto a = py::cast<CArray<T>>(o);
+  if (reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) == 0) return a;
+  CArray<T> copy(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
+  if (a.size()) std::memcpy(copy.mutable_data(), a.data(), std::size_t(a.size()) * sizeof(T));
+  return copy;
+}
 
 inline std::string shape_str(const py::array& a) {
   std::string s = "(";
@@ -51,6 +66,8 @@ py::array_t<T> exact_array(const char* fn, const std::string& name, const py::ha
     throw py::type_error(std::string("[") + fn + "] " + name + " must be a C-contiguous " +
                          py::str(py::dtype::of<T>()).cast<std::string>() + " numpy array");
   auto a = py::reinterpret_borrow<py::array_t<T>>(o);
+  if (reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) != 0)
+    throw std::invalid_argument(std::string("[") + fn + "] " + name + " must be aligned for its dtype (it is used in place)");
   if (writeable && !a.writeable())
     throw std::invalid_argument(std::string("[") + fn + "] " + name + " must be writeable");
   return a;

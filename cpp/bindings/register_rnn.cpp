@@ -111,7 +111,7 @@ class RNN {
     const rnnkit::CellSpec& s = spec_.cell;
     const bool lstm = s.kind == CellKind::LSTM;
     const int L = spec_.num_layers, D = spec_.num_dirs, H = s.hidden_size, Ho = s.out_size();
-    auto x = py::cast<CArray<T>>(x_obj);
+    auto x = carray<T>(x_obj);
     if (x.ndim() != 3 || x.shape(2) != s.input_size || x.shape(0) < 1 || x.shape(1) < 1)
       throw std::invalid_argument("[RNN.forward] x has shape " + shape_str(x) +
                                   "; expected (T, B, " + std::to_string(s.input_size) + ") with T, B >= 1");
@@ -119,16 +119,16 @@ class RNN {
     std::optional<CArray<T>> h0, c0, masks;
     std::optional<CArray<int32_t>> lengths;
     if (!h0_obj.is_none()) {
-      h0 = py::cast<CArray<T>>(h0_obj);
+      h0 = carray<T>(h0_obj);
       check_shape("RNN.forward", "h0", *h0, {L * D, B, Ho});
     }
     if (!c0_obj.is_none()) {
       if (!lstm) throw std::invalid_argument("[RNN.forward] c0 given to a GRU or RNN");
-      c0 = py::cast<CArray<T>>(c0_obj);
+      c0 = carray<T>(c0_obj);
       check_shape("RNN.forward", "c0", *c0, {L * D, B, H});
     }
     if (!lengths_obj.is_none()) {
-      lengths = py::cast<CArray<int32_t>>(lengths_obj);
+      lengths = carray<int32_t>(lengths_obj);
       check_shape("RNN.forward", "lengths", *lengths, {B});
       for (py::ssize_t b = 0; b < B; ++b) {
         const int32_t v = lengths->data()[b];
@@ -138,7 +138,7 @@ class RNN {
       }
     }
     if (!masks_obj.is_none() && L > 1) {
-      masks = py::cast<CArray<T>>(masks_obj);
+      masks = carray<T>(masks_obj);
       check_shape("RNN.forward", "masks", *masks, {L - 1, T_, B, D * Ho});
     }
     CArray<T> y({T_, B, py::ssize_t(D * Ho)});
@@ -175,16 +175,16 @@ class RNN {
     if (cache.c.owner != stack_.get())
       throw std::invalid_argument("[RNN.backward] the cache was made by a different module");
     const py::ssize_t T_ = cache.c.steps, B = cache.c.batch;
-    auto dy = py::cast<CArray<T>>(dy_obj);
+    auto dy = carray<T>(dy_obj);
     check_shape("RNN.backward", "dy", dy, {T_, B, D * Ho});
     std::optional<CArray<T>> dhn, dcn;
     if (!dhn_obj.is_none()) {
-      dhn = py::cast<CArray<T>>(dhn_obj);
+      dhn = carray<T>(dhn_obj);
       check_shape("RNN.backward", "dh_n", *dhn, {L * D, B, Ho});
     }
     if (!dcn_obj.is_none()) {
       if (!lstm) throw std::invalid_argument("[RNN.backward] dc_n given to a GRU or RNN");
-      dcn = py::cast<CArray<T>>(dcn_obj);
+      dcn = carray<T>(dcn_obj);
       check_shape("RNN.backward", "dc_n", *dcn, {L * D, B, H});
     }
     std::vector<rnnkit::DirGrads<T>> g;

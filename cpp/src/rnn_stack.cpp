@@ -1,5 +1,7 @@
 #include "rnnkit/rnn_stack.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <cstring>
 #include <numeric>
@@ -86,7 +88,38 @@ void permute_states(const PackedOrder& p, bool in, int64_t n, int B, const T* sr
     }
 }
 
+// Guards every Stack's frozen_ (see Stack::load_frozen). Held only to copy or swap a
+// shared_ptr, never while waiting for anything else, so fork()'s prepare handler gets it soon.
+pthread_mutex_t g_frozen_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+void lock_frozen() { pthread_mutex_lock(&g_frozen_mutex); }
+void unlock_frozen() { pthread_mutex_unlock(&g_frozen_mutex); }
+
+// Registered once at load: the forking thread holds the mutex across fork(), so the child's
+// copy is unlocked (by the child's only thread, which is the one that locked it).
+const bool g_frozen_atfork = [] {
+  pthread_atfork(&lock_frozen, &unlock_frozen, &unlock_frozen);
+  return true;
+}();
+
 }  // namespace
+
+template <class T>
+std::shared_ptr<const typename Stack<T>::Packs> Stack<T>::load_frozen() const {
+  (void)g_frozen_atfork;
+  lock_frozen();
+  std::shared_ptr<const Packs> p = frozen_;
+  unlock_frozen();
+  return p;
+}
+
+template <class T>
+void Stack<T>::store_frozen(std::shared_ptr<const Packs> p) const {
+  lock_frozen();
+  frozen_.swap(p);
+  unlock_frozen();
+  // p now holds the previous packs: released here, outside the lock
+}
 
 SeqShape PackedOrder::build(int T, int B, const int32_t* caller_lengths) {
   order.resize(B);
@@ -113,7 +146,7 @@ Stack<T>::Stack(const StackSpec& spec, std::vector<DirWeights<T>> weights)
     : spec_(spec), w_(std::move(weights)) {}
 
 template <class T>
-void Stack<T>::pack_into(Packs& p, const Kernels& kernels, bool with_ih, bool bf16) const {
+void Stack<T>::pack_into(Packs& p, const Kernels& kernels, bool with_ih, bool bf16, bool snapshot) const {
   const CellSpec& s = spec_.cell;
   const int G = s.gates(), H = s.hidden_size, Ho = s.out_size();
   const size_t n = w_.size();
@@ -153,12 +186,47 @@ void Stack<T>::pack_into(Packs& p, const Kernels& kernels, bool with_ih, bool bf
       pack_recurrent(w_[ld].w_ih, G, H, I, p.ih[ld].reserve(packed_recurrent_size(G, H, I)));
     }
   }
+  // A snapshot always packs w_ih (with_ih), so the kernels never read w_ih itself.
+  p.has_own = snapshot && with_ih;
+  if (p.has_own) {
+    p.own.resize(n);
+    for (size_t ld = 0; ld < n; ++ld) {
+      const DirWeights<T>& w = w_[ld];
+      const int64_t GH = int64_t(G) * H;
+      const int64_t sizes[5] = {w.b_ih ? GH : 0, w.b_hh ? GH : 0, w.w_hr ? int64_t(Ho) * H : 0,
+                                w.peep ? 3 * int64_t(H) : 0, p.has_hh ? 0 : GH * Ho};
+      const T* src[5] = {w.b_ih, w.b_hh, w.w_hr, w.peep, w.w_hh};
+      int64_t total = 0;
+      for (int64_t m : sizes) total += m;
+      T* dst = p.own[ld].reserve(std::size_t(total));
+      for (int i = 0; i < 5; ++i) {
+        if (sizes[i]) std::memcpy(dst, src[i], std::size_t(sizes[i]) * sizeof(T));
+        dst += sizes[i];
+      }
+    }
+  }
 }
 
 template <class T>
 DirWeights<T> Stack<T>::weights(int ld, const Packs* p) const {
   DirWeights<T> w = w_[ld];
   if (p) {
+    if (p->has_own) {  // the snapshot's copies, in pack_into's order
+      const T* q = p->own[ld].data();
+      const int64_t GH = int64_t(spec_.cell.gates()) * spec_.cell.hidden_size;
+      auto take = [&](const T*& slot, int64_t m) {
+        if (slot) {
+          slot = q;
+          q += m;
+        }
+      };
+      take(w.b_ih, GH);
+      take(w.b_hh, GH);
+      take(w.w_hr, int64_t(spec_.cell.out_size()) * spec_.cell.hidden_size);
+      take(w.peep, 3 * int64_t(spec_.cell.hidden_size));
+      if (!p->has_hh) w.w_hh = q;
+      w.w_ih = nullptr;  // packed: never read
+    }
     if (p->has_hh) w.packed_hh = p->hh[ld].data();
     if (p->has_ih) w.packed_ih = p->ih[ld].data();
     if (p->has_bf16) w.packed_hh_bf16 = p->bf16[ld].data();
@@ -179,25 +247,25 @@ template <class T>
 bool Stack<T>::freeze_for(const Kernels& kernels, bool bf16) const {
   auto packs = std::make_shared<Packs>();
   packs->want_bf16 = bf16;
-  pack_into(*packs, kernels, true, bf16);
+  pack_into(*packs, kernels, true, bf16, true);
   const bool packed = packs->has_hh;
-  std::atomic_store(&frozen_, std::shared_ptr<const Packs>(std::move(packs)));
+  store_frozen(std::move(packs));
   return packed;
 }
 
 template <class T>
 void Stack<T>::thaw() const {
-  std::atomic_store(&frozen_, std::shared_ptr<const Packs>());
+  store_frozen(nullptr);
 }
 
 template <class T>
 std::shared_ptr<const typename Stack<T>::Packs> Stack<T>::frozen_packs(const Kernels& kernels) const {
-  std::shared_ptr<const Packs> frozen = std::atomic_load(&frozen_);
+  std::shared_ptr<const Packs> frozen = load_frozen();
   if (frozen && frozen->kernels != &kernels) {
     // The instruction set changed since the packs were made (set_isa): repack for the new
     // kernels, whose bfloat16 layout may differ.
     freeze_for(kernels, frozen->want_bf16);
-    frozen = std::atomic_load(&frozen_);
+    frozen = load_frozen();
   }
   return frozen;
 }

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <mutex>
 #include <set>
+#include <stdexcept>
+#include <system_error>
 #include <string>
 #include <thread>
 #include <utility>
@@ -50,27 +52,21 @@ class Pool {
 
   int size() const { return size_.load(); }
 
+  // Restarts the pool with n threads. When the system cannot start them all (std::system_error
+  // from std::thread), joins the ones started, restarts the previous count and throws
+  // std::runtime_error: the pool is then as it was.
   void resize(int n) {
     std::lock_guard<std::mutex> g(run_mutex_);
+    const int old = int(workers_.size()) + 1;
     stop();
-    stopping_ = false;
-    // A worker must start from the generation current now (run_mutex_ is held, so no dispatch
-    // can happen in between): reading it later could skip a dispatch made before it started.
-    const unsigned long gen = generation_.load();
-    const std::vector<int> cpus = pin_cpus(n);
-    for (int i = 1; i < n; ++i) {
-      workers_.emplace_back([this, gen] { work(gen); });
-#if defined(__linux__)
-      if (!cpus.empty()) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(cpus[i], &set);
-        pthread_setaffinity_np(workers_.back().native_handle(), sizeof set, &set);
-      }
-#endif
+    try {
+      start(n);
+    } catch (const std::system_error& e) {
+      stop();
+      start(old);  // these threads ran a moment ago
+      throw std::runtime_error("[set_num_threads] could not start " + std::to_string(n) + " threads (" +
+                               e.what() + "); the pool keeps its " + std::to_string(old));
     }
-    pinned_.store(!cpus.empty());
-    size_.store(n);
   }
 
   bool pinned() const { return pinned_.load(); }
@@ -150,6 +146,29 @@ class Pool {
     }
   }
 
+  // Starts n - 1 workers; run_mutex_ is held and none are running.
+  void start(int n) {
+    stopping_ = false;
+    // A worker must start from the generation current now (run_mutex_ is held, so no dispatch
+    // can happen in between): reading it later could skip a dispatch made before it started.
+    const unsigned long gen = generation_.load();
+    const std::vector<int> cpus = pin_cpus(n);
+    workers_.reserve(std::size_t(n));
+    for (int i = 1; i < n; ++i) {
+      workers_.emplace_back([this, gen] { work(gen); });
+#if defined(__linux__)
+      if (!cpus.empty()) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpus[i], &set);
+        pthread_setaffinity_np(workers_.back().native_handle(), sizeof set, &set);
+      }
+#endif
+    }
+    pinned_.store(!cpus.empty());
+    size_.store(n);
+  }
+
   void stop() {
     {
       std::lock_guard<std::mutex> g(m_);
@@ -202,7 +221,7 @@ int initial_threads() {
   if (const char* env = std::getenv("RNNKIT_NUM_THREADS")) {
     char* end = nullptr;
     long n = std::strtol(env, &end, 10);
-    if (end != env && *end == '\0' && n >= 1 && n <= 1024) return int(n);
+    if (end != env && *end == '\0' && n >= 1 && n <= kMaxPoolThreads) return int(n);
   }
   return physical_cores();
 }
@@ -269,7 +288,9 @@ int get_num_threads() { return pool().size(); }
 bool threads_pinned() { return pool().pinned(); }
 
 void set_num_threads(int n) {
-  if (n < 1) n = 1;
+  if (n < 1 || n > kMaxPoolThreads)
+    throw std::invalid_argument("[set_num_threads] n must be in 1.." + std::to_string(kMaxPoolThreads) +
+                                "; got " + std::to_string(n));
   if (n != pool().size()) pool().resize(n);
 }
 

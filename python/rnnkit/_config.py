@@ -8,12 +8,20 @@ import platform
 from . import _core
 
 
+#: The most threads ``set_num_threads`` accepts (the core's pool limit).
+MAX_THREADS = 1024
+
+
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads (the caller included) in the core. Results do not depend on ``n``."""
+    """Use ``n`` threads (the caller included) in the core, 1 <= n <= ``MAX_THREADS`` (1024).
+
+    Results do not depend on ``n``. Raises ``RuntimeError`` if the system cannot start that
+    many threads; the pool then keeps the threads it had.
+    """
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"[set_num_threads] n must be an int; got {n!r}")
-    if n < 1:
-        raise ValueError(f"[set_num_threads] n must be >= 1; got {n}")
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"[set_num_threads] n must be in 1..{MAX_THREADS}; got {n}")
     _core.set_num_threads(n)
 
 

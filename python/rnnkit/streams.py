@@ -219,8 +219,11 @@ class StreamBank:
         h = _state_array(m, "h", h, (m.num_layers, m.output_size))[:, None]
         if c is not None:
             c = _state_array(m, "c", c, (m.num_layers, m.hidden_size))[:, None]
+        # C-contiguous and aligned: the core reads them in place
         self._bank.set_state(
-            i, np.ascontiguousarray(h), None if c is None else np.ascontiguousarray(c)
+            i,
+            np.require(h, requirements=["C", "A"]),
+            None if c is None else np.require(c, requirements=["C", "A"]),
         )
 
     @property

@@ -3,7 +3,6 @@
 // what backward needs in a StackCache.
 #pragma once
 
-#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -61,8 +60,10 @@ class Stack {
   const StackSpec& spec() const { return spec_; }
 
   // Inference fast path: repack the recurrent weights once (float only) and use the packs
-  // until thaw(). The caller guarantees the weights do not change in between (the Python
-  // modules make them read-only in eval mode). Safe against concurrent forward calls.
+  // until thaw(). The packs are a snapshot: they hold copies of every weight the frozen kernels
+  // read, so the caller may change the weight arrays and freeze() again while other threads run
+  // forward() or step(); each such call uses the snapshot current when it started (the old
+  // weights or the new ones, never a mix). Safe against concurrent forward calls.
   // bf16: store the packs in bfloat16 (weights rounded to nearest even), read at half the
   // bytes and widened to float in the kernels. Returns whether packs are in use (the
   // kernels of the active instruction set take them).
@@ -83,7 +84,7 @@ class Stack {
                 T* dh0, T* dc0, const std::vector<DirGrads<T>>& grads) const;
 
   // Whether freeze() is in effect (inference mode): what streams need.
-  bool frozen() const { return std::atomic_load(&frozen_) != nullptr; }
+  bool frozen() const { return load_frozen() != nullptr; }
 
   // Streams: one time step of every layer (forward-only stacks, frozen only) for n rows whose
   // states live outside the stack, in h (L, N, Hout) and, LSTM, c (L, N, H); rows (n) says which
@@ -103,10 +104,19 @@ class Stack {
     std::vector<Buffer<T>> ih;                // packed w_ih
     std::vector<Buffer<std::uint16_t>> bf16;     // packed w_hh in bfloat16
     std::vector<Buffer<std::uint16_t>> ih_bf16;  // packed w_ih in bfloat16 (Kernels::bf16_input)
-    bool has_hh = false, has_ih = false, has_bf16 = false, has_ih_bf16 = false;
+    // With a snapshot: per layer-direction, copies of the weights the kernels read unpacked:
+    // b_ih, b_hh, w_hr, peep and (when w_hh is not packed) w_hh, in that order, those present.
+    std::vector<Buffer<T>> own;
+    bool has_hh = false, has_ih = false, has_bf16 = false, has_ih_bf16 = false, has_own = false;
   };
-  // Packs w_hh (float, for kernels that take packs), w_ih (with_ih) and, bf16, a bfloat16 w_hh.
-  void pack_into(Packs& p, const Kernels& kernels, bool with_ih, bool bf16) const;
+  // Packs w_hh (float, for kernels that take packs), w_ih (with_ih) and, bf16, a bfloat16 w_hh;
+  // snapshot: copies the unpacked weights too (Packs::own), so that the packs stand alone.
+  void pack_into(Packs& p, const Kernels& kernels, bool with_ih, bool bf16, bool snapshot = false) const;
+  // frozen_ read and swapped under one process-wide mutex that fork() takes and releases
+  // (pthread_atfork), so that a forked child never finds it held: unlike std::atomic_load on a
+  // shared_ptr, whose hidden lock a thread of the parent may hold when another one forks.
+  std::shared_ptr<const Packs> load_frozen() const;
+  void store_frozen(std::shared_ptr<const Packs> p) const;
   // The frozen packs, repacked first if the instruction set changed since; null when not frozen.
   std::shared_ptr<const Packs> frozen_packs(const Kernels& kernels) const;
   bool freeze_for(const Kernels& kernels, bool bf16) const;
@@ -115,7 +125,7 @@ class Stack {
 
   StackSpec spec_;
   std::vector<DirWeights<T>> w_;
-  mutable std::shared_ptr<const Packs> frozen_;  // read and swapped with std::atomic_load/store
+  mutable std::shared_ptr<const Packs> frozen_;  // read and swapped with load/store_frozen
 };
 
 extern template class Stack<float>;

@@ -10,7 +10,11 @@ namespace rnnkit {
 int physical_cores();
 int get_num_threads();
 bool threads_pinned();  // workers pinned to CPUs (RNNKIT_PIN_THREADS=1)
-void set_num_threads(int n);  // n >= 1
+// The most threads a pool may have (set_num_threads, RNNKIT_NUM_THREADS).
+constexpr int kMaxPoolThreads = 1024;
+// n in 1..kMaxPoolThreads, else std::invalid_argument. When the system cannot start that many
+// threads, throws std::runtime_error and leaves the pool with the threads it had.
+void set_num_threads(int n);
 
 // Runs fn(i) for every i in [0, n) and returns when all have finished. Runs serially when the
 // pool has one thread, when called from inside a pool task, or while another caller holds it.

@@ -416,6 +416,12 @@ inline bool units_team_pays(int B, int64_t row_macs) {
   return row_macs * std::min(B, 4) >= 160'000 * (B == 1 ? 1 : 2);
 }
 
+// The size of a forward time loop's units team: a thread per unit block at most, and no more
+// threads than a StepFlags has slots, since batch-1 teams exchange h through one.
+inline int units_team(int threads, int blocks) {
+  return std::min({threads, blocks, StepFlags::kMaxThreads});
+}
+
 // The hidden units a team thread owns: whole 16-unit blocks [first, last), i.e. units
 // [u0, u0 + n); with one thread, every unit.
 struct ThreadUnits {

@@ -143,7 +143,7 @@ void gru_forward(const ForwardArgs<T>& a) {
   const int rteam = row_team(packed, a.threads, B, Tn, int64_t(B) * G * H);
   const int team = rteam > 1 ? rteam
                    : (packed && a.threads > 1 && H >= 128 && units_team_pays(B, int64_t(G) * H))
-                       ? std::min(a.threads, blocks) : 1;
+                       ? units_team(a.threads, blocks) : 1;
   // Batch 1, reset_after: the product in k-segments (segmented_row_product), split as a
   // team of two would be. reset_before needs all of r * h mid-step and keeps the barrier.
   const bool row1 = packed && B == 1 && s.reset_after;

@@ -118,7 +118,7 @@ void lstm_forward(const ForwardArgs<T>& a) {
   const int rteam = proj ? 1 : row_team(packed, a.threads, B, Tn, int64_t(B) * G * Ho);
   const int team = rteam > 1 ? rteam
                    : (packed && !proj && a.threads > 1 && H >= 128 && units_team_pays(B, int64_t(G) * Ho))
-                       ? std::min(a.threads, blocks) : 1;
+                       ? units_team(a.threads, blocks) : 1;
   // Batch 1 in k-segments (segmented_row_product): the split is that of a team of two.
   const bool row1 = packed && B == 1;
   const int ks = row1 && !proj ? thread_units(H, 0, 2).n : Ho;

@@ -73,7 +73,7 @@ void rnn_forward(const ForwardArgs<T>& a) {
   const int rteam = row_team(packed, a.threads, B, Tn, int64_t(B) * H * H);
   const int team = rteam > 1 ? rteam
                    : (packed && a.threads > 1 && H >= 128 && units_team_pays(B, int64_t(H) * H))
-                       ? std::min(a.threads, blocks) : 1;
+                       ? units_team(a.threads, blocks) : 1;
   const bool row1 = packed && B == 1;
   const int ks = row1 ? thread_units(H, 0, 2).n : H;
   Barrier barrier;
