@@ -4,6 +4,7 @@
 / ``torch.nn.RNN`` on numpy arrays, forward and backward.
 """
 
+from ._checks import MAX_ELEMENTS
 from ._config import (
     available_isas,
     config,
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 __all__ = [
     "GRU",
     "LSTM",
+    "MAX_ELEMENTS",
     "RNN",
     "Stream",
     "StreamBank",

@@ -11,8 +11,11 @@ import numpy as np
 from . import _core, _random
 from ._activations import ActivationSpec, activation_params, normalize_activation
 from ._checks import (
+    MAX_ELEMENTS,
     as_float_array,
     check_dtype,
+    check_elements,
+    check_float,
     check_int,
     is_bfloat16,
     shape_str,
@@ -73,10 +76,7 @@ class _RNNBase:
         ):
             if not isinstance(value, (bool, np.bool_)):
                 raise TypeError(f"[{name}] {flag} must be a bool; got {value!r}")
-        if isinstance(dropout, (bool, np.bool_)) or not isinstance(dropout, (int, float)):
-            raise TypeError(f"[{name}] dropout must be a number in [0, 1); got {dropout!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"[{name}] dropout must be in [0, 1); got {dropout}")
+        dropout = check_float(name, "dropout", dropout, 0.0, 1.0)
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
         self.dropout = float(dropout)
@@ -111,12 +111,32 @@ class _RNNBase:
         self.training = not bf16
         self._rng = _random.make(seed)
         self._params: dict[str, Array] = {}
-        for key, shape in self._param_shapes():
-            k = 1.0 / math.sqrt(self.hidden_size)
-            self._params[key] = self._rng.uniform(-k, k, size=shape).astype(self.dtype)
-            if bf16:
-                self._params[key] = _core.round_bf16(self._params[key])
-        self._grads = {k: np.zeros_like(v) for k, v in self._params.items()}
+        sizes = (
+            f"input_size={self.input_size}, hidden_size={self.hidden_size}"
+            + (f", proj_size={self.proj_size}" if self.proj_size else "")
+            + (f", num_layers={self.num_layers}" if self.num_layers > 1 else "")
+        )
+        shapes = self._param_shapes()
+        for key, shape in shapes:
+            check_elements(name, key, shape, sizes)
+        total = sum(math.prod(s) for _, s in shapes)
+        if total > MAX_ELEMENTS:
+            raise ValueError(
+                f"[{name}] {sizes}: the parameters would hold {total:.3g} elements; rnnkit "
+                f"refuses modules over rnnkit.MAX_ELEMENTS = {MAX_ELEMENTS} parameters"
+            )
+        try:
+            for key, shape in shapes:
+                k = 1.0 / math.sqrt(self.hidden_size)
+                self._params[key] = self._rng.uniform(-k, k, size=shape).astype(self.dtype)
+                if bf16:
+                    self._params[key] = _core.round_bf16(self._params[key])
+            self._grads = {k: np.zeros_like(v) for k, v in self._params.items()}
+        except MemoryError:
+            raise MemoryError(
+                f"[{name}] {sizes}: not enough memory for {total:.3g} parameters "
+                f"({2 * total * self.dtype.itemsize / 2**30:.3g} GiB with their gradients)"
+            ) from None
         self._cache: tuple[Any, dict[str, Any]] | None = None
         self._build_core()
         if bf16:
@@ -287,36 +307,50 @@ class _RNNBase:
             raise ValueError(
                 f"[{name}.load_state_dict] keys do not match: missing {missing}, unexpected {extra}"
             )
+        # Validate and convert every value first; only then write (nothing else can fail), so a
+        # rejected call leaves the module bitwise unchanged, in its mode.
         staged = {}
         for key, target in self._params.items():
             if key not in state_dict:
                 continue
-            value = state_dict[key]
-            if hasattr(value, "detach") and hasattr(value, "numpy"):
-                if str(value.dtype) == "torch.bfloat16":  # numpy has no bfloat16
-                    value = value.float()
-                value = value.detach().cpu().numpy()
-            try:
-                arr = np.asarray(value)
-            except (TypeError, ValueError) as e:
-                raise TypeError(f"[{name}.load_state_dict] {key} is not an array") from e
-            if arr.dtype.kind not in "fiu":
-                raise TypeError(
-                    f"[{name}.load_state_dict] {key} has dtype {arr.dtype}; expected floats"
-                )
-            if arr.shape != target.shape:
-                raise ValueError(
-                    f"[{name}.load_state_dict] {key} has shape {shape_str(arr.shape)}; "
-                    f"expected {shape_str(target.shape)}"
-                )
-            staged[key] = arr
+            staged[key] = self._convert_param(key, state_dict[key], target.shape)
         for key, arr in staged.items():
             target = self._params[key]
             target.flags.writeable = True
-            np.copyto(target, arr, casting="unsafe")
-            if self.weight_dtype == "bfloat16":
-                np.copyto(target, _core.round_bf16(target))
+            np.copyto(target, arr)
         self._set_frozen(not self.training)
+
+    def _convert_param(self, key: str, value: Any, shape: tuple[int, ...]) -> Array:
+        """A state-dict value as a new array of the module's dtype and ``shape`` (rounded to
+        bfloat16 for a bfloat16 module), or TypeError/ValueError naming the key."""
+        owner = f"{self._cell}.load_state_dict"
+        if hasattr(value, "detach") and hasattr(value, "numpy"):
+            if str(value.dtype) == "torch.bfloat16":  # numpy has no bfloat16
+                value = value.float()
+            value = value.detach().cpu().numpy()
+        try:
+            arr = np.asarray(value)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"[{owner}] {key} must be an array; got {type(value).__name__}") from e
+        if arr.dtype.kind not in "fiu":
+            raise TypeError(f"[{owner}] {key} has dtype {arr.dtype}; expected floats")
+        if arr.shape != shape:
+            raise ValueError(
+                f"[{owner}] {key} has shape {shape_str(arr.shape)}; expected {shape_str(shape)}"
+            )
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = arr.astype(self.dtype)  # always a copy: the caller's array is not kept
+            if self.weight_dtype == "bfloat16":
+                out = _core.round_bf16(out)
+            grew = ~np.isfinite(out) & np.isfinite(arr)
+        if grew.any():
+            bad = float(arr[grew].flat[0])
+            raise ValueError(
+                f"[{owner}] {key} holds {bad!r}, outside the range of this module's "
+                f"{self.weight_dtype} weights (|x| <= {float(np.finfo(self.dtype).max):.4g}); "
+                "nothing was loaded"
+            )
+        return out
 
     # ----------------------------------------------------------------- checks
 
@@ -330,6 +364,7 @@ class _RNNBase:
                 raise ValueError(
                     f"[{name}] x has shape {shape_str(x.shape)}; expected unbatched (time, {I})"
                 )
+            self._check_output_size(x.shape[0], 1, x.shape)
             return np.ascontiguousarray(x[:, None, :]), True
         layout = f"(batch, time, {I})" if self.batch_first else f"(time, batch, {I})"
         if x.ndim != 3:
@@ -344,7 +379,17 @@ class _RNNBase:
             )
         if self.batch_first:
             x = x.transpose(1, 0, 2)
+        self._check_output_size(x.shape[0], x.shape[1], x.shape)
         return np.ascontiguousarray(x), False
+
+    def _check_output_size(self, T: int, B: int, x_shape: tuple[int, ...]) -> None:
+        """Refuse, before the input is copied, a call whose output y would be absurd."""
+        check_elements(
+            self._cell,
+            "y",
+            (T, B, self.num_directions * self.output_size),
+            f"x of shape {shape_str(x_shape)}",
+        )
 
     def _check_state(
         self, name: str, value: Any, width: int, B: int, unbatched: bool

@@ -8,6 +8,7 @@ layers, the loss and its gradient, one backward, and an in-place optimizer step.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -21,6 +22,7 @@ from . import callbacks as callbacks_module
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
+from ._checks import check_float
 from ._training import saving
 from ._training.base import (
     Layer,
@@ -280,6 +282,33 @@ class Sequential:
         return self.loss
 
     # ----------------------------------------------------------- data validation
+    @contextlib.contextmanager
+    def _undo_build_on_error(self) -> Any:
+        """Around a call's validation: if the model is unbuilt and the call is rejected after
+        building it from the data's shape, put it back unbuilt (with the random generator's
+        state), so that a rejected call changes nothing."""
+        if self.built:
+            yield
+            return
+        layers: list[Any] = []
+        todo: list[Any] = [self._input_layer, *self._layers]
+        while todo:
+            lay = todo.pop()
+            if isinstance(lay, Layer) and all(lay is not seen for seen in layers):
+                layers.append(lay)
+                todo.extend(v for v in vars(lay).values() if isinstance(v, Layer))
+        saved = [(obj, dict(vars(obj))) for obj in (self, *layers)]
+        rng = get_rng()
+        rng_state = rng.bit_generator.state
+        try:
+            yield
+        except BaseException:
+            for obj, attrs in saved:
+                vars(obj).clear()
+                vars(obj).update(attrs)
+            rng.bit_generator.state = rng_state
+            raise
+
     def _first_float(self) -> bool:
         # An Embedding first takes ids whatever the InputLayer's dtype (Keras casts them).
         if self._layers and not self._layers[0]._float_input:
@@ -572,37 +601,18 @@ class Sequential:
             raise ValueError(f"[{owner}] epochs must be an int >= 0; got {epochs!r}")
         validation_freq = _positive_int(validation_freq, "validation_freq", owner)
         verbose = _verbosity(verbose, owner)
-        if not 0.0 <= float(validation_split) < 1.0:
-            raise ValueError(
-                f"[{owner}] validation_split must be in [0, 1); got {validation_split}"
+        validation_split = check_float(owner, "validation_split", validation_split, 0.0, 1.0)
+        if (
+            isinstance(initial_epoch, bool)
+            or not isinstance(initial_epoch, (int, np.integer))
+            or initial_epoch < 0
+        ):
+            raise ValueError(f"[{owner}] initial_epoch must be an int >= 0; got {initial_epoch!r}")
+        if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+            raise TypeError(
+                f"[{owner}] callbacks must be a list of rnnkit.callbacks.Callback; "
+                f"got {type(callbacks).__name__}"
             )
-        x = self._prepare_x(x, owner)
-        y = self._prepare_y(y, x.shape[0], owner)
-        val: tuple[Array, Array] | None = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError(f"[{owner}] validation_data must be a tuple (x_val, y_val)")
-            xv = self._prepare_x(validation_data[0], owner, "validation_data[0]")
-            yv = self._prepare_y(validation_data[1], xv.shape[0], owner, "validation_data[1]")
-            val = (xv, yv)
-        elif validation_split > 0:
-            n_val = int(x.shape[0] * validation_split)
-            if n_val == 0 or n_val == x.shape[0]:
-                raise ValueError(
-                    f"[{owner}] validation_split={validation_split} leaves "
-                    f"{n_val} validation samples out of {x.shape[0]}"
-                )
-            split = x.shape[0] - n_val
-            val = (x[split:], y[split:])
-            x, y = x[:split], y[:split]
-
-        n = x.shape[0]
-        steps = -(-n // batch_size)
-        fused = self._fused_dense()
-        self._training_setup()
-        metrics = self._make_metrics(y, self.output_shape)
-        loss_tracker = metrics_module.Mean("loss")
-
         history = callbacks_module.History()
         cbs = [*(callbacks or []), history]
         for cb in cbs:
@@ -611,6 +621,33 @@ class Sequential:
                     f"[{owner}] callbacks must be rnnkit.callbacks.Callback "
                     f"objects; got {type(cb).__name__}"
                 )
+        with self._undo_build_on_error():
+            x = self._prepare_x(x, owner)
+            y = self._prepare_y(y, x.shape[0], owner)
+            val: tuple[Array, Array] | None = None
+            if validation_data is not None:
+                if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                    raise ValueError(f"[{owner}] validation_data must be a tuple (x_val, y_val)")
+                xv = self._prepare_x(validation_data[0], owner, "validation_data[0]")
+                yv = self._prepare_y(validation_data[1], xv.shape[0], owner, "validation_data[1]")
+                val = (xv, yv)
+            elif validation_split > 0:
+                n_val = int(x.shape[0] * validation_split)
+                if n_val == 0 or n_val == x.shape[0]:
+                    raise ValueError(
+                        f"[{owner}] validation_split={validation_split} leaves "
+                        f"{n_val} validation samples out of {x.shape[0]}"
+                    )
+                split = x.shape[0] - n_val
+                val = (x[split:], y[split:])
+                x, y = x[:split], y[:split]
+
+        n = x.shape[0]
+        steps = -(-n // batch_size)
+        fused = self._fused_dense()
+        self._training_setup()
+        metrics = self._make_metrics(y, self.output_shape)
+        loss_tracker = metrics_module.Mean("loss")
         params = {"epochs": epochs, "steps": steps, "verbose": verbose}
         cblist = callbacks_module.CallbackList(cbs, self, params)
         # Per-batch hooks, without the base class's no-ops (a call per batch is overhead).
@@ -698,8 +735,9 @@ class Sequential:
         owner = "Sequential.train_on_batch"
         self._refuse_if_quantized("train_on_batch")
         self._require_compiled("train_on_batch")
-        x = self._prepare_x(x, owner)
-        y = self._prepare_y(y, x.shape[0], owner)
+        with self._undo_build_on_error():
+            x = self._prepare_x(x, owner)
+            y = self._prepare_y(y, x.shape[0], owner)
         fused = self._fused_dense()
         self._training_setup()
         loss_value, out, problem = self._train_step(x, y, fused)
@@ -761,8 +799,9 @@ class Sequential:
             raise NotImplementedError(f"[{owner}] sample_weight and steps are not supported")
         batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size", owner)
         verbose = _verbosity(verbose, owner)
-        x = self._prepare_x(x, owner)
-        y = self._prepare_y(y, x.shape[0], owner)
+        with self._undo_build_on_error():
+            x = self._prepare_x(x, owner)
+            y = self._prepare_y(y, x.shape[0], owner)
         bar = Progbar(-(-x.shape[0] // batch_size), verbose=verbose)
         logs = self._evaluate_arrays(x, y, batch_size, bar)
         bar.update(bar.target, logs, finalize=True)
@@ -788,7 +827,8 @@ class Sequential:
             raise NotImplementedError(f"[{owner}] steps is not supported")
         batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size", owner)
         verbose = _verbosity(verbose, owner)
-        x = self._prepare_x(x, owner)
+        with self._undo_build_on_error():
+            x = self._prepare_x(x, owner)
         n = x.shape[0]
         steps_n = -(-n // batch_size)
         bar = Progbar(steps_n, verbose=verbose)
@@ -805,13 +845,16 @@ class Sequential:
         return result
 
     def predict_on_batch(self, x: Any) -> Array:
-        return self._forward(self._prepare_x(x, "Sequential.predict_on_batch"), False)
+        with self._undo_build_on_error():
+            x = self._prepare_x(x, "Sequential.predict_on_batch")
+        return self._forward(x, False)
 
     def test_on_batch(self, x: Any, y: Any) -> float | list[float]:
         self._require_compiled("test_on_batch")
         owner = "Sequential.test_on_batch"
-        x = self._prepare_x(x, owner)
-        y = self._prepare_y(y, x.shape[0], owner)
+        with self._undo_build_on_error():
+            x = self._prepare_x(x, owner)
+            y = self._prepare_y(y, x.shape[0], owner)
         logs = self._evaluate_arrays(x, y, x.shape[0])
         values = list(logs.values())
         return values[0] if len(values) == 1 else values

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import check_float
+
 Array = np.ndarray
 
 
@@ -106,14 +108,16 @@ class Optimizer:
             ("clipvalue", clipvalue),
             ("global_clipnorm", global_clipnorm),
         ):
-            if v is not None and not v > 0:
-                raise ValueError(f"[{cls}] {n} must be positive; got {v}")
+            if v is not None:
+                check_float(cls, n, v, 0.0, math.inf, low_open=True)
         self.clipnorm = None if clipnorm is None else float(clipnorm)
         self.clipvalue = None if clipvalue is None else float(clipvalue)
         self.global_clipnorm = None if global_clipnorm is None else float(global_clipnorm)
-        if weight_decay is not None and weight_decay < 0:
-            raise ValueError(f"[{cls}] weight_decay must be >= 0; got {weight_decay}")
-        self.weight_decay = None if weight_decay is None else float(weight_decay)
+        self.weight_decay = (
+            None
+            if weight_decay is None
+            else check_float(cls, "weight_decay", weight_decay, 0.0, math.inf)
+        )
         self.name = name or cls.lower()
         self.iterations = 0
         self._schedule: Callable[[int], float] | None = None
@@ -136,11 +140,7 @@ class Optimizer:
         if callable(value):
             self._schedule = value
             return
-        value = float(value)
-        if not value >= 0 or not math.isfinite(value):
-            raise ValueError(
-                f"[{type(self).__name__}] learning_rate must be a finite number >= 0; got {value}"
-            )
+        value = check_float(type(self).__name__, "learning_rate", value, 0.0, math.inf)
         self._schedule = None
         self._lr = value
 
@@ -304,9 +304,7 @@ class SGD(Optimizer):
         **kwargs: Any,
     ) -> None:
         super().__init__(learning_rate=learning_rate, **kwargs)
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"[SGD] momentum must be in [0, 1]; got {momentum}")
-        self.momentum = float(momentum)
+        self.momentum = check_float("SGD", "momentum", momentum, 0.0, 1.0, high_open=False)
         self.nesterov = bool(nesterov)
 
     def _slot_names(self) -> tuple[str, ...]:
@@ -351,9 +349,10 @@ class Adam(Optimizer):
         **kwargs: Any,
     ) -> None:
         super().__init__(learning_rate=learning_rate, **kwargs)
-        self.beta_1 = float(beta_1)
-        self.beta_2 = float(beta_2)
-        self.epsilon = float(epsilon)
+        owner = type(self).__name__
+        self.beta_1 = check_float(owner, "beta_1", beta_1, 0.0, 1.0)
+        self.beta_2 = check_float(owner, "beta_2", beta_2, 0.0, 1.0)
+        self.epsilon = check_float(owner, "epsilon", epsilon, 0.0, math.inf)
         self.amsgrad = bool(amsgrad)
         self._alpha = 0.0
 
@@ -440,9 +439,9 @@ class RMSprop(Optimizer):
         **kwargs: Any,
     ) -> None:
         super().__init__(learning_rate=learning_rate, **kwargs)
-        self.rho = float(rho)
-        self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
+        self.rho = check_float("RMSprop", "rho", rho, 0.0, 1.0)
+        self.momentum = check_float("RMSprop", "momentum", momentum, 0.0, 1.0)
+        self.epsilon = check_float("RMSprop", "epsilon", epsilon, 0.0, math.inf)
         self.centered = bool(centered)
 
     def _slot_names(self) -> tuple[str, ...]:

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_elements, check_float, numpy_dtype
 from . import activations, initializers
 from .base import Array, Layer, Shape, expected_shape_text, format_shape
 from .random import get_rng
@@ -70,7 +71,9 @@ class InputLayer(Layer):
         if batch_shape is None:
             batch_shape = (batch_size, *tuple(shape))
         # Integer inputs (token ids for an Embedding) keep their dtype.
-        self._int_input = dtype is not None and np.dtype(dtype).kind in "iu"
+        self._int_input = (
+            dtype is not None and numpy_dtype("InputLayer", "dtype", dtype).kind in "iu"
+        )
         super().__init__(
             name=name,
             dtype=None if self._int_input else dtype,
@@ -168,6 +171,12 @@ class Dense(Layer):
                 f"[Dense {self.name!r}] cannot build from input shape "
                 f"{format_shape(input_shape)}: the last axis (features) must be known"
             )
+        check_elements(
+            f"Dense {self.name!r}",
+            "kernel",
+            (fan_in, self.units),
+            f"units={self.units} with {fan_in} input features",
+        )
         self.kernel = initializers.initialize(
             self.kernel_initializer, (fan_in, self.units), self.dtype
         )
@@ -294,10 +303,7 @@ class Dropout(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        rate = float(rate)
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"[Dropout {self.name!r}] rate must be in [0, 1); got {rate}")
-        self.rate = rate
+        self.rate = check_float(f"Dropout {self.name!r}", "rate", rate, 0.0, 1.0)
         self.noise_shape = None if noise_shape is None else tuple(noise_shape)
         self.seed = seed
         self._rng = None if seed is None else np.random.default_rng(seed)
@@ -373,6 +379,12 @@ class Embedding(Layer):
         self._idx: Array | None = None
 
     def build(self, input_shape: Shape) -> None:
+        check_elements(
+            f"Embedding {self.name!r}",
+            "embeddings",
+            (self.input_dim, self.output_dim),
+            f"input_dim={self.input_dim}, output_dim={self.output_dim}",
+        )
         self.embeddings = initializers.initialize(
             self.embeddings_initializer, (self.input_dim, self.output_dim), self.dtype
         )

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_elements, check_float
 from . import activations, initializers
 from .base import Array, Layer, Shape, format_shape
 from .core_layers import _reject_unsupported
@@ -98,10 +99,8 @@ class _RNN(Layer):
             recurrent_initializer, owner, "recurrent_initializer"
         )
         self.bias_initializer = initializers.resolve(bias_initializer, owner, "bias_initializer")
-        dropout = float(dropout)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"[{owner}] dropout must be in [0, 1); got {dropout}")
-        recurrent_dropout = float(recurrent_dropout)
+        dropout = check_float(owner, "dropout", dropout, 0.0, 1.0)
+        recurrent_dropout = check_float(owner, "recurrent_dropout", recurrent_dropout, 0.0, 1.0)
         if recurrent_dropout != 0.0:
             raise NotImplementedError(
                 f"[{owner}] recurrent_dropout={recurrent_dropout} is not supported: it needs a "
@@ -160,6 +159,10 @@ class _RNN(Layer):
                 f"feature size; got input shape {format_shape(input_shape)}"
             )
         features = int(input_shape[-1])
+        g, u = self._gates, self.units
+        given = f"units={u} with {features} input features"
+        check_elements(owner, "kernel", (features, g * u), given)
+        check_elements(owner, "recurrent_kernel", (u, g * u), given)
         self._core = self._core_class()(
             features,
             self.units,
