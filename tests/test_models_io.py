@@ -209,6 +209,9 @@ def test_tampered_files_raise_clear_errors(tmp_path):
     def new_class(meta):
         meta["model"]["layers"][1]["class_name"] = "Lambda"
 
+    def nudge_kernel(arrays):
+        arrays["weight_00000"] = arrays["weight_00000"] + np.float32(1e-3)
+
     def bad_shape_meta(meta):
         meta["weights"][0]["shape"] = [2, 21]
 
@@ -220,7 +223,8 @@ def test_tampered_files_raise_clear_errors(tmp_path):
         (None, swap_kernel, True, r"entry 'weight_00000' has shape \(2, 21\)"),
         (new_class, None, True, "unknown layer class 'Lambda'"),
         (bad_shape_meta, None, True, r"entry 'weight_00000' has shape \(2, 20\)"),
-        (None, swap_kernel, False, "do not match the stored digest"),
+        (None, nudge_kernel, False, "do not match the stored digest"),
+        (None, swap_kernel, False, r"entry 'weight_00000' has shape \(2, 21\)"),
     ]
     for k, (meta_fn, arr_fn, fix, msg) in enumerate(cases):
         out = tmp_path / f"t{k}.rnnkit"

@@ -7,7 +7,6 @@ import platform
 
 from . import _core
 
-
 #: The most threads ``set_num_threads`` accepts (the core's pool limit).
 MAX_THREADS = 1024
 

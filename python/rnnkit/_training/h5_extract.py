@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-MAX_EXPANSION = 1024
-MIN_EXPANSION = 1 << 20
+from .untrusted import MAX_EXPANSION, MIN_EXPANSION
+
 #: Limits on the tree the child walks (a crafted file can loop its groups through links).
 MAX_DEPTH = 64
 MAX_NODES = 200_000

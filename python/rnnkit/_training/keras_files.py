@@ -39,7 +39,7 @@ import numpy as np
 
 from .base import Layer
 from .core_layers import Dense, Embedding, InputLayer
-from .h5_extract import MAX_EXPANSION, MIN_EXPANSION, Dataset, Group, H5Error, Tree, extract
+from .h5_extract import Dataset, Group, H5Error, Tree, extract
 from .keras_config import (
     compile_args_from_keras,
     keras_compile_config,
@@ -50,6 +50,7 @@ from .keras_config import (
 )
 from .recurrent import _RNN, Bidirectional
 from .saving import ModelFileError, atomic_write
+from .untrusted import MAX_CONFIG_BYTES, check_archive, parse_json, weight_plan, zip_member
 
 if TYPE_CHECKING:
     from ..models import Sequential
@@ -59,8 +60,6 @@ ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 CONFIG_JSON = "config.json"
 METADATA_JSON = "metadata.json"
 WEIGHTS_H5 = "model.weights.h5"
-#: Largest config.json / model_config accepted (a model config is KBs; this stops bombs).
-MAX_CONFIG_BYTES = 64 << 20
 #: What walking a malformed extracted tree may raise besides ModelFileError.
 _H5_ERRORS = (OSError, KeyError, RuntimeError, ValueError)
 #: What rnnkit writes as ``keras_version``: the Keras whose semantics its layers follow.
@@ -128,30 +127,6 @@ def _snake_names(model_layers: list[Layer]) -> list[str]:
     return names
 
 
-def _recurrent_shapes(layer: _RNN, features: int) -> list[tuple[int, ...]]:
-    g, u = layer._gates, layer.units
-    shapes: list[tuple[int, ...]] = [(features, g * u), (u, g * u)]
-    if layer.use_bias:
-        shapes.append((2, g * u) if getattr(layer, "reset_after", False) else (g * u,))
-    return shapes
-
-
-def _weight_shapes(layer: Layer, input_shape: tuple[Any, ...]) -> list[tuple[int, ...]]:
-    """Keras-layout weight shapes of ``layer`` for inputs of ``input_shape``, unbuilt."""
-    features = input_shape[-1]
-    if isinstance(layer, Embedding):
-        return [(layer.input_dim, layer.output_dim)]
-    if not isinstance(layer, (Dense, _RNN, Bidirectional)):
-        return []
-    if features is None:
-        raise ModelFileError(f"layer {layer.name!r} has no known input feature size")
-    if isinstance(layer, Dense):
-        return [(features, layer.units)] + ([(layer.units,)] if layer.use_bias else [])
-    if isinstance(layer, Bidirectional):
-        return 2 * _recurrent_shapes(layer.layer, features)
-    return _recurrent_shapes(layer, features)
-
-
 def _var_groups(layer: Layer) -> list[tuple[str, str, bool]]:
     """The variable groups Keras 3 keeps under a layer's path: ``(sub-path, Keras object
     name, whether it holds the layer's weights)``, weight holders in weight order."""
@@ -205,19 +180,6 @@ class _Store:
 def _read(ds: Dataset) -> np.ndarray:
     assert ds.value is not None  # _Store.dataset checked it
     return ds.value
-
-
-def _plan(layers: list[Layer], input_shape: tuple[Any, ...] | None) -> list[list[tuple[int, ...]]]:
-    """Expected Keras-layout weight shapes per layer, from the configs alone."""
-    plan = []
-    shape = input_shape
-    for layer in layers:
-        if shape is None:
-            plan.append([])
-            continue
-        plan.append(_weight_shapes(layer, shape))
-        shape = layer.compute_output_shape(shape)
-    return plan
 
 
 def _keras3_weights(
@@ -354,26 +316,11 @@ class _Opened:
         return self
 
     def _member(self, zf: zipfile.ZipFile, name: str, limit: int | None) -> bytes:
-        info = zf.getinfo(name)
-        archive = os.path.getsize(self.path)
-        if info.compress_size > archive:
-            raise self.fail(f"declares a {name} larger than the archive")
-        if limit is not None and info.file_size > limit:
-            raise self.fail(f"has a {info.file_size}-byte {name}; at most {limit} is read")
-        if info.file_size > MAX_EXPANSION * info.compress_size + MIN_EXPANSION:
-            raise self.fail(
-                f"has a {name} that expands {info.compress_size} -> {info.file_size} bytes "
-                "(a decompression bomb?)"
-            )
-        with zf.open(info) as f:
-            data = f.read(info.file_size + 1)
-        if len(data) != info.file_size:
-            raise self.fail(f"has a {name} whose size does not match its zip header")
-        return data
+        return zip_member(zf, zf.getinfo(name), os.path.getsize(self.path), self.fail, limit)
 
     def _open_zip(self) -> None:
         self._zip = zf = zipfile.ZipFile(self.path)
-        names = set(zf.namelist())
+        names = {i.filename for i in check_archive(zf, self.path, self.fail)}
         if CONFIG_JSON not in names:
             raise self.fail(f"is a zip without {CONFIG_JSON}: not a .keras model file")
         self.config = self._json(self._member(zf, CONFIG_JSON, MAX_CONFIG_BYTES), CONFIG_JSON)
@@ -395,14 +342,7 @@ class _Opened:
         self.store = _Store(extract(image), f"{self.where} ({WEIGHTS_H5})")
 
     def _json(self, raw: bytes | str, what: str) -> Any:
-        if isinstance(raw, bytes):
-            raw = raw.decode("utf-8")
-        if len(raw) > MAX_CONFIG_BYTES:
-            raise self.fail(f"has a {len(raw)}-byte {what}; at most {MAX_CONFIG_BYTES} is read")
-        try:
-            return json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise self.fail(f"has a {what} that is not JSON ({e})") from None
+        return parse_json(raw, what, self.fail)
 
     def _attr_text(self, node: Any, name: str) -> str | None:
         if name not in node.attrs:
@@ -434,7 +374,7 @@ class _Opened:
     def weights_for(
         self, layers: list[Layer], input_shape: tuple[Any, ...] | None
     ) -> list[list[Any]]:
-        plan = _plan(layers, input_shape)
+        plan = weight_plan(layers, input_shape, self.fail)
         if not any(plan):
             return [[] for _ in layers]
         if self.store is None:

@@ -20,14 +20,19 @@ model expects, before any weight is written.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
+
+from .._checks import MAX_ELEMENTS
+from . import untrusted
 
 if TYPE_CHECKING:
     from ..models import Sequential
@@ -151,73 +156,252 @@ def save_weights(model: Sequential, filepath: str | os.PathLike, overwrite: bool
     _write(model_state(model, "weights"), filepath, overwrite)
 
 
-def _read(filepath: str | os.PathLike) -> dict[str, Any]:
-    """Read and verify a file: returns {"meta": dict, "arrays": dict}."""
+_ENTRY = re.compile(r"(rnnkit_meta|rnnkit_digest|(weight|optimizer)_[0-9]{5,})\.npy")
+#: Most arrays a file may hold (a model has a few per layer; this bounds the checks' cost).
+MAX_ENTRIES = 100_000
+_RECORD_KEYS = {"key": str, "shape": list, "dtype": str}
+
+
+def _read(filepath: str | os.PathLike, model: Sequential | None = None) -> dict[str, Any]:
+    """Read and verify a file: returns {"meta": dict, "arrays": dict, "path": str}.
+
+    Everything is checked before it costs memory (see :mod:`.untrusted`): member sizes, the
+    meta's structure, every array's npy header against the meta, and the meta's shapes
+    against those the model (``model``, or the one the file's config describes, built or
+    not) expects. Only then are the arrays read; then the digest is verified.
+    """
     path = os.fspath(filepath)
     if not os.path.exists(path):
         raise FileNotFoundError(f"[load_model] no such file: {path!r}")
     bad = f"[load_model] {path!r} is not a valid rnnkit model file"
+
+    def fail(what: str) -> ModelFileError:
+        return ModelFileError(f"{bad}: {what}")
+
     try:
-        with open(path, "rb") as fh:
-            loaded = np.load(fh, allow_pickle=False)
-            if not isinstance(loaded, np.lib.npyio.NpzFile):
-                raise ModelFileError(f"{bad}: not an .npz archive")
-            with loaded as z:
-                files = set(z.files)
-                if "rnnkit_meta" not in files or "rnnkit_digest" not in files:
-                    raise ModelFileError(
-                        f"{bad}: the rnnkit_meta/rnnkit_digest entries are missing"
-                    )
-                arrays = {k: z[k] for k in files}
+        with zipfile.ZipFile(path) as zf:
+            return _read_zip(zf, path, fail, model)
     except ModelFileError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, KeyError) as e:
         raise ModelFileError(f"{bad} (truncated or corrupt): {type(e).__name__}: {e}") from None
-    meta_arr = arrays.pop("rnnkit_meta")
-    digest_arr = arrays.pop("rnnkit_digest")
-    if meta_arr.shape != () or meta_arr.dtype.kind != "U" or digest_arr.dtype.kind != "U":
-        raise ModelFileError(f"{bad}: malformed meta entries")
-    meta_json = str(meta_arr[()])
-    if _digest(meta_json, arrays) != str(digest_arr[()]):
-        raise ModelFileError(
-            f"{bad}: its contents do not match the stored digest (the file was modified or damaged)"
-        )
-    try:
-        meta = json.loads(meta_json)
-    except json.JSONDecodeError as e:
-        raise ModelFileError(f"{bad}: meta is not JSON ({e})") from None
+
+
+def _read_zip(
+    zf: zipfile.ZipFile, path: str, fail: Callable[[str], ModelFileError], model: Sequential | None
+) -> dict[str, Any]:
+    infos = untrusted.check_archive(zf, path, fail)
+    if len(infos) > MAX_ENTRIES + 2:
+        raise fail(f"has {len(infos)} entries; at most {MAX_ENTRIES} arrays are read")
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in infos:
+        if info.filename in members:
+            raise fail(f"has two entries named {info.filename!r}")
+        members[info.filename] = info
+    if "rnnkit_meta.npy" not in members or "rnnkit_digest.npy" not in members:
+        raise fail("the rnnkit_meta/rnnkit_digest entries are missing")
+    odd = sorted(n for n in members if not _ENTRY.fullmatch(n))
+    if odd:
+        raise fail(f"unexpected entries {odd}")
+    archive = os.path.getsize(path)
+    meta_limit = 4 * untrusted.MAX_CONFIG_BYTES  # npy stores unicode as UCS-4
+    meta_arr = _small_array(zf, members["rnnkit_meta.npy"], archive, fail, meta_limit)
+    digest_arr = _small_array(zf, members["rnnkit_digest.npy"], archive, fail, 4096)
+    meta_json = _text(meta_arr, "rnnkit_meta", fail)
+    digest = _text(digest_arr, "rnnkit_digest", fail)
+    meta = untrusted.parse_json(meta_json, "meta", fail)
+    _check_meta(meta, fail)
+    declared = list(meta["weights"])
+    for per in meta["optimizer"]["slots"]:
+        declared.extend(per)
+    entries = {}
+    for rec in declared:
+        key = rec["key"]
+        info = members.get(f"{key}.npy")
+        if info is None:
+            raise fail(f"entry {key!r} is missing")
+        if key in entries:
+            raise fail(f"entry {key!r} is declared twice")
+        entries[key] = (info, _check_header(zf, info, archive, rec, fail))
+    extra = {n[:-4] for n in members} - set(entries) - {"rnnkit_meta", "rnnkit_digest"}
+    if extra:
+        raise fail(f"unexpected entries {sorted(extra)}")
+    _check_shapes(meta, model, path)
+    arrays = {}
+    for key, (info, _) in entries.items():
+        with zf.open(info) as f:
+            arrays[key] = np.lib.format.read_array(f, allow_pickle=False)
+    if _digest(meta_json, arrays) != digest:
+        raise fail("its contents do not match the stored digest (the file was modified or damaged)")
+    return {"meta": meta, "arrays": arrays, "path": path}
+
+
+def _small_array(
+    zf: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    archive: int,
+    fail: Callable[[str], ModelFileError],
+    limit: int,
+) -> np.ndarray:
+    raw = untrusted.zip_member(zf, info, archive, fail, limit)
+    return np.load(io.BytesIO(raw), allow_pickle=False)
+
+
+def _text(a: np.ndarray, what: str, fail: Callable[[str], ModelFileError]) -> str:
+    """The string in 0-d unicode array ``a``. Its code points are checked first: numpy turns
+    UCS-4 values above U+10FFFF into a broken Python str (SystemError when it is read)."""
+    if a.shape != () or a.dtype.kind != "U":
+        raise fail(f"malformed meta entries: {what} is a {a.dtype} array of shape {a.shape}")
+    codes = a.reshape(1).view(np.uint32)
+    if codes.size and int(codes.max()) > 0x10FFFF:
+        raise fail(f"malformed meta entries: {what} holds code points beyond U+10FFFF")
+    return str(a[()])
+
+
+def _check_meta(meta: Any, fail: Callable[[str], ModelFileError]) -> None:
+    """The meta's structure: every field the reader uses, of the type it uses."""
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-        raise ModelFileError(f"{bad}: unknown format {found!r}")
+        raise fail(f"unknown format {found!r}")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(
-            f"{bad}: format version {meta.get('format_version')} is not "
-            f"supported (this rnnkit reads {FORMAT_VERSION})"
+        raise fail(
+            f"format version {meta.get('format_version')!r} is not supported (this rnnkit "
+            f"reads {FORMAT_VERSION})"
         )
-    declared = list(meta.get("weights", []))
-    for rec in meta.get("optimizer", {}).get("slots", []):
-        declared.extend(rec)
-    keys = set()
-    for rec in declared:
-        key = rec.get("key")
-        if key not in arrays:
-            raise ModelFileError(f"{bad}: entry {key!r} is missing")
-        a = arrays[key]
-        if (
-            list(a.shape) != list(rec.get("shape", []))
-            or a.dtype.name != rec.get("dtype")
-            or a.dtype.name not in _ALLOWED_DTYPES
-        ):
-            raise ModelFileError(
-                f"{bad}: entry {key!r} has shape {a.shape} and dtype "
-                f"{a.dtype}; the meta says {rec.get('shape')} "
-                f"{rec.get('dtype')}"
+    kind = meta.get("kind")
+    if kind not in ("model", "weights"):
+        raise fail(f"kind must be 'model' or 'weights'; got {kind!r}")
+
+    def records(value: Any, what: str, extra: dict[str, type]) -> None:
+        if not isinstance(value, list):
+            raise fail(f"{what} must be a list; got {type(value).__name__}")
+        for i, rec in enumerate(value):
+            want = {**_RECORD_KEYS, **extra}
+            typed = isinstance(rec, dict) and all(
+                isinstance(rec.get(k), t) for k, t in want.items()
             )
-        keys.add(key)
-    extra = set(arrays) - keys
-    if extra:
-        raise ModelFileError(f"{bad}: unexpected entries {sorted(extra)}")
-    return {"meta": meta, "arrays": arrays, "path": path}
+            if not typed:
+                fields = ", ".join(f"{k} ({t.__name__})" for k, t in want.items())
+                raise fail(f"{what}[{i}] must be a record with {fields}; got {rec!r:.200}")
+            shape = rec["shape"]
+            if any(type(d) is not int or d < 0 for d in shape):
+                raise fail(f"{what}[{i}] has shape {shape!r:.200}; expected non-negative ints")
+            n = int(np.prod(shape, dtype=object))
+            if n > MAX_ELEMENTS:
+                raise fail(f"{what}[{i}] declares {n} elements; at most {MAX_ELEMENTS} per array")
+
+    records(meta.get("weights"), "weights", {"layer": str, "name": str})
+    opt = meta.setdefault("optimizer", {"iterations": 0, "slots": []})
+    if not isinstance(opt, dict):
+        raise fail(f"optimizer must be a record; got {type(opt).__name__}")
+    slots = opt.setdefault("slots", [])
+    if not isinstance(slots, list):
+        raise fail(f"optimizer slots must be a list; got {type(slots).__name__}")
+    for j, per in enumerate(slots):
+        records(per, f"optimizer slots[{j}]", {})
+    iterations = opt.setdefault("iterations", 0)
+    if type(iterations) is not int or iterations < 0:
+        raise fail(f"optimizer iterations must be a non-negative int; got {iterations!r:.100}")
+    if kind == "model":
+        config = meta.get("model")
+        if not isinstance(config, dict) or not isinstance(config.get("layers", []), list):
+            raise fail(
+                f"model must be a Sequential config (a record with a layers list); "
+                f"got {config!r:.200}"
+            )
+        comp = meta.get("compile")
+        if comp is not None and not (
+            isinstance(comp, dict) and "optimizer" in comp and "loss" in comp
+        ):
+            raise fail(
+                f"compile must be null or a record with optimizer and loss; got {comp!r:.200}"
+            )
+        if comp is not None and not isinstance(comp.get("metrics") or [], list):
+            raise fail(f"compile metrics must be a list; got {comp.get('metrics')!r:.200}")
+
+
+def _check_header(
+    zf: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    archive: int,
+    rec: dict[str, Any],
+    fail: Callable[[str], ModelFileError],
+) -> tuple[int, ...]:
+    """Check entry ``info``'s npy header against its record, and its size against both,
+    reading only the header."""
+    key = rec["key"]
+    untrusted.check_member_size(info, archive, fail)
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise fail(f"entry {key!r} has npy format version {version}; expected 1.0 or 2.0")
+        offset = f.tell()
+    if (
+        list(shape) != rec["shape"]
+        or dtype.name != rec["dtype"]
+        or dtype.name not in _ALLOWED_DTYPES
+    ):
+        raise fail(
+            f"entry {key!r} has shape {shape} and dtype {dtype}; the meta says "
+            f"{tuple(rec['shape'])} {rec['dtype']}"
+        )
+    size = offset + int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if info.file_size != size:
+        raise fail(f"entry {key!r} holds {info.file_size} bytes; its header declares {size}")
+    return tuple(shape)
+
+
+def _check_shapes(meta: dict[str, Any], model: Sequential | None, path: str) -> None:
+    """The stored weights' shapes against those ``model`` has or, without one, those the
+    file's config implies, computed without building it."""
+    if model is not None:
+        expected = [
+            (lay.name, n, s)
+            for lay in model.layers
+            for n, s in zip(lay._weight_labels(), lay.weight_shapes())
+        ]
+    elif meta["kind"] == "model":
+        from .. import layers as layers_module
+        from .core_layers import InputLayer
+
+        config = meta["model"]
+        try:
+            layers = [layers_module.deserialize(e) for e in config.get("layers", [])]
+            shape = layers[0].input_shape_hint if layers else None
+            if shape is None and config.get("build_input_shape") is not None:
+                shape = tuple(config["build_input_shape"])
+            body = [lay for lay in layers if not isinstance(lay, InputLayer)]
+            plan = untrusted.weight_plan(body, shape, lambda what: ValueError(what))
+        except _CONFIG_ERRORS as e:
+            raise ModelFileError(
+                f"[load_model] {path!r}: cannot rebuild the model from its config: {e}"
+            ) from None
+        expected = [
+            (lay.name, n, s)
+            for lay, shapes in zip(body, plan)
+            for n, s in zip(lay._weight_labels() if shapes else [], shapes)
+        ]
+    else:
+        return
+    records = meta["weights"]
+    if len(records) != len(expected):
+        raise ModelFileError(
+            f"[load] {path!r} holds {len(records)} weight arrays; the model has {len(expected)}"
+        )
+    for rec, (layer, name, shape) in zip(records, expected):
+        if tuple(rec["shape"]) != tuple(shape):
+            raise ModelFileError(
+                f"[load] {path!r}: weight {rec['layer']}/{rec['name']} has shape "
+                f"{tuple(rec['shape'])}; layer {layer!r} expects {name} of shape {tuple(shape)}"
+            )
+
+
+#: What building layers from a crafted config may raise (turned into ModelFileError).
+_CONFIG_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError, NotImplementedError)
 
 
 def _apply_weights(model: Sequential, data: dict[str, Any]) -> None:

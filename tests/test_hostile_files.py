@@ -1,0 +1,261 @@
+"""Crafted model files (issue 10, defects 3 and 4): whatever a file declares, the readers
+check it against its own sizes and the model's config before reading or allocating, and
+every problem is a ModelFileError naming the piece.
+
+Memory is measured with tracemalloc (numpy reports its allocations to it): a rejected file
+must cost kilobytes, not the megabytes or gigabytes it declares.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import tracemalloc
+import zipfile
+
+import numpy as np
+import pytest
+
+import rnnkit
+from rnnkit import layers
+from rnnkit._training import saving
+from rnnkit.models import ModelFileError, load_model
+
+#: What a rejected file may cost: its own bytes and the checks, far below what it declares.
+SMALL = 4 << 20
+
+
+def _model() -> rnnkit.Sequential:
+    rnnkit.utils.set_random_seed(3)
+    return rnnkit.Sequential([layers.LSTM(3, input_shape=(None, 2)), layers.Dense(1)])
+
+
+def _parts(tmp_path):
+    path = tmp_path / "m.rnnkit"
+    _model().save(path)
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays.pop("rnnkit_meta")[()]))
+    arrays.pop("rnnkit_digest")
+    return meta, arrays
+
+
+def _write(out, meta, arrays, compressed=False, meta_json=None):
+    """A file as rnnkit writes it, with a correct digest over the edited contents (a tamperer
+    who knows the format)."""
+    meta_json = meta_json if meta_json is not None else json.dumps(meta, sort_keys=True)
+    payload = {
+        "rnnkit_meta": np.array(meta_json),
+        "rnnkit_digest": np.array(saving._digest(meta_json, arrays)),
+        **arrays,
+    }
+    with open(out, "wb") as f:  # a file object: np.savez would add ".npz" to a path
+        (np.savez_compressed if compressed else np.savez)(f, **payload)
+    return out
+
+
+def _rejected(path, match, load=load_model):
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match=match):
+            load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < SMALL, f"rejecting {path.name} allocated {peak / 2**20:.1f} MiB"
+
+
+def _set_units(meta, units):
+    meta["model"]["layers"][0]["config"]["units"] = units
+
+
+@pytest.mark.parametrize("units", [6000, 10**9])
+def test_a_config_larger_than_its_weights_is_rejected_before_building(tmp_path, units):
+    # Before: an 8 KB file with units=6000 built the model first (590 s, 6.6 GB);
+    # units=10**9 let a MemoryError escape.
+    meta, arrays = _parts(tmp_path)
+    _set_units(meta, units)
+    bad = _write(tmp_path / "units.rnnkit", meta, arrays)
+    _rejected(
+        bad,
+        rf"weight lstm.*/kernel has shape \(2, 12\); layer 'lstm.*' expects kernel of shape "
+        rf"\(2, {4 * units}\)",
+    )
+
+
+def test_weights_larger_than_the_config_are_never_read(tmp_path):
+    # Before: a compressed entry of 64 MiB (zeros deflate about 1000:1) was inflated and
+    # only then found not to fit the model; the zip bomb of the audit reached 5.8 GB.
+    meta, arrays = _parts(tmp_path)
+    big = np.zeros(1 << 24, np.float32)
+    arrays["weight_00000"] = big
+    meta["weights"][0]["shape"] = [1 << 24]
+    bad = _write(tmp_path / "bomb.rnnkit", meta, arrays, compressed=True)
+    del big, arrays
+    assert bad.stat().st_size < 1 << 20
+    _rejected(bad, r"weight lstm.*/kernel has shape \(16777216,\); layer 'lstm.*' expects")
+    model = _model()
+    before = model.get_weights()
+    _rejected(bad, r"has shape \(16777216,\)", load=model.load_weights)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def _raw_npz(out, entries):
+    """A zip of raw npy bytes per entry name (no numpy writer: headers may lie)."""
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return out
+
+
+def _npy(shape, dtype="<f4", body=b""):
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": dtype, "fortran_order": False, "shape": tuple(shape)}
+    )
+    return buf.getvalue() + body
+
+
+def _meta_entries(meta):
+    meta_json = json.dumps(meta, sort_keys=True)
+    m, d = io.BytesIO(), io.BytesIO()
+    np.save(m, np.array(meta_json))
+    np.save(d, np.array("0" * 64))
+    return {"rnnkit_meta.npy": m.getvalue(), "rnnkit_digest.npy": d.getvalue()}
+
+
+@pytest.mark.parametrize(
+    "shape, match",
+    [
+        ((10**13,), r"declares 10000000000000 elements; at most 2147483647 per array"),
+        ((10**9,), r"entry 'weight_00000' holds \d+ bytes; its header declares 4000000\d+"),
+    ],
+)
+def test_an_npy_header_declaring_more_than_is_stored(tmp_path, shape, match):
+    # Before: np.load trusted the header: a bare MemoryError for 10**13 elements.
+    meta, arrays = _parts(tmp_path)
+    meta["weights"][0]["shape"] = list(shape)
+    entries = _meta_entries(meta)
+    for k, a in arrays.items():
+        buf = io.BytesIO()
+        np.save(buf, a)
+        entries[f"{k}.npy"] = buf.getvalue()
+    entries["weight_00000.npy"] = _npy(shape, body=b"\0" * 64)
+    _rejected(_raw_npz(tmp_path / "header.rnnkit", entries), match)
+
+
+def _patch_central(path, name, field_offset, value):
+    """Overwrite a 4-byte field of ``name``'s central directory record."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        zf.getinfo(name)
+    pos = data.rfind(b"PK\x01\x02", 0, data.rfind(name.encode()))
+    struct.pack_into("<I", data, pos + field_offset, value)
+    path.write_bytes(bytes(data))
+
+
+def test_zip_sizes_that_lie_are_rejected(tmp_path):
+    meta, arrays = _parts(tmp_path)
+    good = _write(tmp_path / "good.rnnkit", meta, arrays, compressed=True)
+    inflated = tmp_path / "inflated.rnnkit"
+    inflated.write_bytes(good.read_bytes())
+    _patch_central(inflated, "rnnkit_meta.npy", 24, 0xFFFFFFF0)  # uncompressed size
+    _rejected(inflated, r"has a \d+-byte rnnkit_meta.npy; at most \d+ is read")
+    weight = tmp_path / "weight.rnnkit"
+    weight.write_bytes(good.read_bytes())
+    _patch_central(weight, "weight_00001.npy", 24, 0xFFFFFFF0)
+    _rejected(weight, r"weight_00001.npy that expands \d+ -> 4294967280 bytes")
+    overlap = tmp_path / "overlap.rnnkit"
+    overlap.write_bytes(good.read_bytes())
+    _patch_central(overlap, "weight_00001.npy", 20, good.stat().st_size - 100)
+    _rejected(overlap, r"stored sizes add up to more than the archive")
+
+
+def test_meta_text_with_invalid_code_points(tmp_path):
+    # Found by tools/fuzz/fuzz_readers.py: numpy turns a UCS-4 value above U+10FFFF into a
+    # broken str, and reading it raised SystemError ("invalid maximum character").
+    meta, arrays = _parts(tmp_path)
+    entries = _meta_entries(meta)
+    body = np.array([0x110000, ord("{")], "<u4").tobytes()
+    entries["rnnkit_meta.npy"] = _npy((), dtype="<U2", body=body)
+    for k, a in arrays.items():
+        buf = io.BytesIO()
+        np.save(buf, a)
+        entries[f"{k}.npy"] = buf.getvalue()
+    bad = _raw_npz(tmp_path / "ucs4.rnnkit", entries)
+    _rejected(bad, r"malformed meta entries: rnnkit_meta holds code points beyond U\+10FFFF")
+
+
+def _edited(tmp_path, edit, name="edited.rnnkit"):
+    meta, arrays = _parts(tmp_path)
+    edit(meta)
+    return _write(tmp_path / name, meta, arrays)
+
+
+METADATA = [
+    # Before: AttributeError ('str' object has no attribute 'get')
+    (lambda m: m.update(model="x"), r"model must be a Sequential config .*got 'x'"),
+    # Before: TypeError ('NoneType' object is not iterable)
+    (lambda m: m.update(weights=None), r"weights must be a list; got NoneType"),
+    (lambda m: m["weights"].__setitem__(0, "x"), r"weights\[0\] must be a record with key"),
+    (lambda m: m["weights"][1].update(shape=[3, -1]), r"weights\[1\] has shape \[3, -1\]"),
+    (lambda m: m["weights"][1].update(shape=[3.0, 12]), r"weights\[1\] has shape"),
+    (lambda m: m["weights"][1].update(key=7), r"weights\[1\] must be a record"),
+    (lambda m: m.update(optimizer={"slots": 5}), r"optimizer slots must be a list; got int"),
+    (lambda m: m.update(optimizer=[]), r"optimizer must be a record; got list"),
+    (lambda m: m["optimizer"].update(iterations=-1), r"iterations must be a non-negative int"),
+    (lambda m: m.update(compile="adam"), r"compile must be null or a record"),
+    (lambda m: m.update(kind="both"), r"kind must be 'model' or 'weights'; got 'both'"),
+    (lambda m: m.update(format_version="1"), r"format version '1' is not supported"),
+    (lambda m: m["model"].update(layers={"a": 1}), r"model must be a Sequential config"),
+    (
+        lambda m: m["model"]["layers"].__setitem__(0, 5),
+        r"cannot rebuild the model from its config: layer entry must be a dict",
+    ),
+    (
+        lambda m: m["model"]["layers"][0]["config"].update(units="3"),
+        r"cannot rebuild the model from its config",
+    ),
+    (lambda m: m["weights"].pop(), r"entry 'weight_00004' is declared twice|unexpected entries"),
+]
+
+
+@pytest.mark.parametrize("edit, match", METADATA)
+def test_malformed_metadata_is_a_model_file_error(tmp_path, edit, match):
+    _rejected(_edited(tmp_path, edit), match)
+
+
+def test_deeply_nested_metadata_is_a_model_file_error(tmp_path):
+    # Before: RecursionError from json.loads.
+    meta, arrays = _parts(tmp_path)
+    meta["model"]["name"] = "@@"
+    meta_json = json.dumps(meta, sort_keys=True).replace('"@@"', "[" * 10**5 + "]" * 10**5)
+    bad = _write(tmp_path / "deep.rnnkit", meta, arrays, meta_json=meta_json)
+    _rejected(bad, r"has a meta nested deeper than 64 levels")
+
+
+def test_deeply_nested_keras_config_is_a_model_file_error(tmp_path):
+    pytest.importorskip("h5py")
+    good = tmp_path / "m.keras"
+    _model().save(good)
+    bad = tmp_path / "deep.keras"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "config.json":
+                data = b'{"a": ' + b"[" * 10**5 + b"]" * 10**5 + b"}"
+            dst.writestr(info, data)
+    _rejected(bad, r"config.json nested deeper than 64 levels")
+
+
+def test_files_rnnkit_writes_still_load_exactly(tmp_path):
+    model = _model()
+    x = np.random.default_rng(1).standard_normal((4, 5, 2)).astype(np.float32)
+    for compressed in (False, True):
+        meta, arrays = _parts(tmp_path)
+        path = _write(tmp_path / f"c{compressed}.rnnkit", meta, arrays, compressed=compressed)
+        np.testing.assert_array_equal(
+            load_model(path).predict(x, verbose=0), model.predict(x, verbose=0)
+        )
