@@ -188,6 +188,22 @@ def test_meta_text_with_invalid_code_points(tmp_path):
     _rejected(bad, r"malformed meta entries: rnnkit_meta holds code points beyond U\+10FFFF")
 
 
+def test_npy_header_that_is_not_a_literal(tmp_path):
+    # Found by the fuzzer: numpy parses an npy header with tokenize, whose TokenError on an
+    # unclosed bracket is not a ValueError and escaped.
+    meta, arrays = _parts(tmp_path)
+    entries = _meta_entries(meta)
+    header = b"{'descr': '<U64', 'fortran_order': False, 'shape': (\n"
+    header = header[:-1] + b" " * (64 - 11 - len(header) % 64) + b"\n"
+    entries["rnnkit_digest.npy"] = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header
+    for k, a in arrays.items():
+        buf = io.BytesIO()
+        np.save(buf, a)
+        entries[f"{k}.npy"] = buf.getvalue()
+    bad = _raw_npz(tmp_path / "literal.rnnkit", entries)
+    _rejected(bad, r"entry 'rnnkit_digest' is not a valid npy array \((TokenError|SyntaxError)")
+
+
 def _edited(tmp_path, edit, name="edited.rnnkit"):
     meta, arrays = _parts(tmp_path)
     edit(meta)

@@ -19,14 +19,16 @@ model expects, before any weight is written.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
 import re
 import tempfile
+import tokenize
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
@@ -229,11 +231,35 @@ def _read_zip(
     _check_shapes(meta, model, path)
     arrays = {}
     for key, (info, _) in entries.items():
-        with zf.open(info) as f:
+        with _npy_errors(key, fail), zf.open(info) as f:
             arrays[key] = np.lib.format.read_array(f, allow_pickle=False)
     if _digest(meta_json, arrays) != digest:
         raise fail("its contents do not match the stored digest (the file was modified or damaged)")
     return {"meta": meta, "arrays": arrays, "path": path}
+
+
+#: What numpy's npy reader raises on a malformed header or body (its header is a Python
+#: literal, parsed with tokenize and ast: TokenError and SyntaxError are not ValueErrors).
+_NPY_ERRORS = (
+    ValueError,
+    TypeError,
+    SyntaxError,
+    tokenize.TokenError,
+    EOFError,
+    OSError,
+    zipfile.BadZipFile,
+    RecursionError,
+)
+
+
+@contextlib.contextmanager
+def _npy_errors(key: str, fail: Callable[[str], ModelFileError]) -> Iterator[None]:
+    try:
+        yield
+    except ModelFileError:
+        raise
+    except _NPY_ERRORS as e:
+        raise fail(f"entry {key!r} is not a valid npy array ({type(e).__name__}: {e})") from None
 
 
 def _small_array(
@@ -244,7 +270,8 @@ def _small_array(
     limit: int,
 ) -> np.ndarray:
     raw = untrusted.zip_member(zf, info, archive, fail, limit)
-    return np.load(io.BytesIO(raw), allow_pickle=False)
+    with _npy_errors(info.filename[:-4], fail):
+        return np.load(io.BytesIO(raw), allow_pickle=False)
 
 
 def _text(a: np.ndarray, what: str, fail: Callable[[str], ModelFileError]) -> str:
@@ -331,7 +358,7 @@ def _check_header(
     reading only the header."""
     key = rec["key"]
     untrusted.check_member_size(info, archive, fail)
-    with zf.open(info) as f:
+    with _npy_errors(key, fail), zf.open(info) as f:
         version = np.lib.format.read_magic(f)
         if version == (1, 0):
             shape, _, dtype = np.lib.format.read_array_header_1_0(f)
