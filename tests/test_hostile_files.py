@@ -146,14 +146,33 @@ def test_an_npy_header_declaring_more_than_is_stored(tmp_path, shape, match):
     _rejected(_raw_npz(tmp_path / "header.rnnkit", entries), match)
 
 
-def _patch_central(path, name, field_offset, value):
-    """Overwrite a 4-byte field of ``name``'s central directory record."""
+def _patch_central(path, name, field_offset, value, fmt="<I"):
+    """Overwrite a field of ``name``'s central directory record."""
     data = bytearray(path.read_bytes())
     with zipfile.ZipFile(path) as zf:
         zf.getinfo(name)
     pos = data.rfind(b"PK\x01\x02", 0, data.rfind(name.encode()))
-    struct.pack_into("<I", data, pos + field_offset, value)
+    struct.pack_into(fmt, data, pos + field_offset, value)
     path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("fmt", ["rnnkit", "keras"])
+def test_zip_features_zipfile_lacks(tmp_path, fmt):
+    # Found by the fuzzer: zipfile raises NotImplementedError (not BadZipFile) for an unknown
+    # compression method or zip version.
+    if fmt == "keras":
+        pytest.importorskip("h5py")
+    good = tmp_path / f"good.{fmt}"
+    _model().save(good)
+    member = "model.weights.h5" if fmt == "keras" else "weight_00001.npy"
+    method = tmp_path / f"method.{fmt}"
+    method.write_bytes(good.read_bytes())
+    _patch_central(method, member, 10, 4, "<H")  # compression method 4 (reduce)
+    _rejected(method, rf"'{member}' compressed with method 4; only stored and deflated")
+    version = tmp_path / f"version.{fmt}"
+    version.write_bytes(good.read_bytes())
+    _patch_central(version, member, 6, 84, "<H")  # version needed to extract: 8.4
+    _rejected(version, r"NotImplementedError: zip file version 8.4")
 
 
 def test_zip_sizes_that_lie_are_rejected(tmp_path):

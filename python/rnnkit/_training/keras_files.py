@@ -50,7 +50,14 @@ from .keras_config import (
 )
 from .recurrent import _RNN, Bidirectional
 from .saving import ModelFileError, atomic_write
-from .untrusted import MAX_CONFIG_BYTES, check_archive, parse_json, weight_plan, zip_member
+from .untrusted import (
+    MAX_CONFIG_BYTES,
+    ZIP_ERRORS,
+    check_archive,
+    parse_json,
+    weight_plan,
+    zip_member,
+)
 
 if TYPE_CHECKING:
     from ..models import Sequential
@@ -106,7 +113,7 @@ def sniff(filepath: str | os.PathLike) -> str | None:
         try:
             with zipfile.ZipFile(path) as zf:
                 return "keras" if CONFIG_JSON in zf.namelist() else None
-        except (zipfile.BadZipFile, OSError, ValueError):
+        except ZIP_ERRORS:
             return None
     return None
 
@@ -308,7 +315,7 @@ class _Opened:
         except H5Error as e:
             self.close()
             raise self.fail(f"is not a valid Keras file (truncated or corrupt): {e}") from None
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, RecursionError) as e:
+        except (*ZIP_ERRORS, KeyError, RecursionError) as e:
             self.close()
             raise self.fail(
                 f"is not a valid Keras file (truncated or corrupt): {type(e).__name__}: {e}"

@@ -185,7 +185,7 @@ def _read(filepath: str | os.PathLike, model: Sequential | None = None) -> dict[
             return _read_zip(zf, path, fail, model)
     except ModelFileError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, KeyError) as e:
+    except (*untrusted.ZIP_ERRORS, KeyError) as e:
         raise ModelFileError(f"{bad} (truncated or corrupt): {type(e).__name__}: {e}") from None
 
 

@@ -30,6 +30,16 @@ MAX_EXPANSION = 1024
 MIN_EXPANSION = 1 << 20
 #: Largest config or metadata entry read (a model config is kilobytes; this stops bombs).
 MAX_CONFIG_BYTES = 64 << 20
+#: What zipfile raises on a malformed archive besides BadZipFile: NotImplementedError for
+#: an unknown compression method or zip version, EOFError/OSError/ValueError for truncation.
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    NotImplementedError,
+    EOFError,
+    OSError,
+    ValueError,
+)
 #: Deepest JSON nesting accepted (rnnkit's and Keras's configs nest fewer than 20 levels).
 MAX_JSON_DEPTH = 64
 
@@ -69,6 +79,12 @@ def check_archive(zf: zipfile.ZipFile, path: str, fail: Fail) -> list[zipfile.Zi
     """The members of ``zf``, after checking that their stored sizes add up to no more than
     the archive (overlapping members are how small zips expand without bound)."""
     infos = zf.infolist()
+    for info in infos:
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise fail(
+                f"has a member {info.filename!r} compressed with method {info.compress_type}; "
+                "only stored and deflated members are read"
+            )
     archive = os.path.getsize(path)
     if sum(i.compress_size for i in infos) > archive:
         raise fail("has members whose stored sizes add up to more than the archive")

@@ -1,0 +1,285 @@
+"""Fuzz rnnkit's model-file readers with atheris (libFuzzer for Python).
+
+    python tools/fuzz/fuzz_readers.py TARGET [--seconds N] [--rss-mb M] [--work DIR]
+
+TARGET is one of:
+
+- ``rnnkit``: ``rnnkit.load_model`` on rnnkit's own format (an npz of a JSON meta and arrays
+  with a SHA-256 digest);
+- ``keras``: ``rnnkit.load_model`` on Keras 3 ``.keras`` zips (config.json, metadata.json,
+  model.weights.h5);
+- ``h5``: ``rnnkit.load_model`` on legacy Keras HDF5 files (parsed in a child process);
+- ``onnx``: ``rnnkit.onnx.InferenceSession`` on ONNX protobufs, then one run.
+
+The seed corpus is made fresh from real files rnnkit writes (several layer mixes, compiled and
+trained, bfloat16-quantized; ONNX exports of LSTM/GRU modules and Sequentials). Mutations are
+of two kinds: libFuzzer's byte mutations of the whole file, and, for the zip formats, a
+structure-aware mutator that mutates one member and rewrites the archive with correct CRCs
+(and, for rnnkit files, a correct digest), so that inputs get past the integrity checks into
+the config and shape checks behind them.
+
+A finding is anything but the documented error: ``ModelFileError`` for model files,
+``OnnxError`` for ONNX (both ValueErrors), or a crash, a hang (``-timeout``) or memory beyond
+``--rss-mb`` (RLIMIT_AS and libFuzzer's ``-rss_limit_mb``). A model that loads must also
+predict on a small input. Findings are written to ``WORK/findings`` and the process exits
+non-zero. CI runs each target for a short budget (``.ci/fuzz``); run longer by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import resource
+import sys
+import tempfile
+import zipfile
+
+import atheris
+import numpy as np
+
+with atheris.instrument_imports():
+    import rnnkit
+    from rnnkit import layers
+    from rnnkit._training import saving
+    from rnnkit.models import ModelFileError
+
+TARGETS = ("rnnkit", "keras", "h5", "onnx")
+
+
+# ------------------------------------------------------------------------------ seeds
+def _models() -> list[rnnkit.Sequential]:
+    rnnkit.utils.set_random_seed(0)
+    made = [
+        rnnkit.Sequential([layers.LSTM(4, input_shape=(None, 3)), layers.Dense(2)]),
+        rnnkit.Sequential(
+            [
+                layers.GRU(4, return_sequences=True, input_shape=(None, 3)),
+                layers.Bidirectional(layers.SimpleRNN(3)),
+                layers.Dropout(0.1),
+                layers.Dense(1, activation="sigmoid"),
+            ]
+        ),
+        rnnkit.Sequential(
+            [layers.Embedding(10, 4, input_shape=(None,)), layers.LSTM(3), layers.Dense(10)]
+        ),
+        rnnkit.Sequential([layers.GRU(2, reset_after=False, input_shape=(5, 2))]),
+    ]
+    trained = rnnkit.Sequential([layers.LSTM(3, input_shape=(None, 2)), layers.Dense(1)])
+    trained.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    x = np.random.default_rng(0).standard_normal((8, 4, 2)).astype(np.float32)
+    trained.fit(x, x[:, -1, :1], epochs=1, verbose=0)
+    made.append(trained)
+    quantized = rnnkit.Sequential([layers.LSTM(16, input_shape=(None, 2)), layers.Dense(1)])
+    quantized.quantize("bfloat16")
+    made.append(quantized)
+    made.append(rnnkit.Sequential([layers.LSTM(3)]))  # unbuilt
+    return made
+
+
+def write_seeds(target: str, corpus: str) -> int:
+    os.makedirs(corpus, exist_ok=True)
+    n = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        if target == "onnx":
+            from rnnkit import onnx as rk_onnx
+
+            sources = [
+                rnnkit.LSTM(3, 4, num_layers=2, batch_first=True),
+                rnnkit.GRU(3, 4, bidirectional=True),
+                rnnkit.LSTM(3, 8, bidirectional=True),
+                _models()[0],
+                _models()[1],
+            ]
+            for i, m in enumerate(sources):
+                path = os.path.join(tmp, f"{i}.onnx")
+                kwargs = {"lengths": True} if i == 0 else {}
+                rk_onnx.export(m, path, **kwargs)
+                with open(path, "rb") as f:
+                    _put(corpus, f"seed{i}.onnx", f.read())
+                n += 1
+            return n
+        ext = {"rnnkit": ".rnnkit", "keras": ".keras", "h5": ".h5"}[target]
+        for i, m in enumerate(_models()):
+            if target != "rnnkit" and m.quantization_mode is not None:
+                continue  # Keras files keep float weights only
+            path = os.path.join(tmp, f"{i}{ext}")
+            m.save(path)
+            with open(path, "rb") as f:
+                _put(corpus, f"seed{i}{ext}", f.read())
+            n += 1
+    return n
+
+
+def _put(corpus: str, name: str, data: bytes) -> None:
+    with open(os.path.join(corpus, name), "wb") as f:
+        f.write(data)
+
+
+# ------------------------------------------------------------------------- mutators
+def _rezip(members: list[tuple[str, bytes]]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, data in members:
+            zf.writestr(name, data)
+    return out.getvalue()
+
+
+def _fix_digest(members: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """Recompute an rnnkit file's digest over its (mutated) members, where they parse."""
+    try:
+        d = dict(members)
+        meta = np.load(io.BytesIO(d["rnnkit_meta.npy"]), allow_pickle=False)
+        arrays = {
+            n[:-4]: np.load(io.BytesIO(v), allow_pickle=False)
+            for n, v in members
+            if n.endswith(".npy") and n not in ("rnnkit_meta.npy", "rnnkit_digest.npy")
+        }
+        digest = io.BytesIO()
+        np.save(digest, np.array(saving._digest(str(meta[()]), arrays)))
+    except Exception:
+        return members
+    return [(n, digest.getvalue() if n == "rnnkit_digest.npy" else v) for n, v in members]
+
+
+def _mutate_json_member(data: bytes, rng: random.Random) -> bytes | None:
+    """A semantic edit of a JSON text (in a .json member or an rnnkit meta npy): a number
+    scaled, a value replaced, a key dropped."""
+    try:
+        meta_npy = data.startswith(b"\x93NUMPY")
+        text = str(np.load(io.BytesIO(data))[()]) if meta_npy else data.decode()
+        doc = json.loads(text)
+    except Exception:
+        return None
+    nodes: list[tuple[object, object]] = []
+
+    def walk(node: object) -> None:
+        items = node.items() if isinstance(node, dict) else enumerate(node)  # type: ignore[union-attr]
+        for k, v in list(items):
+            nodes.append((node, k))
+            if isinstance(v, (dict, list)):
+                walk(v)
+
+    if isinstance(doc, (dict, list)):
+        walk(doc)
+    if not nodes:
+        return None
+    parent, key = rng.choice(nodes)
+    value = parent[key]  # type: ignore[index]
+    choices = [0, -1, 1 << 31, 10**9, 6000, 2.5, "x", None, [], {}, [1 << 20] * 3, True]
+    if isinstance(value, int) and not isinstance(value, bool) and rng.random() < 0.5:
+        parent[key] = value * rng.choice([0, -1, 2, 1000])  # type: ignore[index]
+    elif isinstance(parent, dict) and rng.random() < 0.2:
+        del parent[key]
+    else:
+        parent[key] = rng.choice(choices)  # type: ignore[index]
+    text = json.dumps(doc)
+    if meta_npy:
+        out = io.BytesIO()
+        np.save(out, np.array(text))
+        return out.getvalue()
+    return text.encode()
+
+
+def make_mutator(target: str):
+    def mutate(data: bytes, max_size: int, seed: int) -> bytes:
+        rng = random.Random(seed)
+        if target in ("rnnkit", "keras") and rng.random() < 0.7:
+            try:
+                with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                    members = [(i.filename, zf.read(i)) for i in zf.infolist()]
+            except Exception:
+                members = []
+            if members:
+                k = rng.randrange(len(members))
+                name, body = members[k]
+                new = _mutate_json_member(body, rng) if rng.random() < 0.5 else None
+                if new is None:
+                    new = atheris.Mutate(body, max(len(body) * 2, 64))
+                members[k] = (name, new)
+                if target == "rnnkit" and rng.random() < 0.9:
+                    members = _fix_digest(members)
+                return _rezip(members)
+        return atheris.Mutate(data, max_size)
+
+    return mutate
+
+
+# --------------------------------------------------------------------------- targets
+def make_target(target: str, work: str):
+    ext = {"rnnkit": ".rnnkit", "keras": ".keras"}.get(target, ".bin")
+    path = os.path.join(work, "input" + ext)
+
+    def load_file(data: bytes) -> None:
+        with open(path, "wb") as f:
+            f.write(data)
+        try:
+            model = rnnkit.load_model(path)
+        except ModelFileError:
+            return
+        if model.built:
+            shape = tuple(1 if s is None else min(int(s), 8) for s in model._build_input_shape[1:])
+            x = np.zeros((1, *shape), np.float32)
+            if isinstance(model.layers[0], layers.Embedding):
+                x = x.astype(np.int64)
+            model.predict(x, verbose=0)
+
+    def load_onnx(data: bytes) -> None:
+        from rnnkit.onnx import InferenceSession, OnnxError
+
+        try:
+            sess = InferenceSession(data)
+        except OnnxError:
+            return
+        feed = {}
+        for arg in sess.get_inputs():
+            shape = [d if isinstance(d, int) and 0 < d <= 8 else 2 for d in arg.shape]
+            dtype = np.int32 if "int" in arg.type else np.float32
+            feed[arg.name] = np.ones(shape, dtype)
+        try:
+            sess.run(None, feed)
+        except OnnxError:
+            return  # a run-time shape mismatch of our made-up inputs: a clear error
+
+    return load_onnx if target == "onnx" else load_file
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("target", choices=TARGETS)
+    ap.add_argument("--seconds", type=int, default=60, help="time budget (default 60)")
+    ap.add_argument("--rss-mb", type=int, default=3072, help="memory limit (default 3072)")
+    ap.add_argument("--work", default=None, help="corpus and findings (default: a temp dir)")
+    ap.add_argument("--seed", type=int, default=1)
+    args, rest = ap.parse_known_args()
+
+    work = args.work or tempfile.mkdtemp(prefix=f"rnnkit-fuzz-{args.target}-")
+    corpus = os.path.join(work, "corpus")
+    findings = os.path.join(work, "findings")
+    os.makedirs(findings, exist_ok=True)
+    seeds = write_seeds(args.target, corpus)
+    # Address space: what libFuzzer, numpy and the interpreter map, plus the limit.
+    limit = (args.rss_mb + 2048) << 20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    rnnkit.set_num_threads(1)
+    print(f"fuzz {args.target}: {seeds} seeds in {corpus}, {args.seconds} s; findings: {findings}")
+    sys.stdout.flush()
+    argv = [
+        sys.argv[0],
+        corpus,
+        f"-max_total_time={args.seconds}",
+        f"-rss_limit_mb={args.rss_mb}",
+        "-timeout=60",
+        f"-seed={args.seed}",
+        f"-artifact_prefix={findings}/",
+        "-max_len=200000",
+        *rest,
+    ]
+    atheris.Setup(argv, make_target(args.target, work), custom_mutator=make_mutator(args.target))
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()
