@@ -45,6 +45,27 @@ def test_truncated_and_garbage_bytes():
         InferenceSession(b"")
 
 
+@pytest.mark.parametrize(
+    "text, field",
+    [
+        (b"hidden_size", "model.graph.node.attribute.name"),
+        (b"lstm0", "model.graph.node.name"),
+        (b"Y_h", "model.graph"),
+    ],
+)
+def test_strings_that_are_not_utf8(tmp_path, text, field):
+    # Found by tools/fuzz/fuzz_readers.py: protobuf returns bytes for a string field that is
+    # not valid UTF-8, and building the error message for it raised TypeError.
+    data = _lstm_model().SerializeToString()
+    assert data.count(text) >= 1
+    bad = data.replace(text, text[:-1] + b"\xff")
+    for source in (bad, tmp_path / "bad.onnx"):
+        if not isinstance(source, bytes):
+            source.write_bytes(bad)
+        with pytest.raises(OnnxError, match=rf"{field}.* is not valid UTF-8 text"):
+            InferenceSession(source)
+
+
 def test_bad_paths_and_types(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such model file"):
         InferenceSession(str(tmp_path / "missing.onnx"))

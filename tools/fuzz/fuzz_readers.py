@@ -43,10 +43,21 @@ import numpy as np
 with atheris.instrument_imports():
     import rnnkit
     from rnnkit import layers
-    from rnnkit._training import saving
+    from rnnkit._training import h5_extract, keras_config, keras_files, saving, untrusted  # noqa: F401
     from rnnkit.models import ModelFileError
 
+    try:  # rnnkit.onnx imports onnx lazily; its modules are ours to instrument
+        from rnnkit.onnx import graph, ops, recurrent, session  # noqa: F401
+    except ImportError:
+        pass
+
 TARGETS = ("rnnkit", "keras", "h5", "onnx")
+ONNX_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+}
 
 
 # ------------------------------------------------------------------------------ seeds
@@ -235,13 +246,19 @@ def make_target(target: str, work: str):
             return
         feed = {}
         for arg in sess.get_inputs():
+            dtype = ONNX_TYPES.get(arg.type)
+            if dtype is None:
+                return  # an input type our made-up feed does not cover
             shape = [d if isinstance(d, int) and 0 < d <= 8 else 2 for d in arg.shape]
-            dtype = np.int32 if "int" in arg.type else np.float32
             feed[arg.name] = np.ones(shape, dtype)
         try:
             sess.run(None, feed)
         except OnnxError:
-            return  # a run-time shape mismatch of our made-up inputs: a clear error
+            return
+        except (TypeError, ValueError) as e:
+            # our made-up feed may not fit the model: a clear error naming the run is right
+            if not str(e).startswith("[InferenceSession.run]"):
+                raise
 
     return load_onnx if target == "onnx" else load_file
 

@@ -224,9 +224,30 @@ def load_proto(source: Source) -> Any:
     return model
 
 
+def _check_text(model: Any, where: str) -> None:
+    """Every string field of ``model`` (names, op types, domains, attribute strings) must be
+    text: protobuf hands back bytes for a string field that is not valid UTF-8."""
+    from google.protobuf.descriptor import FieldDescriptor
+    from google.protobuf.message import Message
+
+    stack = [(model, "model")]
+    while stack:
+        msg, path = stack.pop()
+        for fd, value in msg.ListFields():
+            if fd.type not in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_MESSAGE):
+                continue
+            values = [value] if isinstance(value, (str, bytes, Message)) else list(value)
+            if fd.type == FieldDescriptor.TYPE_STRING:
+                if any(not isinstance(v, str) for v in values):
+                    raise OnnxError(f"{where}: {path}.{fd.name} is not valid UTF-8 text")
+            elif fd.type == FieldDescriptor.TYPE_MESSAGE:
+                stack.extend((v, f"{path}.{fd.name}") for v in values)
+
+
 def parse_model(source: Source) -> Graph:
     """The main graph of a model, with functions inlined; see the module docstring."""
     model = load_proto(source)
+    _check_text(model, "the model")
     if not model.HasField("graph") or (not model.graph.node and not model.graph.output):
         raise OnnxError("the model has no graph (empty or truncated file?)")
     opsets: dict[str, int] = {}
