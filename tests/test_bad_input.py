@@ -63,6 +63,20 @@ CONSTRUCTORS = [
         r"dtype must be 'float32'.*got 'bogus'",
     ),
     ("LSTM dtype int", lambda: rnnkit.LSTM(3, 4, dtype=np.int32), TypeError, r"dtype must be"),
+    # found by the fuzzer: numpy compares np.dtype("float64") == None as True, so an unknown
+    # dtype name became None and the layer failed later, at build, with AttributeError
+    (
+        "layers.LSTM dtype unknown",
+        lambda: layers.LSTM(4, dtype="x"),
+        TypeError,
+        r"\[LSTM\] dtype must be 'float32' or 'float64'; got 'x'",
+    ),
+    (
+        "layers.Dense dtype unknown",
+        lambda: layers.Dense(4, dtype="floaty"),
+        TypeError,
+        r"\[Dense\] dtype must be 'float32' or 'float64'; got 'floaty'",
+    ),
     (
         "layers.LSTM dropout",
         lambda: layers.LSTM(4, dropout="x"),

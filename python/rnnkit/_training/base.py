@@ -45,9 +45,10 @@ def resolve_dtype(dtype: Any, owner: str) -> np.dtype:
         return np.dtype(np.float32)
     try:
         d = np.dtype(dtype)
-    except TypeError:
+    except (TypeError, ValueError):
         d = None
-    if d not in (np.dtype(np.float32), np.dtype(np.float64)):
+    # (not `d not in (...)`: np.dtype(float64) == None is True, numpy reads None as float64)
+    if d is None or d not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TypeError(f"[{owner}] dtype must be 'float32' or 'float64'; got {dtype!r}")
     return d
 
