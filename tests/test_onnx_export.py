@@ -99,6 +99,7 @@ def test_proj_size(layers, bi):
     m = rnnkit.LSTM(4, 6, proj_size=2, peephole=True, batch_first=True, seed=13)
     _check(m, lengths=True, init=True)
 
+
 def _keras_models():
     from rnnkit import layers as L
     from rnnkit.models import Sequential

@@ -103,6 +103,9 @@ class OpDef:
         lo, hi = self.inputs
         if not lo <= n_in <= hi:
             raise OnnxError(f"{label}: takes {lo} to {hi} inputs; got {n_in}")
+        empty = [k for k in range(lo) if node.inputs[k] == ""]
+        if empty:  # the first `lo` inputs are required: '' may stand only for optional ones
+            raise OnnxError(f"{label}: required input {empty[0]} is left empty ('')")
         n_out = len(node.outputs)
         lo, hi = self.outputs
         if not lo <= n_out <= hi:
