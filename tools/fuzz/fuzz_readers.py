@@ -226,7 +226,8 @@ def _mutate_onnx(data: bytes, rng: random.Random) -> bytes | None:
     elif choice == 1 and g.node:
         node = rng.choice(g.node)
         if node.input and rng.random() < 0.5:
-            node.input[rng.randrange(len(node.input))] = rng.choice(["", "x", node.output[0]])
+            outs = list(node.output) or ["x"]
+            node.input[rng.randrange(len(node.input))] = rng.choice(["", "x", outs[0]])
         else:
             node.op_type = rng.choice(["LSTM", "GRU", "RNN", "MatMul", "Transpose", "Loop"])
     elif choice == 2 and g.initializer:
@@ -246,7 +247,10 @@ def make_mutator(target: str):
     def mutate(data: bytes, max_size: int, seed: int) -> bytes:
         rng = random.Random(seed)
         if target == "onnx" and rng.random() < 0.7:
-            new = _mutate_onnx(data, rng)
+            try:
+                new = _mutate_onnx(data, rng)
+            except Exception:  # noqa: BLE001 - a mutation that does not apply: mutate bytes
+                new = None
             if new is not None:
                 return new
         if target in ("rnnkit", "keras") and rng.random() < 0.7:
