@@ -6,6 +6,7 @@ import inspect
 
 import numpy as np
 import pytest
+from error_record import record_error
 
 import rnnkit
 
@@ -45,13 +46,15 @@ def ort_session(model: onnx.ModelProto):
 
 
 def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    """max |a - b| / max(1, max |b|)."""
+    """max |a - b| / max(1, max |b|); recorded per test file (see record_error)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.shape != b.shape:
         return float("inf")
     if a.size == 0:
         return 0.0
-    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
+    err = float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
+    record_error(err, depth=2)
+    return err
 
 
 def model_of(nodes, inputs, outputs, inits=(), opset: int = 17, ir: int = 8) -> onnx.ModelProto:

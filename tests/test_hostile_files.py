@@ -253,6 +253,11 @@ METADATA = [
         lambda m: m["model"]["layers"][0]["config"].update(units="3"),
         r"cannot rebuild the model from its config",
     ),
+    # found by the fuzzer: an unknown dtype became None and failed at build (AttributeError)
+    (
+        lambda m: m["model"]["layers"][0]["config"].update(dtype="x"),
+        r"cannot rebuild the model from its config: \[LSTM\] dtype must be 'float32'",
+    ),
     (lambda m: m["weights"].pop(), r"entry 'weight_00004' is declared twice|unexpected entries"),
 ]
 
@@ -283,6 +288,41 @@ def test_deeply_nested_keras_config_is_a_model_file_error(tmp_path):
                 data = b'{"a": ' + b"[" * 10**5 + b"]" * 10**5 + b"}"
             dst.writestr(info, data)
     _rejected(bad, r"config.json nested deeper than 64 levels")
+
+
+def _keras_with_config(tmp_path, edit):
+    pytest.importorskip("h5py")
+    good = tmp_path / "m.keras"
+    _model().save(good)
+    bad = tmp_path / "edited.keras"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "config.json":
+                config = json.loads(data)
+                edit(config)
+                data = json.dumps(config).encode()
+            dst.writestr(info, data)
+    return bad
+
+
+KERAS_CONFIGS = [
+    # found by the fuzzer: TypeError (unhashable type: 'list') from the layer table
+    (
+        lambda c: c["config"]["layers"][1].update(class_name=["LSTM"]),
+        r"layer #1: class_name must be a string; got \['LSTM'\]",
+    ),
+    (
+        lambda c: c["config"]["layers"][1]["config"].update(units=[3]),
+        r"layer 'lstm.*' \(LSTM\)",
+    ),
+    (lambda c: c["config"].update(layers=5), r"\.keras"),
+]
+
+
+@pytest.mark.parametrize("edit, match", KERAS_CONFIGS)
+def test_malformed_keras_config_is_a_model_file_error(tmp_path, edit, match):
+    _rejected(_keras_with_config(tmp_path, edit), match)
 
 
 def test_files_rnnkit_writes_still_load_exactly(tmp_path):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from error_record import record_error
 
 h5py = pytest.importorskip("h5py", reason="Keras files need h5py (the keras-files extra)")
 
@@ -116,6 +117,7 @@ def test_fixture_predictions_equal_keras(no_framework_run, name):
     assert "error" not in result, f"{name}: {result.get('error')}"
     # Keras's compiled predict is off by ~1e-9 in float64; its eager call is exact.
     tol = 1e-8 if result["dtype"] == "float64" else 1e-5
+    record_error(result["diff"])
     assert result["diff"] <= tol, f"{name}: max |rnnkit - Keras predict| = {result['diff']:.3g}"
     if result["dtype"] == "float64" and result.get("diff_call") is not None:
         assert result["diff_call"] <= 1e-13, (

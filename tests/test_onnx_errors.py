@@ -66,6 +66,30 @@ def test_strings_that_are_not_utf8(tmp_path, text, field):
             InferenceSession(source)
 
 
+@pytest.mark.parametrize("k", [1, 2])
+def test_required_inputs_left_empty(k):
+    # Found by the fuzzer: a node naming a required input '' (an LSTM's W or R with later
+    # inputs given, a Reshape's shape) passed creation and failed with AttributeError.
+    model = _lstm_model()
+    node = model.graph.node[0]
+    node.input[k] = ""
+    node.input.append("")  # B
+    node.input.append("")  # sequence_lens
+    node.input.append("h0")
+    model.graph.input.append(tensor_info("h0", np.float32, [1, 2, 3]))
+    with pytest.raises(OnnxError, match=rf"LSTM node 'lstm0'.*required input {k} is left empty"):
+        InferenceSession(model.SerializeToString())
+    reshape = helper.make_node("Reshape", ["", "s"], ["y"], name="r")
+    bad = model_of(
+        [reshape],
+        [tensor_info("x", np.float32, [2, 3])],
+        [tensor_info("y", np.float32)],
+        [init("s", np.array([3, 2], np.int64))],
+    )
+    with pytest.raises(OnnxError, match=r"Reshape node 'r'.*required input 0 is left empty"):
+        InferenceSession(bad)
+
+
 def test_bad_paths_and_types(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such model file"):
         InferenceSession(str(tmp_path / "missing.onnx"))

@@ -23,7 +23,8 @@ def _run_module(m, lengths, init, B=3, T=7):
     if lengths:
         feeds["lengths"] = kw["lengths"] = np.array([T, 2, 5][:B], np.int64)
     if init:
-        feeds["h0"] = rng.standard_normal((LD, B, m.hidden_size)).astype(m.dtype)
+        Hout = getattr(m, "proj_size", 0) or m.hidden_size
+        feeds["h0"] = rng.standard_normal((LD, B, Hout)).astype(m.dtype)
         hx = feeds["h0"]
         if m._cell == "LSTM":
             feeds["c0"] = rng.standard_normal((LD, B, m.hidden_size)).astype(m.dtype)
@@ -87,9 +88,16 @@ def test_new_core_options():
     _check(rnnkit.LSTM(4, 5, activation=("leaky_relu", 0.1), cell_activation="softsign", seed=10))
 
 
-def test_proj_size_is_refused_clearly():
-    with pytest.raises(NotImplementedError, match="proj_size"):
-        export(rnnkit.LSTM(4, 6, proj_size=3))
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("bi", [False, True])
+def test_proj_size(layers, bi):
+    # PyTorch's exporter fails on proj_size; rnnkit writes an LSTM over m with R = U W_hr and
+    # MatMuls by W_hr after it (see _recurrent_layers), which ONNX Runtime runs.
+    m = rnnkit.LSTM(4, 6, proj_size=3, num_layers=layers, bidirectional=bi, seed=11 + layers)
+    _check(m, lengths=bi, init=True)
+    _check(m, lengths=True, init=False)
+    m = rnnkit.LSTM(4, 6, proj_size=2, peephole=True, batch_first=True, seed=13)
+    _check(m, lengths=True, init=True)
 
 
 def _keras_models():

@@ -19,8 +19,20 @@ def i64(*v):
 
 
 # (id, opset, op, input arrays (feeds, then constants as initializers), n_const, attrs)
+BA = rng.random((2, 3, 4)) < 0.5
+BB = rng.random((4,)) < 0.5
+
 CASES = [
     ("Add", 17, "Add", [A, B4], 1, {}),
+    ("Less", 17, "Less", [A, B4], 1, {}),
+    ("Greater", 17, "Greater", [A, B4], 0, {}),
+    ("Equal", 17, "Equal", [i64(1, 2, 3), i64(1, 0, 3)], 0, {}),
+    ("LessOrEqual", 17, "LessOrEqual", [i64(1, 2, 3), i64(1, 0, 4)], 1, {}),
+    ("GreaterOrEqual", 17, "GreaterOrEqual", [A, A[:, :1]], 0, {}),
+    ("And", 17, "And", [BA, BB], 0, {}),
+    ("Or", 17, "Or", [BA, BB], 1, {}),
+    ("Xor", 17, "Xor", [BA, BB], 0, {}),
+    ("Not", 17, "Not", [BA], 0, {}),
     ("Sub", 17, "Sub", [A, B4], 0, {}),
     ("Mul", 17, "Mul", [A, A], 0, {}),
     ("Div", 17, "Div", [A, B4], 1, {}),
@@ -188,6 +200,7 @@ def test_constant_forms():
 
 def test_every_registered_op_is_tested():
     tested = {c[2] for c in CASES} | {"Constant", "LSTM", "GRU", "RNN", "Log", "Sqrt"}
+    tested |= {"Loop"}  # tests/test_onnx_loop.py
     assert set(supported_ops()) <= tested, set(supported_ops()) - tested
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from error_record import record_error
 from reference import assert_close
 
 import rnnkit
@@ -188,6 +189,7 @@ def compare(cell: str, kw: dict[str, Any], lengths: np.ndarray | None, seed: int
     theirs = run_onnxruntime(m, x, lengths, h0, c0)
     assert float(np.abs(theirs[0]).max()) > 1e-3, f"{cell} {kw}: ONNX Runtime's Y is all ~0"
     for name, a, b in zip(("Y", "Y_h", "Y_c"), ours, theirs):
+        record_error(float(np.abs(a - b).max()) / max(1.0, float(np.abs(b).max())))
         assert_close(a, b, f"{cell} {kw} lengths={lengths is not None}: {name}", *TOL)
 
 

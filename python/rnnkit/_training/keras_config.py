@@ -202,6 +202,8 @@ class _Reader:
         if not isinstance(entry, dict) or not isinstance(entry.get("config", {}), dict):
             raise self.fail(f"layer #{index} is not a {{class_name, config}} entry")
         cls = entry.get("class_name")
+        if not isinstance(cls, str):
+            raise self.fail(f"layer #{index}: class_name must be a string; got {cls!r:.100}")
         config = dict(entry.get("config") or {})
         name = config.get("name", f"#{index}")
         owner = f"layer {name!r} ({cls})"

@@ -51,6 +51,7 @@ from .keras_config import (
 from .recurrent import _RNN, Bidirectional
 from .saving import ModelFileError, atomic_write
 from .untrusted import (
+    CONFIG_ERRORS,
     MAX_CONFIG_BYTES,
     ZIP_ERRORS,
     check_archive,
@@ -436,9 +437,16 @@ def load_model(filepath: str | os.PathLike, compile: bool = True) -> Sequential:
             raise opened.fail(
                 "holds only weights; build the model and call model.load_weights(path)"
             )
-        name, layers, build_shape = layers_from_keras_config(
-            opened.config, opened.keras_version, repr(path)
-        )
+        try:
+            name, layers, build_shape = layers_from_keras_config(
+                opened.config, opened.keras_version, repr(path)
+            )
+        except ModelFileError:
+            raise
+        except CONFIG_ERRORS as e:
+            raise opened.fail(
+                f"has a config rnnkit cannot read ({type(e).__name__}: {e})"
+            ) from None
         body = [lay for lay in layers if not isinstance(lay, InputLayer)]
         shape = _declared_shape(layers) or build_shape
         # Every weight is checked against the config before the model allocates any.
@@ -449,14 +457,14 @@ def load_model(filepath: str | os.PathLike, compile: bool = True) -> Sequential:
                 model.add(layer)  # builds once an input shape is declared
             if not model.built and shape is not None:
                 model.build(shape)
-        except (TypeError, ValueError, NotImplementedError) as e:
+        except CONFIG_ERRORS as e:
             raise ModelFileError(f"[load_model] {path!r}: {e}") from None
         if model.built:
             _set_from(model, datasets, repr(path))
         if compile and opened.compile_config:
             try:
                 model.compile(**compile_args_from_keras(opened.compile_config, repr(path)))
-            except (TypeError, ValueError, KeyError, NotImplementedError) as e:
+            except CONFIG_ERRORS as e:
                 raise ModelFileError(
                     f"[load_model] {path!r}: its compile config is not supported ({e}); "
                     "pass compile=False to load the model without it"

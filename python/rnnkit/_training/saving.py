@@ -403,7 +403,7 @@ def _check_shapes(meta: dict[str, Any], model: Sequential | None, path: str) -> 
                 shape = tuple(config["build_input_shape"])
             body = [lay for lay in layers if not isinstance(lay, InputLayer)]
             plan = untrusted.weight_plan(body, shape, lambda what: ValueError(what))
-        except _CONFIG_ERRORS as e:
+        except untrusted.CONFIG_ERRORS as e:
             raise ModelFileError(
                 f"[load_model] {path!r}: cannot rebuild the model from its config: {e}"
             ) from None
@@ -425,10 +425,6 @@ def _check_shapes(meta: dict[str, Any], model: Sequential | None, path: str) -> 
                 f"[load] {path!r}: weight {rec['layer']}/{rec['name']} has shape "
                 f"{tuple(rec['shape'])}; layer {layer!r} expects {name} of shape {tuple(shape)}"
             )
-
-
-#: What building layers from a crafted config may raise (turned into ModelFileError).
-_CONFIG_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError, NotImplementedError)
 
 
 def _apply_weights(model: Sequential, data: dict[str, Any]) -> None:
@@ -464,7 +460,7 @@ def _restore(data: dict[str, Any], compile: bool) -> Sequential:
         )
     try:
         model = Sequential.from_config(meta["model"])
-    except (TypeError, ValueError, KeyError) as e:
+    except untrusted.CONFIG_ERRORS as e:
         raise ModelFileError(
             f"[load_model] {path!r}: cannot rebuild the model from its config: {e}"
         ) from None
@@ -489,7 +485,7 @@ def _restore(data: dict[str, Any], compile: bool) -> Sequential:
                 loss=None if comp["loss"] is None else losses.deserialize(comp["loss"]),
                 metrics=comp.get("metrics") or None,
             )
-        except (TypeError, ValueError, KeyError) as e:
+        except untrusted.CONFIG_ERRORS as e:
             raise ModelFileError(f"[load_model] {path!r}: bad compile config: {e}") from None
         opt = meta.get("optimizer", {})
         if opt.get("slots"):

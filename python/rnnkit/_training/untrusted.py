@@ -40,6 +40,9 @@ ZIP_ERRORS = (
     OSError,
     ValueError,
 )
+#: What building layers, losses or optimizers from a crafted config may raise; readers turn
+#: it into ModelFileError naming the file (after letting ModelFileError itself through).
+CONFIG_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError, NotImplementedError)
 #: Deepest JSON nesting accepted (rnnkit's and Keras's configs nest fewer than 20 levels).
 MAX_JSON_DEPTH = 64
 

@@ -153,14 +153,17 @@ def _recurrent_layers(
 ) -> tuple[str, str, str | None]:
     """Chain one node per layer on time-major ``x (T, B, I)``.
 
-    Returns y (T, B, D·H), h_n (L·D, B, H) and c_n (LSTM) value names.
+    Returns y (T, B, D·Hout), h_n (L·D, B, Hout) and c_n (LSTM) value names.
+
+    An LSTM with ``proj_size`` P (h = W_hr m, m = o * tanh(c)) has no ONNX node of its own.
+    Its gates read U h = (U W_hr) m, so it is an ONNX LSTM of hidden size H over m with
+    R = U W_hr (folded once, in float64), followed by MatMuls that project Y and Y_h with
+    W_hr. An initial h0 enters as m0 = pinv(W_hr) h0, for which W_hr m0 = h0 whenever W_hr has
+    full row rank (PyTorch requires P < H; a trained or random W_hr has it): then the first
+    step's U W_hr m0 = U h0 exactly in exact arithmetic, to rounding otherwise.
     """
     cell = _cell(module)
-    if getattr(module, "proj_size", 0):
-        raise NotImplementedError(
-            "[rnnkit.onnx.export] proj_size: an LSTM whose projected h feeds back into the "
-            "recurrence is not one ONNX LSTM node; rnnkit does not export it yet"
-        )
+    proj = int(getattr(module, "proj_size", 0) or 0)
     D = module.num_directions
     H = module.hidden_size
     order = _GATE_ORDER[cell]
@@ -194,6 +197,9 @@ def _recurrent_layers(
         sfx = [f"_l{layer}", f"_l{layer}_reverse"][:D]
         W = np.stack([blocks(params["weight_ih" + s]) for s in sfx])
         R = np.stack([blocks(params["weight_hh" + s]) for s in sfx])
+        if proj:
+            Whr = np.stack([params["weight_hr" + s].astype(np.float64) for s in sfx])  # (D, P, H)
+            R = (R.astype(np.float64) @ Whr).astype(R.dtype)  # (D, 4H, H): U W_hr
         inputs = [ys, b.const(W, "W"), b.const(R, "R")]
         if module.bias:
             Bv = np.stack(
@@ -213,7 +219,11 @@ def _recurrent_layers(
             span = [b.ints([layer * D]), b.ints([(layer + 1) * D]), b.ints([0])]
             return b.one("Slice", [s, *span])
 
-        inputs.append(layer_state(h0))
+        h_init = layer_state(h0)
+        if proj and h_init:  # m0 = pinv(W_hr) h0, per direction: (D, B, P) @ (D, P, H)
+            pinv_t = np.linalg.pinv(Whr).transpose(0, 2, 1).astype(W.dtype)
+            h_init = b.one("MatMul", [h_init, b.const(pinv_t, "Whr_pinv_t")])
+        inputs.append(h_init)
         if cell == "LSTM":
             inputs.append(layer_state(c0))
             if getattr(module, "peephole", False):
@@ -230,8 +240,12 @@ def _recurrent_layers(
             inputs.pop()
         n_out = 3 if cell == "LSTM" else 2
         outs = b.node(cell, inputs, n_out, **attrs)
-        Y = outs[0]
-        hs.append(outs[1])
+        Y, Y_h = outs[0], outs[1]
+        if proj:  # h = W_hr m: (T, D, B, H) @ (D, H, P) and (D, B, H) @ (D, H, P)
+            whr_t = b.const(Whr.transpose(0, 2, 1).astype(W.dtype), "Whr_t")
+            Y = b.one("MatMul", [Y, whr_t])
+            Y_h = b.one("MatMul", [Y_h, whr_t])
+        hs.append(Y_h)
         if cell == "LSTM":
             cs.append(outs[2])
         if D == 1:
@@ -267,10 +281,9 @@ def _export_module(
         seq = b.one("Cast", ["lengths"], to=onnx.TensorProto.INT32)
     h0 = c0 = None
     LD = module.num_layers * module.num_directions
+    Hout = int(getattr(module, "proj_size", 0) or 0) or module.hidden_size
     if initial_states:
-        inputs.append(
-            onnx.helper.make_tensor_value_info("h0", elem, [LD, batch, module.hidden_size])
-        )
+        inputs.append(onnx.helper.make_tensor_value_info("h0", elem, [LD, batch, Hout]))
         h0 = "h0"
         if cell == "LSTM":
             inputs.append(
@@ -280,9 +293,9 @@ def _export_module(
     y, h_n, c_n = _recurrent_layers(b, module, x, seq, h0, c0)
     if module.batch_first:
         y = b.one("Transpose", [y], perm=[1, 0, 2])
-    width = module.num_directions * module.hidden_size
+    width = module.num_directions * Hout
     outs = [("y", y, [batch, time, width] if module.batch_first else [time, batch, width])]
-    outs.append(("h_n", h_n, [LD, batch, module.hidden_size]))
+    outs.append(("h_n", h_n, [LD, batch, Hout]))
     if c_n is not None:
         outs.append(("c_n", c_n, [LD, batch, module.hidden_size]))
     return inputs, _bind_outputs(b, outs, elem)

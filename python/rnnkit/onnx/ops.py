@@ -103,6 +103,9 @@ class OpDef:
         lo, hi = self.inputs
         if not lo <= n_in <= hi:
             raise OnnxError(f"{label}: takes {lo} to {hi} inputs; got {n_in}")
+        empty = [k for k in range(lo) if node.inputs[k] == ""]
+        if empty:  # the first `lo` inputs are required: '' may stand only for optional ones
+            raise OnnxError(f"{label}: required input {empty[0]} is left empty ('')")
         n_out = len(node.outputs)
         lo, hi = self.outputs
         if not lo <= n_out <= hi:
@@ -168,6 +171,53 @@ _binary("Add", np.add)
 _binary("Sub", np.subtract)
 _binary("Mul", np.multiply)
 _binary("Div", _int_aware_div)
+
+
+@register("Loop", inputs=(0, 2**31), outputs=(1, 2**31), versions=(1, 11, 13, 16, 19, 21))
+def _loop(ctx: OpContext) -> Kernel:
+    raise ctx.fail("a Loop is planned by the session, not as a kernel")  # session._plan_loop
+
+
+# Comparisons and logic (the loop conditions tf2onnx writes around a Loop).
+def _compare(
+    op_type: str, fn: Callable[[Array, Array], Array], since: int, versions: tuple
+) -> None:
+    @register(op_type, since=since, inputs=(2, 2), versions=versions)
+    def factory(ctx: OpContext) -> Kernel:
+        return lambda a, b: (np.asarray(fn(a, b)),)
+
+
+_compare("Less", np.less, 7, (7, 9, 13))
+_compare("Greater", np.greater, 7, (7, 9, 13))
+_compare("Equal", np.equal, 7, (7, 11, 13, 19))
+_compare("LessOrEqual", np.less_equal, 12, (12, 16))
+_compare("GreaterOrEqual", np.greater_equal, 12, (12, 16))
+
+
+def _logical(op_type: str, fn: Callable[[Array, Array], Array]) -> None:
+    @register(op_type, since=7, inputs=(2, 2), versions=(7,))
+    def factory(ctx: OpContext) -> Kernel:
+        def run(a: Array, b: Array) -> tuple:
+            if a.dtype != np.bool_ or b.dtype != np.bool_:
+                raise TypeError(f"{op_type} takes bool tensors; got {a.dtype} and {b.dtype}")
+            return (np.asarray(fn(a, b)),)
+
+        return run
+
+
+_logical("And", np.logical_and)
+_logical("Or", np.logical_or)
+_logical("Xor", np.logical_xor)
+
+
+@register("Not")
+def _not(ctx: OpContext) -> Kernel:
+    def run(a: Array) -> tuple:
+        if a.dtype != np.bool_:
+            raise TypeError(f"Not takes a bool tensor; got {a.dtype}")
+        return (np.logical_not(a),)
+
+    return run
 
 
 def sigmoid(x: Array) -> Array:

@@ -17,7 +17,16 @@ from typing import Any
 import numpy as np
 
 from . import recurrent  # noqa: F401  (registers LSTM, GRU, RNN)
-from .graph import DEFAULT_DOMAINS, Graph, Node, OnnxError, Source, ValueInfo, parse_model
+from .graph import (
+    DEFAULT_DOMAINS,
+    Graph,
+    Node,
+    OnnxError,
+    Source,
+    ValueInfo,
+    _captured,
+    parse_model,
+)
 from .ops import MAX_OPSET, MIN_OPSET, REGISTRY, OpContext
 
 
@@ -41,6 +50,72 @@ class _Step:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     node: Node
+
+    def run(self, env: list[Any]) -> None:
+        for slot, value in zip(self.outputs, self.kernel(*[env[i] for i in self.inputs])):
+            env[slot] = value
+
+
+class _RunError(ValueError):
+    """A node failed during run (already named): passed through enclosing Loop steps."""
+
+
+def _execute(steps: list[Any], env: list[Any]) -> None:
+    for step in steps:
+        try:
+            step.run(env)
+        except _RunError:
+            raise
+        except (ValueError, TypeError, IndexError) as e:
+            raise _RunError(f"[InferenceSession.run] {step.node.label()} failed: {e}") from None
+
+
+@dataclass
+class _LoopStep:
+    """ONNX Loop: the body's steps (planned into the same slots, so that they read the
+    enclosing graph's values directly) run while the trip count and the condition allow;
+    loop-carried values pass from the body's outputs to its inputs; scan outputs are stacked
+    along a new first axis."""
+
+    node: Node
+    inputs: tuple[int, ...]  # M, cond, carried...
+    outputs: tuple[int, ...]  # final carried..., scans...
+    body: list[Any]
+    body_in: tuple[int, ...]  # iteration number, cond, carried...
+    body_out: tuple[int, ...]  # cond, carried..., scans...
+    scan_dtypes: tuple[np.dtype, ...]
+
+    def run(self, env: list[Any]) -> None:
+        m_slot, cond_slot, *carried_slots = self.inputs
+        trips = None if m_slot == 0 else _scalar(env[m_slot], "trip count M", np.integer)
+        cond = True if cond_slot == 0 else bool(_scalar(env[cond_slot], "cond", np.bool_))
+        carried = [env[i] for i in carried_slots]
+        n = len(carried)
+        scans: list[list[Any]] = [[] for _ in self.scan_dtypes]
+        i = 0
+        while cond and (trips is None or i < trips):
+            env[self.body_in[0]] = np.array(i, np.int64)
+            env[self.body_in[1]] = np.array(cond)
+            for slot, value in zip(self.body_in[2:], carried):
+                env[slot] = value
+            _execute(self.body, env)
+            cond = bool(_scalar(env[self.body_out[0]], "the body's condition", np.bool_))
+            carried = [env[k] for k in self.body_out[1 : 1 + n]]
+            for acc, k in zip(scans, self.body_out[1 + n :]):
+                acc.append(env[k])
+            i += 1
+        results = carried + [
+            np.stack(acc) if acc else np.zeros((0,), dt) for acc, dt in zip(scans, self.scan_dtypes)
+        ]
+        for slot, value in zip(self.outputs, results):
+            env[slot] = value
+
+
+def _scalar(value: Any, what: str, kind: type) -> Any:
+    a = np.asarray(value)
+    if a.size != 1 or not np.issubdtype(a.dtype, kind):
+        raise ValueError(f"{what} must be a single {kind.__name__} value; got {a.dtype} {a.shape}")
+    return a.reshape(()).item()
 
 
 class InferenceSession:
@@ -144,15 +219,7 @@ class InferenceSession:
         if len(input_feed) != len(self._feeds):
             missing = [n for n in self._feeds if n not in input_feed]
             raise ValueError(f"[InferenceSession.run] missing input(s) {missing}")
-        for step in self._steps:
-            try:
-                results = step.kernel(*[env[i] for i in step.inputs])
-            except (ValueError, TypeError, IndexError) as e:
-                raise ValueError(
-                    f"[InferenceSession.run] {step.node.label()} failed: {e}"
-                ) from None
-            for slot, value in zip(step.outputs, results):
-                env[slot] = value
+        _execute(self._steps, env)
         feeds = [id(_root(env[slot])) for slot, _, _ in self._feeds.values()]
         return [_as_output(env[i], feeds) for i in out_slots]
 
@@ -179,42 +246,91 @@ class InferenceSession:
                     f"graph input {v.name!r} has type {v.type}, which rnnkit cannot feed"
                 )
             self._feeds[v.name] = (slot(v.name), dtype, v.shape)
-        needed = _needed(graph)
-        declared = {**graph.value_infos, **{v.name: v for v in graph.inputs}}
-        steps: list[_Step] = []
-        for node in graph.order():
-            if not any(o in needed for o in node.outputs if o):
-                continue
-            opdef = _lookup(node, graph)
-            version = graph.opsets.get(node.domain, 0)
-            opdef.check(node, version)
-            ins = tuple(slot(n) for n in node.inputs)
-            const = [template[i] if n else None for i, n in zip(ins, node.inputs)]
-            shapes = [declared[n].shape if n in declared else None for n in node.inputs]
-            ctx = OpContext(node, version, const, shapes)
-            try:
-                kernel = opdef.factory(ctx)
-            except OnnxError:
-                raise
-            except (ValueError, TypeError, KeyError, IndexError) as e:
-                raise OnnxError(f"{node.label()}: {e}") from None
-            outs = tuple(slot(n) for n in node.outputs)
-            present = [n for n in node.inputs if n]
-            if all(template[slots[n]] is not None for n in present):
-                try:  # every input is known now: compute once (constant folding)
-                    results = kernel(*[template[i] for i in ins])
-                except (ValueError, TypeError, IndexError) as e:
-                    raise OnnxError(f"{node.label()} fails on its constant inputs: {e}") from None
-                for i, r in zip(outs, results):
-                    if isinstance(r, np.ndarray):
-                        r.flags.writeable = False
-                    template[i] = r
-                continue
-            steps.append(_Step(kernel, ins, outs, node))
+        self._steps = _plan_nodes(graph, slots, slot, template, None)
         self._template = template
-        self._steps = steps
         self._output_slot = {v.name: slot(v.name) for v in graph.outputs}
         self._all_outputs = [self._output_slot[v.name] for v in graph.outputs]
+
+
+def _plan_nodes(
+    graph: Graph, slots: dict[str, int], slot: Any, template: list[Any], outer: set[str] | None
+) -> list[Any]:
+    """The steps of ``graph``'s needed nodes, in order, with constants folded into
+    ``template``; ``outer``: the names an enclosing graph defines (for a Loop body)."""
+    needed = _needed(graph)
+    declared = {**graph.value_infos, **{v.name: v for v in graph.inputs}}
+    steps: list[Any] = []
+    for node in graph.order(outer):
+        if not any(o in needed for o in node.outputs if o):
+            continue
+        opdef = _lookup(node, graph)
+        version = graph.opsets.get(node.domain, 0)
+        opdef.check(node, version)
+        ins = tuple(slot(n) for n in node.inputs)
+        if node.op_type == "Loop":
+            steps.append(_plan_loop(node, ins, graph, slots, slot, template))
+            continue
+        const = [template[i] if n else None for i, n in zip(ins, node.inputs)]
+        shapes = [declared[n].shape if n in declared else None for n in node.inputs]
+        ctx = OpContext(node, version, const, shapes)
+        try:
+            kernel = opdef.factory(ctx)
+        except OnnxError:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError) as e:
+            raise OnnxError(f"{node.label()}: {e}") from None
+        outs = tuple(slot(n) for n in node.outputs)
+        present = [n for n in node.inputs if n]
+        if all(template[slots[n]] is not None for n in present):
+            try:  # every input is known now: compute once (constant folding)
+                results = kernel(*[template[i] for i in ins])
+            except (ValueError, TypeError, IndexError) as e:
+                raise OnnxError(f"{node.label()} fails on its constant inputs: {e}") from None
+            for i, r in zip(outs, results):
+                if isinstance(r, np.ndarray):
+                    r.flags.writeable = False
+                template[i] = r
+            continue
+        steps.append(_Step(kernel, ins, outs, node))
+    return steps
+
+
+def _plan_loop(
+    node: Node, ins: tuple[int, ...], graph: Graph, slots: dict[str, int], slot: Any, template: list
+) -> _LoopStep:
+    body = node.subgraphs.get("body")
+    if body is None:
+        raise OnnxError(f"{node.label()}: has no body graph")
+    n = len(node.inputs) - 2
+    k = len(node.outputs) - n
+    if len(body.inputs) != n + 2 or len(body.outputs) != n + k + 1 or k < 0:
+        raise OnnxError(
+            f"{node.label()}: its body takes {len(body.inputs)} inputs and gives "
+            f"{len(body.outputs)} outputs; a Loop with {n} loop-carried values and "
+            f"{len(node.outputs)} outputs needs {n + 2} and {len(node.outputs) + 1}"
+        )
+    local = [v.name for v in body.inputs] + list(body.initializers)
+    local += [o for b in body.nodes for o in b.outputs if o]
+    shadowed = sorted({name for name in local if name in slots})
+    if shadowed:
+        raise OnnxError(
+            f"{node.label()}: its body redefines {shadowed[:5]}, names of the enclosing graph; "
+            "rnnkit runs a body in the enclosing graph's namespace"
+        )
+    for name, value in body.initializers.items():
+        value.flags.writeable = False
+        template[slot(name)] = value
+    body_in = tuple(slot(v.name) for v in body.inputs)
+    steps = _plan_nodes(body, slots, slot, template, set(slots))
+    body_out = tuple(slot(v.name) for v in body.outputs)
+    scan_dtypes = []
+    for v in body.outputs[1 + n :]:
+        dtype = v.dtype
+        if dtype is None:
+            raise OnnxError(f"{node.label()}: scan output {v.name!r} has no tensor type")
+        scan_dtypes.append(dtype)
+    outs = tuple(slot(o) for o in node.outputs)
+    return _LoopStep(node, ins, outs, steps, body_in, body_out, tuple(scan_dtypes))
 
 
 def _lookup(node: Node, graph: Graph) -> Any:
@@ -252,7 +368,7 @@ def _needed(graph: Graph) -> set[str]:
         n = producer.get(stack.pop())
         if n is None:
             continue
-        for i in n.inputs:
+        for i in n.inputs + _captured(n):
             if i and i not in need:
                 need.add(i)
                 stack.append(i)
