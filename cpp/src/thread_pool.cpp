@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdlib>
 #include <exception>
 #include <fstream>
@@ -94,16 +95,18 @@ class Pool {
  private:
   // Runs fn(0..n-1) on the workers and the caller; run_mutex_ is held by the caller.
   void dispatch(int n, const std::function<void(int)>& fn) {
+    unsigned long gen;
     {
       std::lock_guard<std::mutex> g(m_);
       fn_ = &fn;
       n_ = n;
-      next_.store(0);
       pending_.store(n);
-      generation_.fetch_add(1);
+      gen = generation_.load() + 1;
+      ticket_.store(tag(gen));
+      generation_.store(gen);
     }
     wake_.notify_all();
-    drain();
+    drain(gen, &fn, n);
     // The other tasks usually end within microseconds of the caller's: spin for them before
     // sleeping, since a futex wake-up costs more than a short parallel region.
     for (int spin = 0; spin < kSpinRounds && pending_.load(std::memory_order_acquire) != 0; ++spin)
@@ -114,11 +117,29 @@ class Pool {
     if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
   }
 
-  void drain() {
+  // The ticket of dispatch gen before its first task is claimed: gen in the high 32 bits, the
+  // next task's index in the low 32.
+  static std::uint64_t tag(unsigned long gen) { return std::uint64_t(std::uint32_t(gen)) << 32; }
+
+  // Runs tasks of dispatch gen (fn, n: as dispatch set them, read under m_) until none is left
+  // to claim. A task is claimed from ticket_ only while it still carries gen's tag, so a
+  // thread that finishes late never takes an index of a later dispatch, nor compares one of
+  // gen's indices with a later dispatch's n (TSan found the race on n_ this replaces:
+  // tools/tsan).
+  void drain(unsigned long gen, const std::function<void(int)>* fn, int n) {
     inside_pool_task = true;
-    for (int i; (i = next_.fetch_add(1)) < n_;) {
+    const std::uint64_t mine = tag(gen);
+    for (;;) {
+      std::uint64_t t = ticket_.load(std::memory_order_acquire);
+      do {
+        if ((t & ~std::uint64_t(0xffffffffu)) != mine || std::int64_t(t & 0xffffffffu) >= n) {
+          inside_pool_task = false;
+          return;
+        }
+      } while (!ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel, std::memory_order_acquire));
+      const int i = int(t & 0xffffffffu);
       try {
-        (*fn_)(i);
+        (*fn)(i);
       } catch (...) {
         std::lock_guard<std::mutex> g(m_);
         if (!error_) error_ = std::current_exception();
@@ -129,10 +150,11 @@ class Pool {
         done_.notify_all();
       }
     }
-    inside_pool_task = false;
   }
 
   void work(unsigned long seen) {
+    const std::function<void(int)>* fn = nullptr;
+    int n = 0;
     for (;;) {
       for (int spin = 0; spin < kSpinRounds && generation_.load() == seen && !stopping_flag_.load(); ++spin)
         RNNKIT_PAUSE();
@@ -141,8 +163,10 @@ class Pool {
         wake_.wait(g, [&] { return stopping_ || generation_.load() != seen; });
         if (stopping_) return;
         seen = generation_.load();
+        fn = fn_;  // null when that dispatch has ended: then its tasks are all claimed
+        n = n_;
       }
-      drain();
+      drain(seen, fn, n);
     }
   }
 
@@ -185,9 +209,9 @@ class Pool {
   std::mutex m_;
   std::condition_variable wake_, done_;
   std::vector<std::thread> workers_;
-  const std::function<void(int)>* fn_ = nullptr;
-  int n_ = 0;
-  std::atomic<int> next_{0};
+  const std::function<void(int)>* fn_ = nullptr;  // the current dispatch's; under m_
+  int n_ = 0;                                      // its task count; under m_
+  std::atomic<std::uint64_t> ticket_{0};           // its tag and next task index (drain)
   std::atomic<int> pending_{0};
   std::atomic<unsigned long> generation_{0};
   bool stopping_ = false;
