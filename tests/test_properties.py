@@ -405,7 +405,9 @@ def test_training_flag_does_not_change_outputs_without_dropout(p: Problem) -> No
     train_out = run(m, cfg.cell, p.x, p.states, p.lengths)
     m.eval()
     eval_out = run(m, cfg.cell, p.x, p.states, p.lengths)
-    assert_outputs_close(eval_out, train_out, cfg.dtype, f"eval vs train {cfg}")
+    # eval runs the packed kernels, train the training path: the sums run in other orders
+    noise = rounding_noise(p, m, eval_out)
+    assert_outputs_close(eval_out, train_out, cfg.dtype, f"eval vs train {cfg}", noise)
 
 
 THREAD_CASES = [
