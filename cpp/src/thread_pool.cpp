@@ -363,9 +363,13 @@ void Barrier::wait() {
   const unsigned gen = __atomic_load_n(&generation_, __ATOMIC_ACQUIRE);
   if (__atomic_add_fetch(&count_, 1, __ATOMIC_ACQ_REL) == n) {
     __atomic_store_n(&count_, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&generation_, gen + 1, __ATOMIC_RELEASE);
+    // Sequentially consistent, with the sleeper's increment and re-check below: a release
+    // store followed by an acquire load may be reordered (x86's store buffer does it), and the
+    // waker could then read sleepers_ == 0 while a sleeper reads the old generation and sleeps
+    // with no timeout. One locked instruction per barrier.
+    __atomic_store_n(&generation_, gen + 1, __ATOMIC_SEQ_CST);
 #if defined(__linux__)
-    if (__atomic_load_n(&sleepers_, __ATOMIC_ACQUIRE) > 0)
+    if (__atomic_load_n(&sleepers_, __ATOMIC_SEQ_CST) > 0)
       syscall(SYS_futex, &generation_, FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
 #endif
     return;
@@ -377,8 +381,8 @@ void Barrier::wait() {
     RNNKIT_PAUSE();
   }
 #if defined(__linux__)
-  __atomic_add_fetch(&sleepers_, 1, __ATOMIC_ACQ_REL);
-  while (__atomic_load_n(&generation_, __ATOMIC_ACQUIRE) == gen)
+  __atomic_add_fetch(&sleepers_, 1, __ATOMIC_SEQ_CST);
+  while (__atomic_load_n(&generation_, __ATOMIC_SEQ_CST) == gen)
     syscall(SYS_futex, &generation_, FUTEX_WAIT_PRIVATE, gen, nullptr, nullptr, 0);
   __atomic_sub_fetch(&sleepers_, 1, __ATOMIC_ACQ_REL);
 #else
