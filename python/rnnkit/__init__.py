@@ -6,6 +6,7 @@
 
 from ._checks import MAX_ELEMENTS
 from ._config import (
+    MAX_THREADS,
     available_isas,
     config,
     get_isa,
@@ -23,6 +24,7 @@ __all__ = [
     "GRU",
     "LSTM",
     "MAX_ELEMENTS",
+    "MAX_THREADS",
     "RNN",
     "Stream",
     "StreamBank",

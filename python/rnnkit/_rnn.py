@@ -294,7 +294,12 @@ class _RNNBase:
 
         Values are cast to the module's dtype (as ``torch.Tensor.copy_`` does); torch tensors
         are accepted. With ``strict=False`` missing keys keep their values and extra keys
-        are ignored; mis-shaped keys always raise.
+        are ignored; mis-shaped keys always raise. Everything is validated and converted
+        before the first weight changes, so a rejected call changes nothing.
+
+        In eval and bfloat16 modes it may run while other threads call the module: the new
+        weights are swapped in as one snapshot, and each running call uses the old or the new
+        weights, never a mix. In training mode, serialize it with the module's calls.
         """
         name = self._cell
         if not isinstance(state_dict, dict):
