@@ -325,6 +325,25 @@ def test_malformed_keras_config_is_a_model_file_error(tmp_path, edit, match):
     _rejected(_keras_with_config(tmp_path, edit), match)
 
 
+def test_an_hdf5_file_that_keeps_libhdf5_busy_is_cut_short(monkeypatch):
+    # Found by tools/fuzz (h5 and .keras targets): a 13 KB legacy .h5 whose walk kept the
+    # child busy for minutes (it had 600 s). The limit now scales with the file's size; here
+    # its base is lowered so that the test takes seconds, not the default 30.
+    pytest.importorskip("h5py")
+    import time
+    from pathlib import Path
+
+    from rnnkit._training import h5_extract
+
+    assert h5_extract.timeout_for(13_000) < 31 and h5_extract.timeout_for(100 << 20) == 230
+    monkeypatch.setattr(h5_extract, "TIMEOUT_BASE", 4.0)
+    path = Path(__file__).parent / "fixtures" / "crafted" / "hdf5_slow.h5"
+    t0 = time.monotonic()
+    with pytest.raises(ModelFileError, match=r"reading it took over 4 s \(a crafted file\?\)"):
+        load_model(path)
+    assert time.monotonic() - t0 < 60
+
+
 def test_files_rnnkit_writes_still_load_exactly(tmp_path):
     model = _model()
     x = np.random.default_rng(1).standard_normal((4, 5, 2)).astype(np.float32)

@@ -41,8 +41,18 @@ from .untrusted import MAX_EXPANSION, MIN_EXPANSION
 #: Limits on the tree the child walks (a crafted file can loop its groups through links).
 MAX_DEPTH = 64
 MAX_NODES = 200_000
-#: Seconds the child may take (a crafted file can make libhdf5 loop).
+#: Seconds the child may take (a crafted file can make libhdf5 loop or crawl: the fuzzer found
+#: a 13 KB file that keeps it busy for minutes): TIMEOUT_BASE plus TIMEOUT_PER_MB for each MiB
+#: of the file, at most TIMEOUT. Reading a real file takes about a second plus its bytes.
+TIMEOUT_BASE = 30.0
+TIMEOUT_PER_MB = 2.0
 TIMEOUT = 600.0
+
+
+def timeout_for(nbytes: int) -> float:
+    """The seconds the child may take on a file of ``nbytes``."""
+    return min(TIMEOUT, TIMEOUT_BASE + TIMEOUT_PER_MB * nbytes / 2**20)
+
 
 _CHILD = r"""
 import io, json, sys
@@ -194,15 +204,16 @@ class Tree:
 def extract(image: bytes) -> Tree:
     """Walk the HDF5 file held in ``image`` in a child process; raises H5Error if it cannot."""
     args = [str(v) for v in (MAX_EXPANSION, MIN_EXPANSION, MAX_DEPTH, MAX_NODES)]
+    limit = timeout_for(len(image))
     try:
         proc = subprocess.run(
             [sys.executable, "-c", _CHILD, *args],
             input=image,
             capture_output=True,
-            timeout=TIMEOUT,
+            timeout=limit,
         )
     except subprocess.TimeoutExpired:
-        raise H5Error(f"reading it took over {TIMEOUT:.0f} s (a crafted file?)") from None
+        raise H5Error(f"reading it took over {limit:.0f} s (a crafted file?)") from None
     if proc.returncode != 0:
         tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
         if "No module named 'h5py'" in tail[0]:
