@@ -102,6 +102,23 @@ def test_weights_larger_than_the_config_are_never_read(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_load_weights_checks_a_weights_file_against_the_model_before_reading(tmp_path):
+    # a weights-only file has no config: its shapes are checked against the built model
+    big = rnnkit.Sequential([layers.LSTM(600, input_shape=(None, 2)), layers.Dense(1)])
+    path = tmp_path / "big.rnnkit"
+    big.save_weights(path)
+    del big
+    model = _model()
+    before = model.get_weights()
+    _rejected(
+        path,
+        r"weight lstm.*/kernel has shape \(2, 2400\); layer 'lstm.*' expects",
+        load=model.load_weights,
+    )
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def _raw_npz(out, entries):
     """A zip of raw npy bytes per entry name (no numpy writer: headers may lie)."""
     with zipfile.ZipFile(out, "w") as zf:

@@ -428,23 +428,10 @@ def _check_shapes(meta: dict[str, Any], model: Sequential | None, path: str) -> 
 
 
 def _apply_weights(model: Sequential, data: dict[str, Any]) -> None:
-    path = data["path"]
+    # _read checked the shapes against the config's plan (or the model); the built model is
+    # checked again, cheaply, before its weights change
+    _check_shapes(data["meta"], model, data["path"])
     records = data["meta"]["weights"]
-    layers = model.layers
-    expected = [
-        (lay, n, s) for lay in layers for n, s in zip(lay._weight_labels(), lay.weight_shapes())
-    ]
-    if len(records) != len(expected):
-        raise ModelFileError(
-            f"[load] {path!r} holds {len(records)} weight arrays; the model has {len(expected)}"
-        )
-    for rec, (layer, name, shape) in zip(records, expected):
-        if tuple(rec["shape"]) != tuple(shape):
-            raise ModelFileError(
-                f"[load] {path!r}: weight {rec['layer']}/{rec['name']} has shape "
-                f"{tuple(rec['shape'])}; layer {layer.name!r} expects {name} "
-                f"of shape {tuple(shape)}"
-            )
     model.set_weights([data["arrays"][rec["key"]] for rec in records])
 
 
@@ -507,7 +494,8 @@ def load_model(filepath: str | os.PathLike, compile: bool = True) -> Sequential:
 
 
 def load_weights(model: Sequential, filepath: str | os.PathLike) -> None:
-    data = _read(filepath)
+    # a built model's shapes are checked before any array is read
+    data = _read(filepath, model if model.built else None)
     if not model.built:
         raise ValueError(
             "[load_weights] build the model first (give an input shape or call it on data)"
