@@ -293,21 +293,8 @@ def test_deeply_nested_metadata_is_a_model_file_error(tmp_path):
     _rejected(bad, r"has a meta nested deeper than 64 levels")
 
 
-def test_deeply_nested_keras_config_is_a_model_file_error(tmp_path):
-    pytest.importorskip("h5py")
-    good = tmp_path / "m.keras"
-    _model().save(good)
-    bad = tmp_path / "deep.keras"
-    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
-        for info in src.infolist():
-            data = src.read(info)
-            if info.filename == "config.json":
-                data = b'{"a": ' + b"[" * 10**5 + b"]" * 10**5 + b"}"
-            dst.writestr(info, data)
-    _rejected(bad, r"config.json nested deeper than 64 levels")
-
-
-def _keras_with_config(tmp_path, edit):
+def _keras_with_config(tmp_path, rewrite):
+    """A .keras file rnnkit saved, its config.json bytes replaced by ``rewrite(bytes)``."""
     pytest.importorskip("h5py")
     good = tmp_path / "m.keras"
     _model().save(good)
@@ -315,12 +302,22 @@ def _keras_with_config(tmp_path, edit):
     with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
         for info in src.infolist():
             data = src.read(info)
-            if info.filename == "config.json":
-                config = json.loads(data)
-                edit(config)
-                data = json.dumps(config).encode()
-            dst.writestr(info, data)
+            dst.writestr(info, rewrite(data) if info.filename == "config.json" else data)
     return bad
+
+
+def _edited_json(edit):
+    def rewrite(data):
+        config = json.loads(data)
+        edit(config)
+        return json.dumps(config).encode()
+
+    return rewrite
+
+
+def test_deeply_nested_keras_config_is_a_model_file_error(tmp_path):
+    deep = b'{"a": ' + b"[" * 10**5 + b"]" * 10**5 + b"}"
+    _rejected(_keras_with_config(tmp_path, lambda _: deep), r"config.json nested deeper than 64")
 
 
 KERAS_CONFIGS = [
@@ -339,7 +336,7 @@ KERAS_CONFIGS = [
 
 @pytest.mark.parametrize("edit, match", KERAS_CONFIGS)
 def test_malformed_keras_config_is_a_model_file_error(tmp_path, edit, match):
-    _rejected(_keras_with_config(tmp_path, edit), match)
+    _rejected(_keras_with_config(tmp_path, _edited_json(edit)), match)
 
 
 def test_an_hdf5_file_that_keeps_libhdf5_busy_is_cut_short(monkeypatch):
