@@ -190,6 +190,16 @@ def test_zip_features_zipfile_lacks(tmp_path, fmt):
     version.write_bytes(good.read_bytes())
     _patch_central(version, member, 6, 84, "<H")  # version needed to extract: 8.4
     _rejected(version, r"NotImplementedError: zip file version 8.4")
+    # Found by the fuzzer in CI: an encrypted member made zipfile raise a bare RuntimeError
+    # asking for a password. General-purpose flag bit 0 is encryption, bit 5 patched data.
+    encrypted = tmp_path / f"encrypted.{fmt}"
+    encrypted.write_bytes(good.read_bytes())
+    _patch_central(encrypted, member, 8, 0x1, "<H")
+    _rejected(encrypted, rf"has an encrypted member '{member}'")
+    patched = tmp_path / f"patched.{fmt}"
+    patched.write_bytes(good.read_bytes())
+    _patch_central(patched, member, 8, 0x20, "<H")
+    _rejected(patched, r"NotImplementedError: compressed patched data")
 
 
 def test_zip_sizes_that_lie_are_rejected(tmp_path):

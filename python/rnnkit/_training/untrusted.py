@@ -47,6 +47,9 @@ CONFIG_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError, No
 MAX_JSON_DEPTH = 64
 
 Fail = Callable[[str], Exception]
+#: General-purpose flag bit 0 of a zip entry: the member is encrypted (zipfile would raise a
+#: bare RuntimeError asking for a password when it is opened).
+_ENCRYPTED = 0x1
 
 
 def zip_member(
@@ -83,6 +86,8 @@ def check_archive(zf: zipfile.ZipFile, path: str, fail: Fail) -> list[zipfile.Zi
     the archive (overlapping members are how small zips expand without bound)."""
     infos = zf.infolist()
     for info in infos:
+        if info.flag_bits & _ENCRYPTED:
+            raise fail(f"has an encrypted member {info.filename!r}; model files are never encrypted")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise fail(
                 f"has a member {info.filename!r} compressed with method {info.compress_type}; "
