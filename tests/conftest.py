@@ -21,6 +21,7 @@ ISA_MODULES = {
     "test_bf16",
     "test_activations",
     "test_streams",
+    "test_train_ops",
 }
 
 

@@ -5,6 +5,7 @@ namespace rnnkit_bind {
 void register_rnn(py::module_& m);
 void register_config(py::module_& m);
 void register_stream(py::module_& m);
+void register_train(py::module_& m);
 }  // namespace rnnkit_bind
 
 PYBIND11_MODULE(_core, m) {
@@ -12,4 +13,5 @@ PYBIND11_MODULE(_core, m) {
   rnnkit_bind::register_rnn(m);
   rnnkit_bind::register_config(m);
   rnnkit_bind::register_stream(m);
+  rnnkit_bind::register_train(m);
 }

@@ -6,8 +6,10 @@ weight decay ``w -= lr * weight_decay * w`` when ``weight_decay`` is set, then i
 ``learning_rate`` is a float or a schedule (a callable of the step count, such as
 :class:`ExponentialDecay`); ``iterations`` counts the steps applied.
 
-Parameters are plain numpy arrays updated in place (``p -= ...``), so an optimizer works on
-any list of arrays: ``opt.apply(grads, params)``.
+Parameters are plain numpy arrays (C-contiguous float32 or float64) updated in place, so an
+optimizer works on any list of arrays: ``opt.apply(grads, params)``. The built-in optimizers'
+updates run in the core, every parameter in one call (``_core.update``), with the operations
+of the formulas below in their order, each rounded to the parameters' dtype.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _core
 from ._checks import check_float
 
 Array = np.ndarray
@@ -62,7 +65,8 @@ class Optimizer:
     """Base class: clipping, weight decay, slots, learning rate and state I/O.
 
     Subclasses define ``_slot_names(self) -> tuple[str, ...]`` (per-parameter state arrays,
-    zero-initialised) and ``_update(param, grad, slots, lr, tmp)``.
+    zero-initialised) and either ``_core_rule(self)`` (the built-in ones: the core's update rule
+    and its scalars) or ``_update(param, grad, slots, lr)`` (numpy, one parameter at a time).
     """
 
     def __init__(
@@ -124,7 +128,7 @@ class Optimizer:
         self._lr = 0.0
         self.learning_rate = learning_rate  # type: ignore[assignment]
         self._slots: list[dict[str, Array]] | None = None
-        self._tmp: list[Array] = []
+        self._shapes: list[tuple[int, ...]] = []
         self._param_ids: tuple[int, ...] = ()
 
     # ------------------------------------------------------------ learning rate
@@ -156,7 +160,7 @@ class Optimizer:
         """Create zeroed state for each parameter (done by the first ``apply``)."""
         names = self._slot_names()
         self._slots = [{n: np.zeros_like(p) for n in names} for p in params]
-        self._tmp = [np.empty_like(p) for p in params]
+        self._shapes = [p.shape for p in params]
         self._param_ids = tuple(id(p) for p in params)
 
     # -------------------------------------------------------------------- apply
@@ -170,26 +174,42 @@ class Optimizer:
             if (
                 self._slots is not None
                 and len(self._slots) == len(params)
-                and all(s.shape == p.shape for s, p in zip(self._tmp, params))
+                and all(s == p.shape for s, p in zip(self._shapes, params))
             ):
                 self._param_ids = tuple(id(p) for p in params)  # same model, new arrays
             else:
                 self.build(params)
-        grads = self._clip(grads)
-        lr = self.learning_rate
-        if self.weight_decay:
-            decay = 1.0 - lr * self.weight_decay
-            for p in params:
-                p *= decay
-        self._begin_step(lr)
-        assert self._slots is not None
-        for p, g, slots, tmp in zip(params, grads, self._slots, self._tmp):
+        for k, (p, g) in enumerate(zip(params, grads)):
             if g.shape != p.shape:
                 raise ValueError(
                     f"[{type(self).__name__}] gradient shape {g.shape} does not "
                     f"match parameter shape {p.shape}"
                 )
-            self._update(p, g, slots, lr, tmp)
+            if not (
+                isinstance(p, np.ndarray)
+                and p.dtype in (np.float32, np.float64)
+                and p.flags.c_contiguous
+                and p.flags.writeable
+            ):
+                raise TypeError(
+                    f"[{type(self).__name__}] parameters must be writeable C-contiguous float32 "
+                    f"or float64 numpy arrays (updated in place); parameter {k} is "
+                    f"{type(p).__name__} {getattr(p, 'dtype', '')}"
+                )
+        grads = [np.ascontiguousarray(g, dtype=p.dtype) for g, p in zip(self._clip(grads), params)]
+        lr = self.learning_rate
+        decay = 1.0 - lr * self.weight_decay if self.weight_decay else 1.0
+        self._begin_step(lr)
+        assert self._slots is not None
+        rule = self._core_rule()
+        if rule is not None:
+            name, scalars = rule
+            _core.update(name, list(params), grads, self._slots, lr=lr, decay=decay, **scalars)
+        else:
+            for p, g, slots in zip(params, grads, self._slots):
+                if decay != 1.0:
+                    p *= decay
+                self._update(p, g, slots, lr)
         self.iterations += 1
 
     def apply_gradients(self, grads_and_vars: Any) -> None:
@@ -200,7 +220,12 @@ class Optimizer:
     def _begin_step(self, lr: float) -> None:
         """Per-step scalars shared by all parameters (e.g. Adam's bias correction)."""
 
-    def _update(self, p: Array, g: Array, slots: dict[str, Array], lr: float, tmp: Array) -> None:
+    def _core_rule(self) -> tuple[str, dict[str, Any]] | None:
+        """The core's update rule (``"sgd"``, ``"adam"``, ``"rmsprop"``) and its scalars, or
+        None for an optimizer whose ``_update`` runs in numpy."""
+        return None
+
+    def _update(self, p: Array, g: Array, slots: dict[str, Array], lr: float) -> None:
         raise NotImplementedError
 
     def _clip(self, grads: Sequence[Array]) -> Sequence[Array]:
@@ -310,21 +335,8 @@ class SGD(Optimizer):
     def _slot_names(self) -> tuple[str, ...]:
         return ("momentum",) if self.momentum else ()
 
-    def _update(self, p, g, slots, lr, tmp):
-        if not self.momentum:
-            np.multiply(g, lr, out=tmp)
-            p -= tmp
-            return
-        m = slots["momentum"]
-        np.multiply(g, lr, out=tmp)
-        m *= self.momentum
-        m -= tmp
-        if self.nesterov:
-            p -= tmp
-            np.multiply(m, self.momentum, out=tmp)
-            p += tmp
-        else:
-            p += m
+    def _core_rule(self):
+        return "sgd", {"momentum": self.momentum, "nesterov": self.nesterov}
 
     def _config(self):
         return {"momentum": self.momentum, "nesterov": self.nesterov}
@@ -363,25 +375,9 @@ class Adam(Optimizer):
         t = self.iterations + 1
         self._alpha = lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
 
-    def _update(self, p, g, slots, lr, tmp):
-        m, v = slots["m"], slots["v"]
-        # m += (g - m)(1 - b1)
-        np.subtract(g, m, out=tmp)
-        tmp *= 1.0 - self.beta_1
-        m += tmp
-        # v += (g^2 - v)(1 - b2)
-        np.multiply(g, g, out=tmp)
-        tmp -= v
-        tmp *= 1.0 - self.beta_2
-        v += tmp
-        if self.amsgrad:
-            np.maximum(slots["v_hat"], v, out=slots["v_hat"])
-            v = slots["v_hat"]
-        np.sqrt(v, out=tmp)
-        tmp += self.epsilon
-        np.divide(m, tmp, out=tmp)
-        tmp *= self._alpha
-        p -= tmp
+    def _core_rule(self):
+        scalars = {"beta_1": self.beta_1, "beta_2": self.beta_2, "alpha": self._alpha}
+        return "adam", {**scalars, "epsilon": self.epsilon}
 
     def _config(self):
         return {
@@ -452,31 +448,8 @@ class RMSprop(Optimizer):
             names.append("average_gradient")
         return tuple(names)
 
-    def _update(self, p, g, slots, lr, tmp):
-        v = slots["velocity"]
-        v *= self.rho
-        np.multiply(g, g, out=tmp)
-        tmp *= 1.0 - self.rho
-        v += tmp
-        if self.centered:
-            a = slots["average_gradient"]
-            a *= self.rho
-            a += (1.0 - self.rho) * g
-            np.multiply(a, a, out=tmp)
-            np.subtract(v, tmp, out=tmp)
-        else:
-            tmp[...] = v
-        tmp += self.epsilon
-        np.sqrt(tmp, out=tmp)
-        np.divide(g, tmp, out=tmp)
-        tmp *= lr
-        if self.momentum > 0:
-            mom = slots["momentum"]
-            mom *= self.momentum
-            mom += tmp
-            p -= mom
-        else:
-            p -= tmp
+    def _core_rule(self):
+        return "rmsprop", {"rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon}
 
     def _config(self):
         return {

@@ -59,10 +59,53 @@ struct BackwardArgs {
   int threads = 1;         // threads for the whole-sequence GEMMs
 };
 
+// out (M, N) = op(a) * op(b), or += it when accumulate: the dense products of the layers around
+// the recurrent ones (Dense forward, its dW and dx), so that they run on the core's threads
+// instead of a BLAS pool that would compete with them. op(a) is a (M, K) row-major with row
+// stride lda, or, with trans_a, the transpose of a stored (K, M); likewise op(b) (K, N).
+template <class T>
+struct MatmulArgs {
+  const T* a = nullptr;
+  int64_t lda = 0;
+  bool trans_a = false;
+  const T* b = nullptr;
+  int64_t ldb = 0;
+  bool trans_b = false;
+  T* out = nullptr;
+  int64_t ldo = 0;
+  int64_t M = 0, N = 0, K = 0;
+  bool accumulate = false;
+  int threads = 1;
+};
+
+// One optimizer step of one parameter, in place, as optimizers.py defines it (each operation
+// in its order, rounded to T, so that the result equals numpy's element for element):
+//   SGD     (s0 = momentum or null)
+//   Adam    (s0 = m, s1 = v, s2 = v_hat with amsgrad or null)
+//   RMSprop (s0 = velocity, s1 = momentum or null, s2 = average_gradient or null)
+// decay multiplies p first (decoupled weight decay) unless it is 1. The scalars are the
+// Python side's doubles; each is rounded to T once, as numpy rounds a Python float.
+enum class UpdateRule { SGD, Adam, RMSprop };
+template <class T>
+struct UpdateArgs {
+  UpdateRule rule = UpdateRule::SGD;
+  T* p = nullptr;
+  const T* g = nullptr;
+  int64_t n = 0;
+  T *s0 = nullptr, *s1 = nullptr, *s2 = nullptr;
+  double lr = 0, decay = 1;
+  double one_minus_b1 = 0, one_minus_b2 = 0, alpha = 0;  // Adam
+  double rho = 0, one_minus_rho = 0;                     // RMSprop
+  double momentum = 0, eps = 0;
+  bool nesterov = false;
+};
+
 template <class T>
 struct KernelTable {
   void (*forward)(const ForwardArgs<T>&);
   void (*backward)(const BackwardArgs<T>&);
+  void (*matmul)(const MatmulArgs<T>&);
+  void (*update)(const UpdateArgs<T>&);
 };
 
 struct Kernels {

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _core
 from .._checks import check_elements, check_float, numpy_dtype
 from . import activations, initializers
 from .base import Array, Layer, Shape, expected_shape_text, format_shape
@@ -194,8 +195,9 @@ class Dense(Layer):
     def forward(self, x: Array, training: bool = False) -> Array:
         self._refuse_quantized_training(training)
         lead = x.shape[:-1]
-        x2 = x.reshape(-1, x.shape[-1])
-        z = x2 @ self.kernel
+        x2 = np.ascontiguousarray(x.reshape(-1, x.shape[-1]), dtype=self.kernel.dtype)
+        z = np.empty((x2.shape[0], self.units), self.kernel.dtype)
+        _core.matmul(x2, self.kernel, z)
         if self.use_bias:
             z += self.bias
         y = self._act(z)
@@ -233,18 +235,19 @@ class Dense(Layer):
         x2, _, _, lead = self._cache
         acc = self._grads
         dkernel = acc.arrays[0]
-        if acc.fresh:
-            np.matmul(x2.T, dz, out=dkernel)
-            if self.use_bias:
+        dz = np.ascontiguousarray(dz, dtype=self.kernel.dtype)
+        _core.matmul(x2, dz, dkernel, trans_a=True, accumulate=not acc.fresh)
+        if self.use_bias:
+            if acc.fresh:
                 np.sum(dz, axis=0, out=acc.arrays[1])
-            acc.fresh = False
-        else:
-            dkernel += x2.T @ dz
-            if self.use_bias:
+            else:
                 acc.arrays[1] += dz.sum(axis=0)
+        acc.fresh = False
         if not need_dx:
             return None
-        return (dz @ self.kernel.T).reshape(*lead, self.kernel.shape[0])
+        dx = np.empty((dz.shape[0], self.kernel.shape[0]), self.kernel.dtype)
+        _core.matmul(dz, self.kernel, dx, trans_b=True)
+        return dx.reshape(*lead, self.kernel.shape[0])
 
     def parameters(self) -> list[Array]:
         return list(self._params) if self.built else []
