@@ -168,7 +168,7 @@ class RNN {
   }
 
   py::tuple backward(const Cache<T>& cache, const py::object& dy_obj, const py::object& dhn_obj,
-                     const py::object& dcn_obj, const py::list& grads) {
+                     const py::object& dcn_obj, const py::list& grads, bool need_dx) {
     const rnnkit::CellSpec& s = spec_.cell;
     const bool lstm = s.kind == CellKind::LSTM;
     const int L = spec_.num_layers, D = spec_.num_dirs, H = s.hidden_size, Ho = s.out_size();
@@ -203,16 +203,18 @@ class RNN {
     });
     if (k != grads.size())
       throw std::invalid_argument("[RNN.backward] grads: expected " + std::to_string(param_count()) + " arrays");
-    CArray<T> dx({T_, B, py::ssize_t(s.input_size)});
+    std::optional<CArray<T>> dx;
+    if (need_dx) dx = CArray<T>({T_, B, py::ssize_t(s.input_size)});
     CArray<T> dh0({py::ssize_t(L * D), B, py::ssize_t(Ho)});
     std::optional<CArray<T>> dc0;
     if (lstm) dc0 = CArray<T>({py::ssize_t(L * D), B, py::ssize_t(H)});
     {
       py::gil_scoped_release nogil;
       stack_->backward(cache.c, dy.data(), dhn ? dhn->data() : nullptr, dcn ? dcn->data() : nullptr,
-                       dx.mutable_data(), dh0.mutable_data(), dc0 ? dc0->mutable_data() : nullptr, g);
+                       dx ? dx->mutable_data() : nullptr, dh0.mutable_data(), dc0 ? dc0->mutable_data() : nullptr,
+                       g);
     }
-    return py::make_tuple(dx, dh0, dc0 ? py::object(*dc0) : py::none());
+    return py::make_tuple(dx ? py::object(*dx) : py::none(), dh0, dc0 ? py::object(*dc0) : py::none());
   }
 
   bool freeze(bool bf16) { return stack_->freeze(bf16); }
@@ -283,7 +285,7 @@ void register_type(py::module_& m, const char* rnn_name, const char* cache_name)
       .def("forward", &RNN<T>::forward, py::arg("x"), py::arg("h0"), py::arg("c0"),
            py::arg("lengths"), py::arg("masks"), py::arg("train"), py::arg("reuse") = py::none())
       .def("backward", &RNN<T>::backward, py::arg("cache"), py::arg("dy"), py::arg("dh_n"),
-           py::arg("dc_n"), py::arg("grads"))
+           py::arg("dc_n"), py::arg("grads"), py::arg("need_dx") = true)
       .def("freeze", &RNN<T>::freeze, py::arg("bf16") = false,
            "Repack the weights for inference (in bfloat16 if bf16); they must not change until "
            "thaw(). Returns whether the active kernels use the packs.")

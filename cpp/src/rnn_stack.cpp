@@ -475,7 +475,7 @@ void Stack<T>::backward(const StackCache<T>& cache, const T* dy, const T* dhn, c
   T* const dx_caller = dx;
   T* const dh0_caller = dh0;
   T* const dc0_caller = dc0;
-  if (po) dx = ws.x.reserve(TB * spec_.cell.input_size);
+  if (po && dx) dx = ws.x.reserve(TB * spec_.cell.input_size);
   if (permute) {
     dh0 = ws.s0[1].reserve(int64_t(LD) * B * Ho);
     if (lstm) dc0 = ws.s1[1].reserve(int64_t(LD) * B * H);
@@ -485,11 +485,12 @@ void Stack<T>::backward(const StackCache<T>& cache, const T* dy, const T* dhn, c
   for (int l = L - 1; l >= 0; --l) {
     const CellSpec s = spec_.layer(l);
     const int64_t nin = TB * s.input_size;
+    // dx null: the caller does not need the first layer's input gradient (nor its GEMM)
     T* din = (l == 0) ? dx : ws.din[l % 2].reserve(nin);
-    std::memset(static_cast<void*>(din), 0, nin * sizeof(T));
+    if (din) std::memset(static_cast<void*>(din), 0, nin * sizeof(T));
     // The reverse direction adds into its own buffer, summed afterwards, so that the result
     // does not depend on whether the directions ran concurrently.
-    T* din_rev = D == 2 ? ws.dx_rev.zeros(nin) : din;
+    T* din_rev = D == 2 && din ? ws.dx_rev.zeros(nin) : din;
     for_each_direction(D, [&](int d) {
       const int ld = l * D + d;
       BackwardArgs<T> a;
@@ -518,7 +519,7 @@ void Stack<T>::backward(const StackCache<T>& cache, const T* dy, const T* dhn, c
     }
     dcur = din;
   }
-  if (po) unpack_rows(seq, *po, dx, spec_.cell.input_size, dx_caller);
+  if (po && dx) unpack_rows(seq, *po, dx, spec_.cell.input_size, dx_caller);
   if (permute) {
     permute_states(*po, false, LD, B, dh0, Ho, dh0_caller);
     if (lstm) permute_states(*po, false, LD, B, dc0, H, dc0_caller);

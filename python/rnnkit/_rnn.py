@@ -493,7 +493,11 @@ class _RNNBase:
             self._cache = (cache, meta)
         return y, hn, cn
 
-    def _backward(self, dy: Any, dhn: Any, dcn: Any) -> tuple[Array, Array, Array | None]:
+    def _backward(
+        self, dy: Any, dhn: Any, dcn: Any, need_dx: bool = True
+    ) -> tuple[Array | None, Array, Array | None]:
+        """Backward through the last training forward; with ``need_dx=False`` the input
+        gradient is neither computed nor returned (None): the first layer of a model."""
         name = self._cell
         if self._cache is None:
             raise ValueError(
@@ -518,10 +522,13 @@ class _RNNBase:
 
         dh = state_grad("dh_n", dhn, meta["h_shape"], self.output_size)
         dc = state_grad("dc_n", dcn, meta["c_shape"], self.hidden_size) if dcn is not None else None
-        dx, dh0, dc0 = self._core.backward(cache, dyt, dh, dc, list(self._grads.values()))
+        dx, dh0, dc0 = self._core.backward(
+            cache, dyt, dh, dc, list(self._grads.values()), need_dx=need_dx
+        )
         self._cache = None
         self._spare_cache = cache
-        dx = self._from_time_major(dx, unbatched)
+        if dx is not None:
+            dx = self._from_time_major(dx, unbatched)
         if unbatched:
             dh0 = dh0[:, 0, :]
             dc0 = dc0[:, 0, :] if dc0 is not None else None
@@ -760,7 +767,7 @@ class LSTM(_RNNBase):
                 raise TypeError("[LSTM.backward] dstate must be a tuple (dh_n, dc_n)")
             dhn, dcn = dstate
         dx, dh0, dc0 = self._backward(dy, dhn, dcn)
-        assert dc0 is not None
+        assert dx is not None and dc0 is not None
         return dx, (dh0, dc0)
 
 
@@ -777,6 +784,7 @@ class _HiddenStateRNN(_RNNBase):
     def backward(self, dy: Any, dh_n: Any = None) -> tuple[Array, Array]:
         """Backpropagate through the last training-mode forward; returns ``dx, dh0``."""
         dx, dh0, _ = self._backward(dy, dh_n, None)
+        assert dx is not None
         return dx, dh0
 
 

@@ -53,7 +53,7 @@ struct BackwardArgs {
   int64_t ldy = 0;
   const T* dhn = nullptr;  // (B, Hout) or null for zeros
   const T* dcn = nullptr;  // LSTM (B, H) or null for zeros
-  T* dx = nullptr;         // (T, B, I) accumulated (+=)
+  T* dx = nullptr;         // (T, B, I) accumulated (+=), or null: not wanted (no dx GEMM)
   T* dh0 = nullptr;        // (B, Hout) written
   T* dc0 = nullptr;        // LSTM (B, H) written
   int threads = 1;         // threads for the whole-sequence GEMMs

@@ -78,7 +78,8 @@ class Stack {
   void forward(const T* x, SeqShape seq, const T* h0, const T* c0, const T* masks, T* y, T* hn,
                T* cn, StackCache<T>* cache) const;
 
-  // dy like y; dhn, dcn like hn, cn or null; dx like x; dh0, dc0 like h0, c0 (written).
+  // dy like y; dhn, dcn like hn, cn or null; dx like x, or null when the caller does not need
+  // it (the first layer's input GEMM is skipped); dh0, dc0 like h0, c0 (written).
   // Parameter gradients are accumulated into grads[l*D + d].
   void backward(const StackCache<T>& cache, const T* dy, const T* dhn, const T* dcn, T* dx,
                 T* dh0, T* dc0, const std::vector<DirGrads<T>>& grads) const;

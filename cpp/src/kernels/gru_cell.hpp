@@ -332,7 +332,7 @@ void gru_backward(const BackwardArgs<T>& a) {
   add_weight_grad(a.threads, a.g.w_ih, dGx, G, G, a.x, TB, I);
   add_colsum(dGx, TB, G, G, a.g.b_ih);
   add_colsum(dGa, TB, G, G, a.g.b_hh);
-  add_input_grad(a.threads, a.dx, dGx, a.w.w_ih, TB, G, I);
+  if (a.dx) add_input_grad(a.threads, a.dx, dGx, a.w.w_ih, TB, G, I);
   if (s.reset_after) {
     add_weight_grad(a.threads, a.g.w_hh, dGa, G, G, k.h_prev.data(), TB, H);
   } else {

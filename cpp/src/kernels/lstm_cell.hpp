@@ -336,7 +336,7 @@ void lstm_backward(const BackwardArgs<T>& a) {
   add_weight_grad(a.threads, a.g.w_hh, dG, G, G, k.h_prev.data(), TB, Ho);
   add_colsum(dG, TB, G, G, a.g.b_ih);
   add_colsum(dG, TB, G, G, a.g.b_hh);
-  add_input_grad(a.threads, a.dx, dG, a.w.w_ih, TB, G, I);
+  if (a.dx) add_input_grad(a.threads, a.dx, dG, a.w.w_ih, TB, G, I);
   if (proj) add_weight_grad(a.threads, a.g.w_hr, dHP, Ho, Ho, k.m.data(), TB, H);
 }
 

@@ -208,7 +208,7 @@ void rnn_backward(const BackwardArgs<T>& a) {
   add_weight_grad(a.threads, a.g.w_hh, dG, H, H, k.h_prev.data(), TB, H);
   add_colsum(dG, TB, H, H, a.g.b_ih);
   add_colsum(dG, TB, H, H, a.g.b_hh);
-  add_input_grad(a.threads, a.dx, dG, a.w.w_ih, TB, H, I);
+  if (a.dx) add_input_grad(a.threads, a.dx, dG, a.w.w_ih, TB, H, I);
 }
 
 }  // namespace RNNKIT_ISA_NS

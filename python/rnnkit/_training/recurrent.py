@@ -203,8 +203,11 @@ class _RNN(Layer):
         """Core call: returns y (B, T, D·U) and the final states, each (D, B, U)."""
         raise NotImplementedError
 
-    def _run_core_backward(self, dy: Array, dstates: list[Array | None]) -> Array:
-        raise NotImplementedError
+    def _run_core_backward(
+        self, dy: Array, dstates: list[Array | None], need_dx: bool
+    ) -> Array | None:
+        dc = dstates[1] if len(dstates) > 1 else None
+        return self._core._backward(dy, dstates[0], dc, need_dx=need_dx)[0]
 
     def _check_input_shape(self, shape: tuple[int, ...], argument: str = "x") -> None:
         super()._check_input_shape(shape, argument)
@@ -285,8 +288,8 @@ class _RNN(Layer):
                 np.asarray(dy, dtype=self.dtype).reshape(b, d, self.units).transpose(1, 0, 2)
             )
             dstate_list[0] = dh if dstate_list[0] is None else dstate_list[0] + dh
-        dx = self._run_core_backward(dy_seq, dstate_list)
-        if not need_dx:
+        dx = self._run_core_backward(dy_seq, dstate_list, need_dx)
+        if dx is None:
             return None
         if self.go_backwards:
             dx = dx[:, ::-1]
@@ -489,10 +492,6 @@ class LSTM(_RNN):
         y, (h, c) = self._core(x, hx)
         return y, [h, c]
 
-    def _run_core_backward(self, dy, dstates):
-        dx, _ = self._core.backward(dy, (dstates[0], dstates[1]))
-        return dx
-
     def _config(self):
         config = super()._config()
         config["unit_forget_bias"] = self.unit_forget_bias
@@ -561,10 +560,6 @@ class GRU(_RNN):
         y, h = self._core(x, None if hx is None else hx[0])
         return y, [h]
 
-    def _run_core_backward(self, dy, dstates):
-        dx, _ = self._core.backward(dy, dstates[0])
-        return dx
-
     def _config(self):
         config = super()._config()
         config["reset_after"] = self.reset_after
@@ -605,10 +600,6 @@ class SimpleRNN(_RNN):
     def _run_core(self, x, hx):
         y, h = self._core(x, None if hx is None else hx[0])
         return y, [h]
-
-    def _run_core_backward(self, dy, dstates):
-        dx, _ = self._core.backward(dy, dstates[0])
-        return dx
 
     def _config(self):
         config = super()._config()

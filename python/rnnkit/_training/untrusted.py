@@ -87,7 +87,9 @@ def check_archive(zf: zipfile.ZipFile, path: str, fail: Fail) -> list[zipfile.Zi
     infos = zf.infolist()
     for info in infos:
         if info.flag_bits & _ENCRYPTED:
-            raise fail(f"has an encrypted member {info.filename!r}; model files are never encrypted")
+            raise fail(
+                f"has an encrypted member {info.filename!r}; model files are never encrypted"
+            )
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise fail(
                 f"has a member {info.filename!r} compressed with method {info.compress_type}; "
