@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ._namespace import missing_attribute
+
 
 class Callback:
     """Base class; override the hooks you need. ``self.model`` is the model being fit."""
@@ -411,3 +413,4 @@ __all__ = [
     "ReduceLROnPlateau",
     "TerminateOnNaN",
 ]
+__getattr__ = missing_attribute(__name__, __all__)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ._namespace import missing_attribute
 from ._training.activations import sigmoid
 
 Array = np.ndarray
@@ -477,3 +478,4 @@ __all__ = [
     "mse",
     "sparse_categorical_crossentropy",
 ]
+__getattr__ = missing_attribute(__name__, __all__)

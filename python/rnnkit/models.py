@@ -23,6 +23,7 @@ from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from ._checks import check_float
+from ._namespace import missing_attribute
 from ._training import saving
 from ._training.base import (
     Layer,
@@ -1065,3 +1066,4 @@ def load_model(filepath: str | os.PathLike, compile: bool = True) -> Sequential:
 ModelFileError = saving.ModelFileError
 
 __all__ = ["ModelFileError", "ModelStream", "NonFiniteLossWarning", "Sequential", "load_model"]
+__getattr__ = missing_attribute(__name__, __all__)

@@ -4,7 +4,8 @@ Every optimizer applies, in order: gradient clipping (``clipnorm`` per array,
 ``global_clipnorm`` over all arrays, or ``clipvalue`` elementwise; at most one), decoupled
 weight decay ``w -= lr * weight_decay * w`` when ``weight_decay`` is set, then its update.
 ``learning_rate`` is a float or a schedule (a callable of the step count, such as
-:class:`ExponentialDecay`); ``iterations`` counts the steps applied.
+:class:`ExponentialDecay`, :class:`CosineDecay`, :class:`PiecewiseConstantDecay`, all in
+``rnnkit.optimizers.schedules``); ``iterations`` counts the steps applied.
 
 Parameters are plain numpy arrays updated in place (``p -= ...``), so an optimizer works on
 any list of arrays: ``opt.apply(grads, params)``.
@@ -19,43 +20,11 @@ from typing import Any
 import numpy as np
 
 from ._checks import check_float
+from ._namespace import missing_attribute
+from ._training import schedules
+from ._training.schedules import ExponentialDecay
 
 Array = np.ndarray
-
-
-class ExponentialDecay:
-    """``lr(step) = initial_learning_rate * decay_rate ** (step / decay_steps)``.
-
-    With ``staircase=True`` the exponent is floored (Keras's schedule of the same name).
-    """
-
-    def __init__(
-        self,
-        initial_learning_rate: float,
-        decay_steps: int,
-        decay_rate: float,
-        staircase: bool = False,
-    ) -> None:
-        if decay_steps <= 0:
-            raise ValueError(f"[ExponentialDecay] decay_steps must be positive; got {decay_steps}")
-        self.initial_learning_rate = float(initial_learning_rate)
-        self.decay_steps = int(decay_steps)
-        self.decay_rate = float(decay_rate)
-        self.staircase = bool(staircase)
-
-    def __call__(self, step: int) -> float:
-        p = step / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate * self.decay_rate**p
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "initial_learning_rate": self.initial_learning_rate,
-            "decay_steps": self.decay_steps,
-            "decay_rate": self.decay_rate,
-            "staircase": self.staircase,
-        }
 
 
 class Optimizer:
@@ -260,8 +229,8 @@ class Optimizer:
         lr: Any = self._lr
         if self._schedule is not None:
             sched = self._schedule
-            if isinstance(sched, ExponentialDecay):
-                lr = {"class_name": "ExponentialDecay", "config": sched.get_config()}
+            if isinstance(sched, schedules.LearningRateSchedule):
+                lr = schedules.serialize(sched)
             else:
                 lr = self.learning_rate  # an arbitrary callable cannot be serialised
         config = {
@@ -280,9 +249,7 @@ class Optimizer:
         config = dict(config)
         lr = config.get("learning_rate")
         if isinstance(lr, dict):
-            if lr.get("class_name") != "ExponentialDecay":
-                raise ValueError(f"unknown learning-rate schedule {lr.get('class_name')!r}")
-            config["learning_rate"] = ExponentialDecay(**lr["config"])
+            config["learning_rate"] = schedules.deserialize(lr)
         return cls(**config)
 
     def __repr__(self) -> str:
@@ -527,4 +494,14 @@ def deserialize(config: dict[str, Any]) -> Optimizer:
     return cls.from_config(dict(config.get("config", {})))
 
 
-__all__ = ["SGD", "Adam", "AdamW", "ExponentialDecay", "Optimizer", "RMSprop", "get"]
+__all__ = [
+    "SGD",
+    "Adam",
+    "AdamW",
+    "ExponentialDecay",
+    "Optimizer",
+    "RMSprop",
+    "get",
+    "schedules",
+]
+__getattr__ = missing_attribute(__name__, __all__)
