@@ -210,12 +210,13 @@ class Precision(_Confusion):
                 f"[{type(self).__name__}] top_k and class_id are not supported"
             )
         self.thresholds = thresholds
+        self._many = isinstance(thresholds, (list, tuple, np.ndarray))
         self._thresholds = _threshold(type(self).__name__, thresholds)
         super().__init__(name or type(self).__name__.lower())
 
     def result(self) -> Any:  # type: ignore[override]
         r = _ratio(self.true_positives, self.true_positives + self.false_positives)
-        return float(r[0]) if np.ndim(self.thresholds) == 0 else [float(v) for v in r]
+        return [float(v) for v in r] if self._many else float(r[0])
 
 
 class Recall(Precision):
@@ -224,7 +225,7 @@ class Recall(Precision):
 
     def result(self) -> Any:  # type: ignore[override]
         r = _ratio(self.true_positives, self.true_positives + self.false_negatives)
-        return float(r[0]) if np.ndim(self.thresholds) == 0 else [float(v) for v in r]
+        return [float(v) for v in r] if self._many else float(r[0])
 
 
 class AUC(_Confusion):

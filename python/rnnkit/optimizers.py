@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +25,27 @@ from ._training import schedules
 from ._training.schedules import ExponentialDecay
 
 Array = np.ndarray
+
+if TYPE_CHECKING:  # for type checkers only: the keyword arguments every optimizer takes
+    from typing_extensions import TypedDict, Unpack
+
+    class ClipOptions(TypedDict, total=False):
+        """``**kwargs`` of every optimizer but ``weight_decay`` (AdamW names that itself)."""
+
+        clipnorm: float | None
+        clipvalue: float | None
+        global_clipnorm: float | None
+        name: str | None
+        use_ema: bool
+        ema_momentum: float
+        ema_overwrite_frequency: int | None
+        loss_scale_factor: float | None
+        gradient_accumulation_steps: int | None
+
+    class OptimizerOptions(ClipOptions, total=False):
+        """``**kwargs`` of every optimizer (see :class:`Optimizer`)."""
+
+        weight_decay: float | None
 
 
 class Optimizer:
@@ -268,7 +289,7 @@ class SGD(Optimizer):
         learning_rate: Any = 0.01,
         momentum: float = 0.0,
         nesterov: bool = False,
-        **kwargs: Any,
+        **kwargs: Unpack[OptimizerOptions],
     ) -> None:
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.momentum = check_float("SGD", "momentum", momentum, 0.0, 1.0, high_open=False)
@@ -313,7 +334,7 @@ class Adam(Optimizer):
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
         amsgrad: bool = False,
-        **kwargs: Any,
+        **kwargs: Unpack[OptimizerOptions],
     ) -> None:
         super().__init__(learning_rate=learning_rate, **kwargs)
         owner = type(self).__name__
@@ -373,7 +394,7 @@ class AdamW(Adam):
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
         amsgrad: bool = False,
-        **kwargs: Any,
+        **kwargs: Unpack[ClipOptions],
     ) -> None:
         if weight_decay is None:
             raise ValueError("[AdamW] weight_decay must be a number")
@@ -403,7 +424,7 @@ class RMSprop(Optimizer):
         momentum: float = 0.0,
         epsilon: float = 1e-7,
         centered: bool = False,
-        **kwargs: Any,
+        **kwargs: Unpack[OptimizerOptions],
     ) -> None:
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.rho = check_float("RMSprop", "rho", rho, 0.0, 1.0)
