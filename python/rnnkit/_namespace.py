@@ -25,11 +25,12 @@ _FUNCTIONAL = ("Model", "Functional")
 
 
 def missing_attribute(
-    module: str, names: Sequence[str], submodules: Sequence[str] = ()
+    module: str, names: Sequence[str], submodules: Sequence[str] = (), shown: str | None = None
 ) -> Callable[[str], NoReturn]:
     """A module ``__getattr__`` for ``module`` whose public names are ``names``;
-    ``submodules`` are subpackages that exist but are imported only on request."""
-    shown = module.removeprefix("rnnkit.")
+    ``submodules`` are subpackages that exist but are imported only on request; ``shown``
+    is the public spelling of the module when its file is private."""
+    shown = shown or module.removeprefix("rnnkit.")
     public = sorted(n for n in names if not n.startswith("_"))
 
     def __getattr__(name: str) -> NoReturn:

@@ -12,6 +12,7 @@ import numbers
 from typing import Any
 
 from .._checks import check_float
+from .._namespace import missing_attribute
 
 
 class LearningRateSchedule:
@@ -210,3 +211,4 @@ __all__ = [
     "deserialize",
     "serialize",
 ]
+__getattr__ = missing_attribute(__name__, __all__, shown="optimizers.schedules")
