@@ -95,7 +95,9 @@ def _monitor_op(mode: str, monitor: str, owner: str) -> str:
     if mode == "auto":
         name = monitor.removeprefix("val_")
         higher = (
-            name in ("acc", "accuracy", "auc") or name.endswith("accuracy") or name.endswith("_acc")
+            name in ("acc", "accuracy", "auc", "precision", "recall")
+            or name.endswith("accuracy")
+            or name.endswith("_acc")
         )
         return "max" if higher else "min"
     return mode
