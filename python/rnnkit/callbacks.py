@@ -104,7 +104,9 @@ def _monitor_op(mode: str, monitor: str, owner: str) -> str:
 
 
 def _print(msg: str) -> None:
-    sys.stdout.write(msg + "\n")
+    from ._training.progbar import safe_write
+
+    safe_write(sys.stdout, msg + "\n")
     sys.stdout.flush()
 
 
