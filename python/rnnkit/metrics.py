@@ -158,8 +158,9 @@ class _Confusion(Metric):
                 f"[{type(self).__name__}] y_true has shape {t.shape}; y_pred has {p.shape}"
             )
         positive = (t > 0.5).ravel()
-        scores = np.sort(self._scores(p.astype(np.float64)).ravel()[positive])
-        neg_scores = np.sort(self._scores(p.astype(np.float64)).ravel()[~positive])
+        all_scores = self._scores(p.astype(np.float64)).ravel()
+        scores = np.sort(all_scores[positive])
+        neg_scores = np.sort(all_scores[~positive])
         # elements above each threshold: len - (number <= threshold)
         tp = scores.size - np.searchsorted(scores, self._thresholds, side="right")
         fp = neg_scores.size - np.searchsorted(neg_scores, self._thresholds, side="right")
