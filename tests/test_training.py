@@ -518,19 +518,23 @@ def test_callback_hook_order():
 
 def test_non_finite_loss_stops_and_keeps_previous_weights():
     x, y = _dense_data(48)
-    y[37] = np.nan  # batch 3 of 3 (batch size 16), epoch 1
-    model = Sequential([layers.Dense(1, input_shape=(3,))])
+    x = x.astype(np.float64)
+    x[37] = 1e200  # finite input, batch 3 of 3 (batch size 16): the loss overflows to inf
+    model = Sequential([layers.Dense(1, input_shape=(3,), dtype="float64")])
     model.compile(optimizer="adam", loss="mse")
     seen = []
     cb = callbacks.LambdaCallback(
         on_train_batch_end=lambda b, logs: seen.append(model.get_weights())
     )
-    with pytest.warns(
-        NonFiniteLossWarning,
-        match=r"non-finite loss \(nan\) at epoch 1, batch 3: training "
-        r"stopped; the weights are those from before this batch",
-    ):
-        history = model.fit(x, y, batch_size=16, epochs=5, shuffle=False, verbose=0, callbacks=[cb])
+    expected = (
+        r"non-finite loss \(inf\) at epoch 1, batch 3: training "
+        r"stopped; the weights are those from before this batch"
+    )
+    with np.errstate(over="ignore", invalid="ignore"):
+        with pytest.warns(NonFiniteLossWarning, match=expected):
+            history = model.fit(
+                x, y, batch_size=16, epochs=5, shuffle=False, verbose=0, callbacks=[cb]
+            )
     assert len(seen) == 2 and history.history == {}
     for a, b in zip(model.get_weights(), seen[-1]):
         np.testing.assert_array_equal(a, b, "weights changed by the non-finite step")

@@ -48,8 +48,11 @@ from . import (  # noqa: E402
     metrics,
     models,
     optimizers,
+    preprocessing,
+    random,
     utils,
 )
+from ._namespace import missing_attribute  # noqa: E402
 from .models import Sequential, load_model  # noqa: E402
 
 __all__ += [
@@ -63,6 +66,11 @@ __all__ += [
     "metrics",
     "models",
     "optimizers",
+    "preprocessing",
+    "random",
     "utils",
 ]
 # --- end training API (issue 3) ---
+
+# A missing name says rnnkit does not provide it (``rnnkit.Model``: the functional API).
+__getattr__ = missing_attribute(__name__, __all__, submodules=("dask", "onnx"))

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ._namespace import missing_attribute
+
 
 class Callback:
     """Base class; override the hooks you need. ``self.model`` is the model being fit."""
@@ -93,14 +95,18 @@ def _monitor_op(mode: str, monitor: str, owner: str) -> str:
     if mode == "auto":
         name = monitor.removeprefix("val_")
         higher = (
-            name in ("acc", "accuracy", "auc") or name.endswith("accuracy") or name.endswith("_acc")
+            name in ("acc", "accuracy", "auc", "precision", "recall")
+            or name.endswith("accuracy")
+            or name.endswith("_acc")
         )
         return "max" if higher else "min"
     return mode
 
 
 def _print(msg: str) -> None:
-    sys.stdout.write(msg + "\n")
+    from ._training.progbar import safe_write
+
+    safe_write(sys.stdout, msg + "\n")
     sys.stdout.flush()
 
 
@@ -411,3 +417,4 @@ __all__ = [
     "ReduceLROnPlateau",
     "TerminateOnNaN",
 ]
+__getattr__ = missing_attribute(__name__, __all__)

@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ._namespace import missing_attribute
+
 
 def sliding_windows(
     series: Any,
@@ -71,3 +73,4 @@ def sliding_windows(
 
 
 __all__ = ["sliding_windows"]
+__getattr__ = missing_attribute(__name__, __all__)

@@ -1,13 +1,35 @@
 """A Keras-shaped namespace, so Keras programs run with only their imports changed.
 
-``from rnnkit import keras`` stands in for ``import keras`` (``keras.Sequential``,
-``keras.layers.LSTM``, ``keras.callbacks.EarlyStopping`` ...), and ``import rnnkit as tf``
-for ``import tensorflow as tf`` in code written as ``tf.keras.Sequential([...])``.
+``from rnnkit import keras`` (or ``import rnnkit.keras as keras``) stands in for
+``import keras`` (``keras.Sequential``, ``keras.layers.LSTM``,
+``keras.callbacks.EarlyStopping``, ``keras.utils.pad_sequences`` ...), and ``import rnnkit
+as tf`` for ``import tensorflow as tf`` in code written as ``tf.keras.Sequential([...])``.
+The dotted imports work too: ``from rnnkit.keras.layers import LSTM``,
+``from rnnkit.keras.optimizers.schedules import CosineDecay``,
+``from rnnkit.keras.preprocessing.sequence import pad_sequences``.
+
+A name Keras has and rnnkit does not raises an AttributeError naming it; ``keras.Model``
+(the functional API) raises :class:`~rnnkit._namespace.FunctionalAPIError` pointing to
+``Sequential``.
 """
 
 from __future__ import annotations
 
-from . import callbacks, data, layers, losses, metrics, models, optimizers, utils
+import sys
+
+from . import (
+    callbacks,
+    data,
+    layers,
+    losses,
+    metrics,
+    models,
+    optimizers,
+    preprocessing,
+    random,
+    utils,
+)
+from ._namespace import missing_attribute
 from .layers import Input
 from .models import Sequential, load_model
 
@@ -22,5 +44,28 @@ __all__ = [
     "metrics",
     "models",
     "optimizers",
+    "preprocessing",
+    "random",
     "utils",
 ]
+__getattr__ = missing_attribute(__name__, __all__)
+
+# ``rnnkit.keras`` is a module, not a package: register its namespaces under their dotted
+# names so that ``from rnnkit.keras.X import Y`` finds them (the same module objects).
+for _name, _module in [
+    ("callbacks", callbacks),
+    ("data", data),
+    ("layers", layers),
+    ("losses", losses),
+    ("metrics", metrics),
+    ("models", models),
+    ("optimizers", optimizers),
+    ("optimizers.schedules", optimizers.schedules),
+    ("preprocessing", preprocessing),
+    ("preprocessing.sequence", preprocessing.sequence),
+    ("random", random),
+    ("utils", utils),
+]:
+    sys.modules.setdefault(f"{__name__}.{_name}", _module)
+sys.modules.setdefault("rnnkit.optimizers.schedules", optimizers.schedules)
+del _name, _module

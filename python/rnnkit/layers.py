@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._namespace import missing_attribute
 from ._training.base import Layer
 from ._training.core_layers import (
     Dense,
@@ -80,3 +81,4 @@ __all__ = [
     "deserialize",
     "serialize",
 ]
+__getattr__ = missing_attribute(__name__, __all__)

@@ -14,10 +14,11 @@ categorical cross-entropy.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._namespace import missing_attribute
 from ._training.activations import sigmoid
 
 Array = np.ndarray
@@ -37,6 +38,16 @@ def _align(y_true: Array, y_pred: Array, name: str) -> Array:
             f"[{name}] y_true has shape {y_true.shape} but y_pred has shape {y_pred.shape}"
         )
     return y_true
+
+
+if TYPE_CHECKING:  # for type checkers only: the keyword arguments every loss takes
+    from typing_extensions import TypedDict, Unpack
+
+    class LossOptions(TypedDict, total=False):
+        """``**kwargs`` of the losses with their own arguments (see :class:`Loss`)."""
+
+        name: str | None
+        reduction: str
 
 
 class Loss:
@@ -144,7 +155,7 @@ class Huber(Loss):
 
     name = "huber_loss"
 
-    def __init__(self, delta: float = 1.0, **kwargs: Any) -> None:
+    def __init__(self, delta: float = 1.0, **kwargs: Unpack[LossOptions]) -> None:
         super().__init__(**kwargs)
         if delta <= 0:
             raise ValueError(f"[Huber] delta must be positive; got {delta}")
@@ -177,7 +188,9 @@ class BinaryCrossentropy(Loss):
     supports_logits = True
     fused_activation = "sigmoid"
 
-    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, **kwargs: Any):
+    def __init__(
+        self, from_logits: bool = False, label_smoothing: float = 0.0, **kwargs: Unpack[LossOptions]
+    ):
         super().__init__(**kwargs)
         self.from_logits = bool(from_logits)
         self.label_smoothing = float(label_smoothing)
@@ -234,7 +247,9 @@ class CategoricalCrossentropy(Loss):
     supports_logits = True
     fused_activation = "softmax"
 
-    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, **kwargs: Any):
+    def __init__(
+        self, from_logits: bool = False, label_smoothing: float = 0.0, **kwargs: Unpack[LossOptions]
+    ):
         super().__init__(**kwargs)
         self.from_logits = bool(from_logits)
         self.label_smoothing = float(label_smoothing)
@@ -477,3 +492,4 @@ __all__ = [
     "mse",
     "sparse_categorical_crossentropy",
 ]
+__getattr__ = missing_attribute(__name__, __all__)

@@ -1,4 +1,5 @@
-"""Metrics reported by ``fit``/``evaluate``: accuracy variants, mae, mse (and losses).
+"""Metrics reported by ``fit``/``evaluate``: accuracy variants, mae, mse, rmse, precision,
+recall and AUC (and losses).
 
 A metric accumulates over batches (``update_state``) and reports the mean over all samples
 seen since ``reset_state`` (``result``), as Keras's metrics do. ``"accuracy"``/``"acc"`` pick
@@ -9,9 +10,14 @@ output unit, sparse when the targets are class ids, categorical for one-hot targ
 
 from __future__ import annotations
 
+import copy
+import math
 from typing import Any
 
 import numpy as np
+
+from ._checks import check_float
+from ._namespace import missing_attribute
 
 Array = np.ndarray
 
@@ -110,6 +116,215 @@ class MeanSquaredError(Metric):
         return np.square(y_pred - y_true).mean(axis=-1).ravel()
 
 
+class RootMeanSquaredError(Metric):
+    """``sqrt(mean((y_pred - y_true)^2))`` over every element seen since ``reset_state``."""
+
+    def __init__(self, name: str = "root_mean_squared_error") -> None:
+        super().__init__(name)
+
+    def _values(self, y_true, y_pred):
+        y_true = _same_rank(y_true, y_pred)
+        return np.square(y_pred - y_true).ravel()
+
+    def result(self) -> float:
+        return math.sqrt(super().result())
+
+    def __call__(self, y_true: Any, y_pred: Any) -> float:
+        return math.sqrt(super().__call__(y_true, y_pred))
+
+
+class _Confusion(Metric):
+    """Counts of true/false positives/negatives at one or more thresholds, over all elements
+    seen since ``reset_state``: an element is predicted positive when ``y_pred > threshold``
+    and is a positive when ``y_true > 0.5`` (targets are 0/1, as Keras expects)."""
+
+    _thresholds: Array
+
+    def reset_state(self) -> None:
+        n = len(getattr(self, "_thresholds", ()))
+        self.true_positives = np.zeros(n, dtype=np.float64)
+        self.false_positives = np.zeros(n, dtype=np.float64)
+        self.true_negatives = np.zeros(n, dtype=np.float64)
+        self.false_negatives = np.zeros(n, dtype=np.float64)
+
+    def _scores(self, y_pred: Array) -> Array:
+        return y_pred
+
+    def update_state(self, y_true: Any, y_pred: Any) -> None:
+        t, p = np.asarray(y_true), np.asarray(y_pred)
+        t = _same_rank(t, p)
+        if t.shape != p.shape:
+            raise ValueError(
+                f"[{type(self).__name__}] y_true has shape {t.shape}; y_pred has {p.shape}"
+            )
+        positive = (t > 0.5).ravel()
+        all_scores = self._scores(p.astype(np.float64)).ravel()
+        scores = np.sort(all_scores[positive])
+        neg_scores = np.sort(all_scores[~positive])
+        # elements above each threshold: len - (number <= threshold)
+        tp = scores.size - np.searchsorted(scores, self._thresholds, side="right")
+        fp = neg_scores.size - np.searchsorted(neg_scores, self._thresholds, side="right")
+        self.true_positives += tp
+        self.false_positives += fp
+        self.false_negatives += scores.size - tp
+        self.true_negatives += neg_scores.size - fp
+
+    def __call__(self, y_true: Any, y_pred: Any) -> float:
+        """Value on one batch (does not touch the running state)."""
+        other = copy.copy(self)
+        other.reset_state()
+        other.update_state(y_true, y_pred)
+        return other.result()
+
+
+def _ratio(num: Array, den: Array) -> Array:
+    """``num / den``, 0 where ``den == 0`` (Keras's divide_no_nan)."""
+    return np.divide(num, den, out=np.zeros_like(num), where=den != 0)
+
+
+def _threshold(owner: str, thresholds: Any) -> Array:
+    values = [0.5] if thresholds is None else np.atleast_1d(thresholds).tolist()
+    out = np.array(
+        [check_float(owner, "thresholds", v, 0.0, 1.0, high_open=False) for v in values],
+        dtype=np.float64,
+    )
+    if out.size == 0:
+        raise ValueError(f"[{owner}] thresholds must not be empty")
+    return out
+
+
+class Precision(_Confusion):
+    """``tp / (tp + fp)`` with predictions ``y_pred > threshold`` (default 0.5), Keras's
+    ``Precision``; 0 when nothing was predicted positive. A list of ``thresholds`` gives a
+    list of values. ``top_k`` and ``class_id`` are not supported."""
+
+    def __init__(
+        self,
+        thresholds: float | list[float] | None = None,
+        top_k: int | None = None,
+        class_id: int | None = None,
+        name: str | None = None,
+        dtype: Any = None,
+    ) -> None:
+        if top_k is not None or class_id is not None:
+            raise NotImplementedError(
+                f"[{type(self).__name__}] top_k and class_id are not supported"
+            )
+        self.thresholds = thresholds
+        self._many = isinstance(thresholds, (list, tuple, np.ndarray))
+        self._thresholds = _threshold(type(self).__name__, thresholds)
+        super().__init__(name or type(self).__name__.lower())
+
+    def result(self) -> Any:  # type: ignore[override]
+        r = _ratio(self.true_positives, self.true_positives + self.false_positives)
+        return [float(v) for v in r] if self._many else float(r[0])
+
+
+class Recall(Precision):
+    """``tp / (tp + fn)`` with predictions ``y_pred > threshold`` (default 0.5), Keras's
+    ``Recall``; 0 when there were no positives."""
+
+    def result(self) -> Any:  # type: ignore[override]
+        r = _ratio(self.true_positives, self.true_positives + self.false_negatives)
+        return [float(v) for v in r] if self._many else float(r[0])
+
+
+class AUC(_Confusion):
+    """Area under the ROC (or precision-recall) curve, approximated as Keras's ``AUC`` does.
+
+    Predictions are bucketed at ``num_thresholds`` thresholds ``{-eps, 1/(n-1), ..., 1 + eps}``
+    (``eps = 1e-7``; or the given ``thresholds`` between those ends); the curve through the
+    points (false-positive rate, recall) for ROC, (recall, precision) for PR, is summed with
+    the trapezoid rule (``summation_method="interpolation"``; for PR, Davis & Goadrich's
+    interpolation, as Keras) or step heights ``"minoring"``/``"majoring"``.
+    ``from_logits=True`` applies a sigmoid first. Multi-label AUC is not supported.
+    """
+
+    def __init__(
+        self,
+        num_thresholds: int = 200,
+        curve: str = "ROC",
+        summation_method: str = "interpolation",
+        name: str | None = None,
+        dtype: Any = None,
+        thresholds: list[float] | None = None,
+        multi_label: bool = False,
+        num_labels: int | None = None,
+        label_weights: Any = None,
+        from_logits: bool = False,
+    ) -> None:
+        if multi_label or label_weights is not None or num_labels is not None:
+            raise NotImplementedError(
+                "[AUC] multi_label, num_labels and label_weights are not supported"
+            )
+        curve = str(curve).upper()
+        if curve not in ("ROC", "PR"):
+            raise ValueError(f"[AUC] curve must be 'ROC' or 'PR'; got {curve!r}")
+        summation_method = str(summation_method).lower()
+        if summation_method not in ("interpolation", "minoring", "majoring"):
+            raise ValueError(
+                "[AUC] summation_method must be 'interpolation', 'minoring' or 'majoring'; "
+                f"got {summation_method!r}"
+            )
+        eps = 1e-7
+        if thresholds is not None:
+            inner = sorted(
+                check_float("AUC", "thresholds", v, 0.0, 1.0, high_open=False) for v in thresholds
+            )
+            grid = [0.0 - eps, *inner, 1.0 + eps]
+        else:
+            if (
+                isinstance(num_thresholds, bool)
+                or not isinstance(num_thresholds, (int, np.integer))
+                or num_thresholds <= 1
+            ):
+                raise ValueError(f"[AUC] num_thresholds must be an int > 1; got {num_thresholds!r}")
+            n = int(num_thresholds)
+            grid = [0.0 - eps, *((i + 1) / (n - 1) for i in range(n - 2)), 1.0 + eps]
+        self.num_thresholds = len(grid)
+        self.curve = curve
+        self.summation_method = summation_method
+        self.from_logits = bool(from_logits)
+        self._thresholds = np.array(grid, dtype=np.float64)
+        super().__init__(name or "auc")
+
+    def _scores(self, y_pred: Array) -> Array:
+        return 1.0 / (1.0 + np.exp(-y_pred)) if self.from_logits else y_pred
+
+    def result(self) -> float:
+        tp, fp = self.true_positives, self.false_positives
+        tn, fn = self.true_negatives, self.false_negatives
+        if self.curve == "PR" and self.summation_method == "interpolation":
+            return self._interpolated_pr(tp, fp, fn)
+        recall = _ratio(tp, tp + fn)
+        if self.curve == "ROC":
+            x, y = _ratio(fp, fp + tn), recall
+        else:
+            x, y = recall, _ratio(tp, tp + fp)
+        if self.summation_method == "interpolation":
+            heights = (y[:-1] + y[1:]) / 2
+        elif self.summation_method == "minoring":
+            heights = np.minimum(y[:-1], y[1:])
+        else:
+            heights = np.maximum(y[:-1], y[1:])
+        return float(np.sum((x[:-1] - x[1:]) * heights))
+
+    @staticmethod
+    def _interpolated_pr(tp: Array, fp: Array, fn: Array) -> float:
+        """Davis & Goadrich (2006): between two thresholds precision is interpolated along
+        true positives, not linearly in recall."""
+        dtp = tp[:-1] - tp[1:]
+        p = tp + fp
+        dp = p[:-1] - p[1:]
+        slope = _ratio(dtp, np.maximum(dp, 0))
+        intercept = tp[1:] - slope * p[1:]
+        both = (p[:-1] > 0) & (p[1:] > 0)
+        ratio = np.ones_like(p[1:])
+        ratio[both] = p[:-1][both] / p[1:][both]
+        inc = _ratio(slope * (dtp + intercept * np.log(ratio)), np.maximum(tp[1:] + fn[1:], 0))
+        return float(np.sum(inc))
+
+
 class Mean(Metric):
     """Weighted running mean of scalars: ``update_state(value, weight)`` (used for losses)."""
 
@@ -126,6 +341,25 @@ _BY_NAME: dict[str, type[Metric]] = {
     "binary_accuracy": BinaryAccuracy,
     "categorical_accuracy": CategoricalAccuracy,
     "sparse_categorical_accuracy": SparseCategoricalAccuracy,
+    "root_mean_squared_error": RootMeanSquaredError,
+    "auc": AUC,
+    "precision": Precision,
+    "recall": Recall,
+}
+#: Class names accepted as strings too (Keras's ``metrics.get("AUC")``).
+_BY_CLASS_NAME: dict[str, type[Metric]] = {
+    cls.__name__: cls
+    for cls in (
+        BinaryAccuracy,
+        CategoricalAccuracy,
+        SparseCategoricalAccuracy,
+        MeanAbsoluteError,
+        MeanSquaredError,
+        RootMeanSquaredError,
+        AUC,
+        Precision,
+        Recall,
+    )
 }
 
 
@@ -153,6 +387,8 @@ def get(
         raise TypeError(
             f"metric must be a name or a rnnkit.metrics.Metric; got {type(identifier).__name__}"
         )
+    if identifier in _BY_CLASS_NAME:
+        return _BY_CLASS_NAME[identifier]()
     key = identifier.lower()
     if key in ("accuracy", "acc"):
         if y_true_shape is None or y_pred_shape is None:
@@ -161,20 +397,26 @@ def get(
     cls = _BY_NAME.get(key)
     if cls is None:
         raise ValueError(
-            f"unknown metric {identifier!r}; expected one of accuracy, acc, "
+            f"unknown metric {identifier!r}; expected a class name "
+            f"({', '.join(sorted(_BY_CLASS_NAME))}) or one of accuracy, acc, "
             f"{', '.join(sorted(_BY_NAME))}"
         )
     return cls(name=identifier)
 
 
 __all__ = [
+    "AUC",
     "BinaryAccuracy",
     "CategoricalAccuracy",
     "Mean",
     "MeanAbsoluteError",
     "MeanSquaredError",
     "Metric",
+    "Precision",
+    "Recall",
+    "RootMeanSquaredError",
     "SparseCategoricalAccuracy",
     "accuracy_variant",
     "get",
 ]
+__getattr__ = missing_attribute(__name__, __all__)

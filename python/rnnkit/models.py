@@ -23,6 +23,7 @@ from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from ._checks import check_float
+from ._namespace import missing_attribute
 from ._training import saving
 from ._training.base import (
     Layer,
@@ -32,7 +33,7 @@ from ._training.base import (
     unique_name,
 )
 from ._training.core_layers import Dense, InputLayer
-from ._training.progbar import Progbar
+from ._training.progbar import ASCII_BOX, Progbar, safe_write, supports_unicode
 from ._training.random import get_rng
 from ._training.streaming import ModelStream
 
@@ -57,6 +58,21 @@ def _positive_int(value: Any, name: str, owner: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"[{owner}] {name} must be a positive int; got {value!r}")
     return int(value)
+
+
+def _check_finite(arr: Array, owner: str, argument: str) -> None:
+    """Refuse NaN/inf in training data up front: bad input, not a training problem."""
+    if arr.dtype.kind not in "fc" or np.isfinite(arr).all():
+        return
+    index = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+    count = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+    where = index[0] if len(index) == 1 else index
+    raise ValueError(
+        f"[{owner}] {argument} holds {arr[index]} at index {where} ({count} non-finite "
+        f"value{'s' if count > 1 else ''} in all): NaN and inf are not valid training data. "
+        "Drop or impute those samples (e.g. np.nan_to_num, or a mask) before fit; "
+        "nothing was trained"
+    )
 
 
 class Sequential:
@@ -577,8 +593,12 @@ class Sequential:
             ``history.history`` maps "loss", the metric names and their ``val_`` forms to
             one value per epoch (sample-weighted means over the epoch's batches).
 
-        A NaN/inf loss or gradient stops training with a :class:`NonFiniteLossWarning`
-        that names the epoch and batch; the weights stay those from before that batch.
+        NaN or inf in ``x``, ``y`` or ``validation_data`` raises ValueError naming the array
+        and the first bad index, before anything is trained. A NaN/inf loss or gradient
+        during training (divergence) stops training with a :class:`NonFiniteLossWarning`
+        that names the epoch and batch; the weights stay those from before that batch, and
+        the returned History holds the epochs completed before it (as after a callback set
+        ``model.stop_training``).
         """
         owner = "Sequential.fit"
         self._refuse_if_quantized("fit")
@@ -624,12 +644,16 @@ class Sequential:
         with self._undo_build_on_error():
             x = self._prepare_x(x, owner)
             y = self._prepare_y(y, x.shape[0], owner)
+            _check_finite(x, owner, "x")
+            _check_finite(y, owner, "y")
             val: tuple[Array, Array] | None = None
             if validation_data is not None:
                 if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                     raise ValueError(f"[{owner}] validation_data must be a tuple (x_val, y_val)")
                 xv = self._prepare_x(validation_data[0], owner, "validation_data[0]")
                 yv = self._prepare_y(validation_data[1], xv.shape[0], owner, "validation_data[1]")
+                _check_finite(xv, owner, "validation_data[0]")
+                _check_finite(yv, owner, "validation_data[1]")
                 val = (xv, yv)
             elif validation_split > 0:
                 n_val = int(x.shape[0] * validation_split)
@@ -738,6 +762,8 @@ class Sequential:
         with self._undo_build_on_error():
             x = self._prepare_x(x, owner)
             y = self._prepare_y(y, x.shape[0], owner)
+            _check_finite(x, owner, "x")
+            _check_finite(y, owner, "y")
         fused = self._fused_dense()
         self._training_setup()
         loss_value, out, problem = self._train_step(x, y, fused)
@@ -878,8 +904,20 @@ class Sequential:
 
     # ------------------------------------------------------------------ summary
     def summary(self, line_length: int | None = None, print_fn: Any = None) -> None:
-        """Print a Keras-style table: layer (type), output shape, parameter count."""
-        emit = print_fn or print
+        """Print a Keras-style table: layer (type), output shape, parameter count.
+
+        ``print_fn(line)`` receives each line (default: print to ``sys.stdout``, with ASCII
+        box characters when its encoding cannot show the Unicode ones, as Keras does).
+        """
+        if print_fn is not None:
+            emit = print_fn
+        else:
+            out = sys.stdout
+            table = None if supports_unicode(out) else ASCII_BOX
+
+            def emit(line: str) -> None:
+                safe_write(out, (line if table is None else line.translate(table)) + "\n")
+
         w = (33, 26, 15)
         if line_length:
             w = (max(line_length - 43, 20), 26, 15)
@@ -1065,3 +1103,4 @@ def load_model(filepath: str | os.PathLike, compile: bool = True) -> Sequential:
 ModelFileError = saving.ModelFileError
 
 __all__ = ["ModelFileError", "ModelStream", "NonFiniteLossWarning", "Sequential", "load_model"]
+__getattr__ = missing_attribute(__name__, __all__)

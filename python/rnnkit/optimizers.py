@@ -4,7 +4,8 @@ Every optimizer applies, in order: gradient clipping (``clipnorm`` per array,
 ``global_clipnorm`` over all arrays, or ``clipvalue`` elementwise; at most one), decoupled
 weight decay ``w -= lr * weight_decay * w`` when ``weight_decay`` is set, then its update.
 ``learning_rate`` is a float or a schedule (a callable of the step count, such as
-:class:`ExponentialDecay`); ``iterations`` counts the steps applied.
+:class:`ExponentialDecay`, :class:`CosineDecay`, :class:`PiecewiseConstantDecay`, all in
+``rnnkit.optimizers.schedules``); ``iterations`` counts the steps applied.
 
 Parameters are plain numpy arrays (C-contiguous float32 or float64) updated in place, so an
 optimizer works on any list of arrays: ``opt.apply(grads, params)``. The built-in optimizers'
@@ -16,49 +17,38 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import _core
 from ._checks import check_float
+from ._namespace import missing_attribute
+from ._training import schedules
+from ._training.schedules import ExponentialDecay
 
 Array = np.ndarray
 
+if TYPE_CHECKING:  # for type checkers only: the keyword arguments every optimizer takes
+    from typing_extensions import TypedDict, Unpack
 
-class ExponentialDecay:
-    """``lr(step) = initial_learning_rate * decay_rate ** (step / decay_steps)``.
+    class ClipOptions(TypedDict, total=False):
+        """``**kwargs`` of every optimizer but ``weight_decay`` (AdamW names that itself)."""
 
-    With ``staircase=True`` the exponent is floored (Keras's schedule of the same name).
-    """
+        clipnorm: float | None
+        clipvalue: float | None
+        global_clipnorm: float | None
+        name: str | None
+        use_ema: bool
+        ema_momentum: float
+        ema_overwrite_frequency: int | None
+        loss_scale_factor: float | None
+        gradient_accumulation_steps: int | None
 
-    def __init__(
-        self,
-        initial_learning_rate: float,
-        decay_steps: int,
-        decay_rate: float,
-        staircase: bool = False,
-    ) -> None:
-        if decay_steps <= 0:
-            raise ValueError(f"[ExponentialDecay] decay_steps must be positive; got {decay_steps}")
-        self.initial_learning_rate = float(initial_learning_rate)
-        self.decay_steps = int(decay_steps)
-        self.decay_rate = float(decay_rate)
-        self.staircase = bool(staircase)
+    class OptimizerOptions(ClipOptions, total=False):
+        """``**kwargs`` of every optimizer (see :class:`Optimizer`)."""
 
-    def __call__(self, step: int) -> float:
-        p = step / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate * self.decay_rate**p
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "initial_learning_rate": self.initial_learning_rate,
-            "decay_steps": self.decay_steps,
-            "decay_rate": self.decay_rate,
-            "staircase": self.staircase,
-        }
+        weight_decay: float | None
 
 
 class Optimizer:
@@ -285,8 +275,8 @@ class Optimizer:
         lr: Any = self._lr
         if self._schedule is not None:
             sched = self._schedule
-            if isinstance(sched, ExponentialDecay):
-                lr = {"class_name": "ExponentialDecay", "config": sched.get_config()}
+            if isinstance(sched, schedules.LearningRateSchedule):
+                lr = schedules.serialize(sched)
             else:
                 lr = self.learning_rate  # an arbitrary callable cannot be serialised
         config = {
@@ -305,9 +295,7 @@ class Optimizer:
         config = dict(config)
         lr = config.get("learning_rate")
         if isinstance(lr, dict):
-            if lr.get("class_name") != "ExponentialDecay":
-                raise ValueError(f"unknown learning-rate schedule {lr.get('class_name')!r}")
-            config["learning_rate"] = ExponentialDecay(**lr["config"])
+            config["learning_rate"] = schedules.deserialize(lr)
         return cls(**config)
 
     def __repr__(self) -> str:
@@ -326,7 +314,7 @@ class SGD(Optimizer):
         learning_rate: Any = 0.01,
         momentum: float = 0.0,
         nesterov: bool = False,
-        **kwargs: Any,
+        **kwargs: Unpack[OptimizerOptions],
     ) -> None:
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.momentum = check_float("SGD", "momentum", momentum, 0.0, 1.0, high_open=False)
@@ -358,7 +346,7 @@ class Adam(Optimizer):
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
         amsgrad: bool = False,
-        **kwargs: Any,
+        **kwargs: Unpack[OptimizerOptions],
     ) -> None:
         super().__init__(learning_rate=learning_rate, **kwargs)
         owner = type(self).__name__
@@ -402,7 +390,7 @@ class AdamW(Adam):
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
         amsgrad: bool = False,
-        **kwargs: Any,
+        **kwargs: Unpack[ClipOptions],
     ) -> None:
         if weight_decay is None:
             raise ValueError("[AdamW] weight_decay must be a number")
@@ -432,7 +420,7 @@ class RMSprop(Optimizer):
         momentum: float = 0.0,
         epsilon: float = 1e-7,
         centered: bool = False,
-        **kwargs: Any,
+        **kwargs: Unpack[OptimizerOptions],
     ) -> None:
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.rho = check_float("RMSprop", "rho", rho, 0.0, 1.0)
@@ -500,4 +488,14 @@ def deserialize(config: dict[str, Any]) -> Optimizer:
     return cls.from_config(dict(config.get("config", {})))
 
 
-__all__ = ["SGD", "Adam", "AdamW", "ExponentialDecay", "Optimizer", "RMSprop", "get"]
+__all__ = [
+    "SGD",
+    "Adam",
+    "AdamW",
+    "ExponentialDecay",
+    "Optimizer",
+    "RMSprop",
+    "get",
+    "schedules",
+]
+__getattr__ = missing_attribute(__name__, __all__)

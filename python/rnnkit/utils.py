@@ -1,4 +1,4 @@
-"""Utilities: reproducibility, one-hot encoding, session reset."""
+"""Utilities: reproducibility, one-hot encoding, padding sequences, session reset."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ._namespace import missing_attribute
 from ._training.base import clear_session
 from ._training.random import get_rng, set_random_seed
 
@@ -34,4 +35,74 @@ def to_categorical(y: Any, num_classes: int | None = None, dtype: Any = "float32
     return out
 
 
-__all__ = ["clear_session", "get_rng", "set_random_seed", "to_categorical"]
+def pad_sequences(
+    sequences: Any,
+    maxlen: int | None = None,
+    dtype: Any = "int32",
+    padding: str = "pre",
+    truncating: str = "pre",
+    value: Any = 0.0,
+) -> np.ndarray:
+    """Pad (and truncate) ``N`` sequences to one array ``(N, maxlen, ...)``, as Keras's
+    ``pad_sequences``.
+
+    Parameters
+    ----------
+    sequences : list of sequences
+        Each a list or array of length ``L_i`` (of scalars, or of arrays all of one shape
+        ``S``, giving ``(N, maxlen, *S)``).
+    maxlen : int, optional
+        Length of the output's time axis; default the longest sequence.
+    dtype : default "int32"
+        The output's dtype (values are converted to it, as Keras does).
+    padding : {"pre", "post"}
+        Put the padding before (default) or after each sequence.
+    truncating : {"pre", "post"}
+        Drop the first (default) or last steps of sequences longer than ``maxlen``.
+    value : default 0
+        The padding value.
+    """
+    owner = "pad_sequences"
+    if padding not in ("pre", "post"):
+        raise ValueError(f"[{owner}] padding must be 'pre' or 'post'; got {padding!r}")
+    if truncating not in ("pre", "post"):
+        raise ValueError(f"[{owner}] truncating must be 'pre' or 'post'; got {truncating!r}")
+    if isinstance(sequences, (str, bytes)) or not hasattr(sequences, "__iter__"):
+        raise ValueError(f"[{owner}] sequences must be a list of sequences; got {sequences!r:.80}")
+    seqs = []
+    for k, seq in enumerate(sequences):
+        if isinstance(seq, (str, bytes)) or not hasattr(seq, "__len__"):
+            raise ValueError(
+                f"[{owner}] sequences[{k}] must be a list or array; got {type(seq).__name__}"
+            )
+        seqs.append(np.asarray(seq))
+    if maxlen is None:
+        maxlen = max((len(s) for s in seqs), default=0)
+    elif isinstance(maxlen, bool) or not isinstance(maxlen, (int, np.integer)) or maxlen < 0:
+        raise ValueError(f"[{owner}] maxlen must be an int >= 0 or None; got {maxlen!r}")
+    maxlen = int(maxlen)
+    sample_shape = next((s.shape[1:] for s in seqs if len(s)), ())
+    out_dtype = np.dtype(dtype)
+    if out_dtype.kind in "SU" and not isinstance(value, str):
+        raise ValueError(
+            f"[{owner}] dtype {dtype!r} holds strings; value must be a string, got {value!r}"
+        )
+    out = np.full((len(seqs), maxlen, *sample_shape), value, dtype=out_dtype)
+    for k, seq in enumerate(seqs):
+        if not len(seq) or maxlen == 0:
+            continue
+        if seq.shape[1:] != sample_shape:
+            raise ValueError(
+                f"[{owner}] sequences[{k}] has steps of shape {seq.shape[1:]}; the first "
+                f"non-empty sequence's steps have shape {sample_shape}"
+            )
+        kept = seq[-maxlen:] if truncating == "pre" else seq[:maxlen]
+        if padding == "post":
+            out[k, : len(kept)] = kept
+        else:
+            out[k, maxlen - len(kept) :] = kept
+    return out
+
+
+__all__ = ["clear_session", "get_rng", "pad_sequences", "set_random_seed", "to_categorical"]
+__getattr__ = missing_attribute(__name__, __all__)

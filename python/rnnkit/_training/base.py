@@ -11,12 +11,50 @@ dimension left free, such as time) in shape tuples.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 Array = np.ndarray
 Shape = tuple  # tuple[int | None, ...]
+
+if TYPE_CHECKING:  # for type checkers only: the keyword arguments every layer takes
+    from typing_extensions import TypedDict
+
+    class LayerOptions(TypedDict, total=False):
+        """``**kwargs`` of every Keras-shaped layer (see :class:`Layer`)."""
+
+        name: str | None
+        trainable: bool
+        dtype: Any
+        input_shape: Shape | None
+        input_dim: int | None
+        batch_input_shape: Shape | None
+        batch_size: int | None
+
+    class RecurrentOptions(LayerOptions, total=False):
+        """``**kwargs`` LSTM, GRU and SimpleRNN pass on to their shared base."""
+
+        kernel_initializer: str
+        recurrent_initializer: str
+        bias_initializer: str
+        kernel_regularizer: Any
+        recurrent_regularizer: Any
+        bias_regularizer: Any
+        activity_regularizer: Any
+        kernel_constraint: Any
+        recurrent_constraint: Any
+        bias_constraint: Any
+        dropout: float
+        recurrent_dropout: float
+        seed: int | None
+        return_sequences: bool
+        return_state: bool
+        go_backwards: bool
+        stateful: bool
+        unroll: bool
+        use_cudnn: Any
+
 
 _name_counts: dict[str, int] = {}
 

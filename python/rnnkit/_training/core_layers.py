@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -11,6 +11,11 @@ from .._checks import check_elements, check_float, numpy_dtype
 from . import activations, initializers
 from .base import Array, Layer, Shape, expected_shape_text, format_shape
 from .random import get_rng
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .base import LayerOptions
 
 
 def _reject_unsupported(owner: str, **options: Any) -> None:
@@ -140,7 +145,7 @@ class Dense(Layer):
         activity_regularizer: Any = None,
         kernel_constraint: Any = None,
         bias_constraint: Any = None,
-        **kwargs: Any,
+        **kwargs: Unpack[LayerOptions],
     ) -> None:
         super().__init__(**kwargs)
         owner = f"Dense {self.name!r}"
@@ -303,7 +308,7 @@ class Dropout(Layer):
         rate: float,
         noise_shape: Shape | None = None,
         seed: int | None = None,
-        **kwargs: Any,
+        **kwargs: Unpack[LayerOptions],
     ) -> None:
         super().__init__(**kwargs)
         self.rate = check_float(f"Dropout {self.name!r}", "rate", rate, 0.0, 1.0)
@@ -356,7 +361,7 @@ class Embedding(Layer):
         embeddings_constraint: Any = None,
         mask_zero: bool = False,
         input_length: int | None = None,
-        **kwargs: Any,
+        **kwargs: Unpack[LayerOptions],
     ) -> None:
         if input_length is not None and "input_shape" not in kwargs:
             kwargs["input_shape"] = (input_length,)
@@ -484,7 +489,7 @@ class Flatten(Layer):
 class RepeatVector(Layer):
     """``x (B, F) -> y (B, n, F)``: the same vector at each of n steps (seq2seq decoders)."""
 
-    def __init__(self, n: int, **kwargs: Any) -> None:
+    def __init__(self, n: int, **kwargs: Unpack[LayerOptions]) -> None:
         super().__init__(**kwargs)
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
             raise ValueError(f"[RepeatVector {self.name!r}] n must be a positive int; got {n!r}")

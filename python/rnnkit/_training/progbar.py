@@ -1,14 +1,63 @@
 """Keras-style progress line: ``31/31 ━━━━━━━━━━━━━━━━━━━━ 1s 4ms/step - loss: 0.0123``.
 
-verbose=1 redraws one line in a terminal (at most every 50 ms) and prints the final line
-once when the output is not a terminal; verbose=2 prints one line per epoch; 0 is silent.
+verbose=1 redraws one line during the epoch (at most every 50 ms) where the output shows a
+carriage return as a redraw: a terminal, a Jupyter/IPython kernel (``ipykernel`` loaded and
+writing to ``sys.stdout``) or PyCharm's console (``PYCHARM_HOSTED``), as Keras's Progbar
+decides; elsewhere (a pipe, a log file) it prints the final line once. Keras also redraws on
+any POSIX system; rnnkit does not, so logs written to files stay one line per epoch.
+verbose=2 prints one line per epoch; 0 is silent.
+
+Output whose encoding cannot show the box-drawing characters (ascii, cp1252) gets plain
+ASCII ones instead (``=`` and ``.``), and any other character it cannot encode is replaced,
+so printing progress never raises UnicodeEncodeError.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any, TextIO
+
+#: Characters the progress bar and ``summary()`` draw with, and their ASCII stand-ins.
+_BOX = "━─┏┓┗┛┡┩└┘├┤┼┳╇┴┃│"
+ASCII_BOX = str.maketrans(_BOX, "=-" + "+" * 14 + "||")
+
+
+def supports_unicode(stream: Any) -> bool:
+    """Whether ``stream`` can encode the box-drawing characters. A stream without an
+    ``encoding`` (``io.StringIO``) takes any text."""
+    encoding = getattr(stream, "encoding", None)
+    if not encoding:
+        return True
+    try:
+        _BOX.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+def safe_write(stream: Any, text: str) -> None:
+    """``stream.write(text)``, replacing characters its encoding cannot represent."""
+    try:
+        stream.write(text)
+    except UnicodeEncodeError:
+        encoding = getattr(stream, "encoding", None) or "ascii"
+        stream.write(text.encode(encoding, "replace").decode(encoding))
+
+
+def dynamic_display(stream: Any) -> bool:
+    """Whether ``stream`` redraws a line on ``\\r``: a tty, or ``sys.stdout`` inside an
+    IPython kernel (Jupyter) or PyCharm, the cases in which Keras redraws too."""
+    isatty = getattr(stream, "isatty", None)
+    try:
+        if isatty is not None and isatty():
+            return True
+    except (ValueError, OSError):  # a closed or detached stream
+        return False
+    if stream is sys.stdout:
+        return "ipykernel" in sys.modules or "PYCHARM_HOSTED" in os.environ
+    return False
 
 
 def format_value(v: float) -> str:
@@ -51,24 +100,25 @@ class Progbar:
         self.start = time.perf_counter()
         self._last_draw = 0.0
         self._last_len = 0
-        isatty = getattr(self.stream, "isatty", None)
-        self.dynamic = bool(isatty and isatty())
+        self.dynamic = dynamic_display(self.stream)
+        self.unicode = supports_unicode(self.stream)
 
     def _bar(self, current: int) -> str:
         digits = len(str(self.target))
         count = f"{current:>{digits}d}/{self.target}"
         filled = int(self.width * current / self.target)
+        done, todo = ("━", "━" if self.dynamic else "─") if self.unicode else ("=", ".")
         if self.dynamic:
             bar = (
                 "\x1b[32m"
-                + "━" * filled
+                + done * filled
                 + "\x1b[0m"
                 + "\x1b[37m"
-                + "━" * (self.width - filled)
+                + todo * (self.width - filled)
                 + "\x1b[0m"
             )
         else:
-            bar = "━" * filled + "─" * (self.width - filled)
+            bar = done * filled + todo * (self.width - filled)
         return f"{count} {bar}"
 
     def update(
@@ -82,9 +132,10 @@ class Progbar:
         tail = "".join(f" - {k}: {format_value(v)}" for k, v in (values or {}).items())
         if self.verbose == 2:
             if finalize:
-                self.stream.write(
+                safe_write(
+                    self.stream,
                     f"{current}/{self.target} - {format_time(elapsed)} - "
-                    f"{format_per_step(per_step)}{tail}\n"
+                    f"{format_per_step(per_step)}{tail}\n",
                 )
                 self.stream.flush()
             return
@@ -95,10 +146,10 @@ class Progbar:
         line = f"{self._bar(current)} {format_time(shown)} {format_per_step(per_step)}{tail}"
         if self.dynamic:
             pad = max(self._last_len - len(line), 0)
-            self.stream.write("\r" + line + " " * pad)
+            safe_write(self.stream, "\r" + line + " " * pad)
             self._last_len = len(line)
         else:
-            self.stream.write(line)
+            safe_write(self.stream, line)
         if finalize:
             self.stream.write("\n")
         self.stream.flush()

@@ -17,7 +17,7 @@ Keras's bias row 1.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,11 @@ from . import activations, initializers
 from .base import Array, Layer, Shape, format_shape
 from .core_layers import _reject_unsupported
 from .random import get_rng
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .base import LayerOptions, RecurrentOptions
 
 
 def _swap_first_blocks(a: Array, units: int) -> Array:
@@ -70,7 +75,7 @@ class _RNN(Layer):
         stateful: bool = False,
         unroll: bool = False,
         use_cudnn: Any = "auto",
-        **kwargs: Any,
+        **kwargs: Unpack[LayerOptions],
     ) -> None:
         super().__init__(**kwargs)
         owner = f"{type(self).__name__} {self.name!r}"
@@ -463,7 +468,7 @@ class LSTM(_RNN):
         recurrent_activation: str = "sigmoid",
         use_bias: bool = True,
         unit_forget_bias: bool = True,
-        **kwargs: Any,
+        **kwargs: Unpack[RecurrentOptions],
     ) -> None:
         self.unit_forget_bias = bool(unit_forget_bias)
         super().__init__(
@@ -520,7 +525,7 @@ class GRU(_RNN):
         recurrent_activation: str = "sigmoid",
         use_bias: bool = True,
         reset_after: bool = True,
-        **kwargs: Any,
+        **kwargs: Unpack[RecurrentOptions],
     ) -> None:
         self.reset_after = bool(reset_after)
         super().__init__(
@@ -582,7 +587,7 @@ class SimpleRNN(_RNN):
         units: int,
         activation: str | None = "tanh",
         use_bias: bool = True,
-        **kwargs: Any,
+        **kwargs: Unpack[RecurrentOptions],
     ) -> None:
         if "recurrent_activation" in kwargs:
             raise TypeError(
@@ -628,7 +633,7 @@ class Bidirectional(Layer):
         merge_mode: str | None = "concat",
         weights: Any = None,
         backward_layer: Any = None,
-        **kwargs: Any,
+        **kwargs: Unpack[LayerOptions],
     ) -> None:
         if not isinstance(layer, _RNN):
             raise TypeError(
