@@ -33,8 +33,6 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 FRAMEWORKS = ("rnnkit", "keras", "torch")
 MSE_LIMIT = 2e-3
@@ -173,7 +171,7 @@ def worker(framework: str, threads: int, epochs: int, repeats: int) -> dict[str,
         import rnnkit
 
         rnnkit.set_num_threads(threads)
-    from bench.machine import other_load
+    from rnnkit.bench.machine import other_load
 
     x, y = seed_002_data()
     runs = []
@@ -210,7 +208,6 @@ def _env(threads: int) -> dict[str, str]:
         env[var] = str(threads)
     env["TF_NUM_INTEROP_THREADS"] = str(threads)
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     return env
 
 
@@ -272,7 +269,7 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args.threads, args.epochs, args.repeats)))
         return
 
-    from bench.machine import cpu_info, machine_description, slugify, wait_quiet
+    from rnnkit.bench.machine import cpu_info, machine_description, slugify, wait_quiet
 
     requested = [f.strip() for f in args.frameworks.split(",") if f.strip()]
     unknown = set(requested) - set(FRAMEWORKS)
