@@ -162,7 +162,8 @@ def test_a_peer_that_disagrees_fails_loudly_and_is_not_timed(peer, tmp_path, cap
     status, res = run_json([*TINY, "--frameworks", f"rnnkit,{peer}"], tmp_path)
     captured = capsys.readouterr()
     assert status == 1
-    match = re.search(rf"{LABELS[peer]} and the reference disagree: max rel err (\S+)", captured.err)
+    pattern = rf"{LABELS[peer]} and the reference disagree: max rel err (\S+)"
+    match = re.search(pattern, captured.err)
     assert match, captured.err
     assert float(match.group(1)) == pytest.approx(0.5, rel=1e-3)  # |1.5 y - y| / |y|
     assert "CHECK FAILED" in captured.out
