@@ -20,13 +20,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 CASES = [  # (B, T, I, H, layers)
     (64, 100, 128, 256, 2),
@@ -77,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         torch = None
 
-    from bench.machine import cpu_info
+    from rnnkit.bench.machine import cpu_info
 
     lines = [
         f"# bfloat16 inference, {cpu_info().get('model', '?')}",

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.getLogger("distributed").setLevel(logging.ERROR)  # no INFO lines when workers close
 
-    from bench.machine import cpu_info, slugify
+    from rnnkit.bench.machine import cpu_info, slugify
 
     ex = _example()
     model = ex.make_model()

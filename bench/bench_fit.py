@@ -45,8 +45,6 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 FRAMEWORKS = ("rnnkit", "rnnkit-blas1", "keras", "torch")
 MSE_LIMIT = 2e-3
@@ -309,7 +307,7 @@ def worker(program: str, framework: str, threads: int, epochs: int, repeats: int
         import rnnkit
 
         rnnkit.set_num_threads(threads)
-    from bench.machine import other_load
+    from rnnkit.bench.machine import other_load
 
     x, y = data()
     runs = []
@@ -349,7 +347,6 @@ def _env(framework: str, threads: int) -> dict[str, str]:
             env[var] = "1" if framework == "rnnkit-blas1" and var in blas else str(threads)
     env["TF_NUM_INTEROP_THREADS"] = str(threads)
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     return env
 
 
@@ -422,7 +419,7 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    from bench.machine import cpu_info, machine_description, slugify, wait_quiet
+    from rnnkit.bench.machine import cpu_info, machine_description, slugify, wait_quiet
 
     requested = [f.strip() for f in args.frameworks.split(",") if f.strip()]
     unknown = set(requested) - set(FRAMEWORKS)

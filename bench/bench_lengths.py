@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def timed(fn, min_s: float) -> float:
@@ -61,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         torch = None
 
-    from bench.machine import cpu_info
+    from rnnkit.bench.machine import cpu_info
 
     B, T, I, H = args.batch, args.steps, args.input, args.hidden
     rng = np.random.default_rng(0)

@@ -23,8 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -42,10 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     import onnxruntime as ort
 
     import rnnkit
-    from bench.cases import CASES, make_data, make_weights
-    from bench.machine import cpu_info, slugify
-    from bench.peers.onnx_peer import build_model
-    from bench.reference import rel_err
+    from rnnkit.bench.cases import CASES, make_data, make_weights
+    from rnnkit.bench.machine import cpu_info, slugify
+    from rnnkit.bench.peers.onnx_peer import build_model
+    from rnnkit.bench.reference import rel_err
     from rnnkit.onnx import InferenceSession
 
     names = [

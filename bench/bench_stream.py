@@ -36,8 +36,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 
 def paired(fns: dict[str, Callable[[], Any]], steps: int, block: int, per_call: dict[str, int]):
     """Median and IQR (µs per step) of each function, blocks of calls alternating."""
@@ -127,8 +125,8 @@ def single_step(cell: str, steps: int, block: int) -> dict[str, tuple[float, flo
     try:
         import onnxruntime as ort
 
-        from bench.cases import Case
-        from bench.peers.onnx_peer import build_model
+        from rnnkit.bench.cases import Case
+        from rnnkit.bench.peers.onnx_peer import build_model
 
         case = Case(f"stream_{cell}_i16_h64", cell, 1, 1, I, H, stream=True)
         model = build_model(case, weights, 1, 1, with_state=True)
@@ -252,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import rnnkit
-    from bench.machine import cpu_info, slugify
+    from rnnkit.bench.machine import cpu_info, slugify
 
     rnnkit.set_num_threads(1)
     cpu = cpu_info()

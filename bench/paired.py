@@ -3,8 +3,9 @@
 On a shared VM whose speed drifts by tens of percent within minutes, two frameworks timed in
 separate worker processes (bench/run.py) can land in different slow spells; their ratio then
 measures the machine. Here both run in the same process at the same thread count, one call
-of each in turn, and the reported figure is the median over pairs of (peer time / rnnkit
-time), with its interquartile range. Thread pools of both are sized before the first call.
+of each in turn (``rnnkit.bench.timing.paired``, the method ``python -m rnnkit.bench`` uses for
+any shape), and the reported figure is the median over pairs of (peer time / rnnkit time),
+with its interquartile range. Thread pools of both are sized before the first call.
 
     python bench/paired.py                          # torch, every case, 1 and 2 threads
     python bench/paired.py --peer onnxruntime --cases lstm_b1_t100_i32_h128 --threads 1
@@ -18,12 +19,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,10 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     # that rnnkit's next call needs (rnnkit's own workers spin for under 1 ms).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-    from bench.cases import CASES, make_data, make_weights
-    from bench.machine import cpu_info, slugify
-    from bench.peers import load_peer
-    from bench.reference import rel_err
+    from rnnkit.bench.cases import CASES, make_data, make_weights
+    from rnnkit.bench.machine import cpu_info, slugify
+    from rnnkit.bench.peers import load_peer
+    from rnnkit.bench.reference import rel_err
+    from rnnkit.bench.timing import paired, ratio_stats
 
     cpu = cpu_info()
 
@@ -75,20 +74,9 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 fa = rk.infer_fn(x) if mode == "inference" else rk.train_fn(x, dy)
                 fb = peer.infer_fn(x) if mode == "inference" else peer.train_fn(x, dy)
-                fa()
-                fb()
-                t0 = time.perf_counter()
-                fa()
-                calls = max(1, int(args.min_ms / 1e3 / max(time.perf_counter() - t0, 1e-6)))
-                ta, tb = [], []
-                for _ in range(args.pairs):
-                    for f, out in ((fa, ta), (fb, tb)):
-                        t0 = time.perf_counter()
-                        for _ in range(calls):
-                            f()
-                        out.append((time.perf_counter() - t0) / calls * 1e3)
-                ratios = np.array(tb) / np.array(ta)
-                q1, med, q3 = np.percentile(ratios, [25, 50, 75])
+                times = paired({"rnnkit": fa, args.peer: fb}, args.pairs, args.min_ms)
+                ta, tb = times["rnnkit"], times[args.peer]
+                med, q1, q3 = ratio_stats(tb, ta)
                 row = (name, mode, th, float(np.median(ta)), float(np.median(tb)), med, q1, q3)
                 rows.append(row)
                 print(

@@ -16,14 +16,14 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from bench.cases import Case
+from ..cases import Case
 
 #: Command-line name -> (module path, class name). Order is the report's column order.
 PEERS: dict[str, tuple[str, str]] = {
-    "rnnkit": ("bench.peers.rnnkit_peer", "RnnkitPeer"),
-    "torch": ("bench.peers.torch_peer", "TorchPeer"),
-    "onnxruntime": ("bench.peers.onnx_peer", "OnnxPeer"),
-    "keras": ("bench.peers.keras_peer", "KerasPeer"),
+    "rnnkit": ("rnnkit.bench.peers.rnnkit_peer", "RnnkitPeer"),
+    "torch": ("rnnkit.bench.peers.torch_peer", "TorchPeer"),
+    "onnxruntime": ("rnnkit.bench.peers.onnx_peer", "OnnxPeer"),
+    "keras": ("rnnkit.bench.peers.keras_peer", "KerasPeer"),
 }
 
 #: Accepted spellings on the command line.
@@ -97,6 +97,8 @@ class Peer(ABC):
     label: ClassVar[str]
     #: Whether the peer implements training (forward + backward through time).
     supports_training: ClassVar[bool] = True
+    #: Weight dtypes (``Case.dtype``) the peer can run.
+    dtypes: ClassVar[tuple[str, ...]] = ("float32",)
 
     def __init__(self, threads: int) -> None:
         self.threads = threads

@@ -4,8 +4,9 @@ Weights load with ``load_state_dict`` (PyTorch layout, no conversion). Inference
 eval-mode call; training is ``zero_grad()``, a train-mode forward and
 ``backward(dy, None)``, which computes dx and accumulates every weight gradient.
 Inference is also timed as the ``bf16`` variant: a copy of the module with bfloat16 weights
-(``.bfloat16()``), float32 activations. Its ratio is to float32 rnnkit; its error against
-float32 weights is measured and tested in tests/test_bf16.py, not by the harness's check.
+(``.bfloat16()``), float32 activations; a case with ``dtype="bfloat16"`` runs only those.
+Its ratio is to float32 rnnkit; its error against float32 weights is measured and tested in
+tests/test_bf16.py, not by the harness's check.
 With ``isas`` (``run.py --isas``), inference is also timed under each other instruction set
 the machine has (variant ``isa:<name>``): the evidence for the default ISA choice.
 Threads: ``rnnkit.set_num_threads(n)`` when the package has it; the worker process also
@@ -22,8 +23,9 @@ from typing import Any, Callable
 import numpy as np
 
 import rnnkit
-from bench.cases import Case
-from bench.peers import Peer
+
+from ..cases import Case
+from . import Peer
 
 
 class RnnkitPeer(Peer):
@@ -31,6 +33,7 @@ class RnnkitPeer(Peer):
 
     key = "rnnkit"
     label = "rnnkit"
+    dtypes = ("float32", "bfloat16")
 
     #: set by the worker from ``--isas``: also time inference under the other ISAs
     time_isas = False
@@ -78,6 +81,8 @@ class RnnkitPeer(Peer):
             dtype="float32",
         )
         self.module.load_state_dict(weights)
+        if case.dtype == "bfloat16":
+            self.module = self.module.bfloat16()
 
     def forward(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Eval-mode outputs."""
@@ -105,7 +110,7 @@ class RnnkitPeer(Peer):
     def variants(self, mode: str) -> tuple[str, ...]:
         """float32 weights, and for inference also bfloat16 weights (when supported)."""
         out: tuple[str, ...] = ("",)
-        if mode == "inference" and hasattr(self.module, "bfloat16"):
+        if mode == "inference" and self.case.dtype == "float32":
             out += ("bf16",)
         if mode == "inference" and self.time_isas and self.default_isa:
             # avx512 and avx512bf16 share their float32 kernels: time only one of the two

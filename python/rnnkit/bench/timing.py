@@ -147,3 +147,53 @@ def sgemm_peak(threads: int, n: int = 2048, repeats: int = 5) -> dict[str, Any]:
     best = max(("numpy", "torch"), key=lambda k: out.get(k, 0.0))
     out["best"], out["best_by"] = out[best], best
     return out
+
+
+def paired(
+    fns: dict[str, Callable[[], Any]], rounds: int, min_ms: float = 30.0
+) -> dict[str, np.ndarray]:
+    """Time several callables in alternation: every round, one block of calls of each.
+
+    On a machine whose speed drifts within minutes, two frameworks timed one after the other
+    can land in different slow spells; timed in turn within each round, they share them, so
+    the per-round ratio of their times (:func:`ratio_stats`) is far steadier than a ratio of
+    separate medians. Each callable is called twice untimed (warm-up, then sizing: a block
+    holds enough calls to last ``min_ms``); the order rotates from round to round.
+
+    Parameters
+    ----------
+    fns : dict of str to callable
+        Zero-argument callables, each doing its whole work synchronously.
+    rounds : int
+        Rounds (samples per callable), at least 1.
+    min_ms : float
+        Minimum duration of one block of calls.
+
+    Returns
+    -------
+    dict of str to ndarray, (rounds,)
+        Per-call time in milliseconds of each callable in each round.
+    """
+    calls = {}
+    for key, fn in fns.items():
+        fn()
+        t0 = time.perf_counter()
+        fn()
+        single = max(time.perf_counter() - t0, 1e-7)
+        calls[key] = max(1, math.ceil(min_ms / 1e3 / single))
+    keys = list(fns)
+    out: dict[str, list[float]] = {k: [] for k in keys}
+    for r in range(max(rounds, 1)):
+        for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
+            fn, n = fns[key], calls[key]
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            out[key].append((time.perf_counter() - t0) / n * 1e3)
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def ratio_stats(times: np.ndarray, base: np.ndarray) -> tuple[float, float, float]:
+    """Median, first and third quartile over rounds of ``times / base`` (from :func:`paired`)."""
+    q1, med, q3 = np.percentile(np.asarray(times) / np.asarray(base), [25, 50, 75])
+    return float(med), float(q1), float(q3)

@@ -7,6 +7,7 @@ and each peer converts them to its own layout. Inputs are time-major, ``x: (T, B
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,9 @@ class Case:
         Streaming case: one time step per Python call with the state carried between
         calls (B = 1, T = 1 per call). ``steps`` is then the number of calls timed as one
         block, and timings are reported per step.
+    dtype : str
+        ``"float32"``, or ``"bfloat16"``: bfloat16 weights (rnnkit: float32 activations;
+        PyTorch: ``.bfloat16()`` module and input). The suite runs float32 cases.
     """
 
     name: str
@@ -44,6 +48,7 @@ class Case:
     num_layers: int = 1
     bidirectional: bool = False
     stream: bool = False
+    dtype: str = "float32"
 
     @property
     def directions(self) -> int:
@@ -91,17 +96,7 @@ class Case:
 
     def with_steps(self, steps: int) -> Case:
         """Copy of this case with another ``steps`` (used to shorten streaming runs)."""
-        return Case(
-            self.name,
-            self.cell,
-            self.batch,
-            steps,
-            self.input_size,
-            self.hidden_size,
-            self.num_layers,
-            self.bidirectional,
-            self.stream,
-        )
+        return dataclasses.replace(self, steps=steps)
 
     def describe(self) -> str:
         """One-line shape description, e.g. ``LSTM B=64 T=100 I=128 H=256 L=2``."""
@@ -113,6 +108,8 @@ class Case:
             text += " bidirectional"
         if self.stream:
             text += " (streaming, one step per call)"
+        if self.dtype != "float32":
+            text += f" {self.dtype}"
         return text
 
 

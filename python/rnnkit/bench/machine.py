@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import platform
 import re
-import resource
 import sys
 import time
 from pathlib import Path
@@ -98,6 +97,10 @@ def _busy_seconds() -> float | None:
 
 
 def _children_cpu() -> float:
+    try:
+        import resource  # Unix only; elsewhere /proc/stat is missing too and loads are None
+    except ImportError:
+        return 0.0
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
 

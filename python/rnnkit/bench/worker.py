@@ -1,12 +1,12 @@
 """One benchmark process: one framework at one thread count, or the SGEMM peak.
 
-``bench/run.py`` starts this module once per (framework, threads) with the thread
-variables (OMP, MKL, OpenBLAS, TensorFlow, rnnkit) already in its environment, because
-several runtimes fix their thread pools when they load. The worker checks every case
-against the reference written by ``run.py`` before timing it and writes its results as
+``rnnkit.bench.suite`` (driven by ``bench/run.py``) starts this module once per (framework,
+threads) with the thread variables (OMP, MKL, OpenBLAS, TensorFlow, rnnkit) already in its
+environment, because several runtimes fix their thread pools when they load. The worker checks
+every case against the reference written by the suite before timing it and writes its results as
 JSON. It is not meant to be run by hand, but can be::
 
-    OMP_NUM_THREADS=1 python -m bench.worker --framework torch --threads 1 \\
+    OMP_NUM_THREADS=1 python -m rnnkit.bench.worker --framework torch --threads 1 \\
         --cases lstm_b1_t100_i32_h128 --ref-dir /tmp/ref --out /tmp/torch1.json
 """
 
@@ -24,11 +24,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bench.cases import CASES, Case, make_data, make_weights
-from bench.machine import DISTURBED, LoadMeter, wait_quiet
-from bench.peers import Peer, load_peer
-from bench.reference import rel_err
-from bench.timing import Timing, measure, sgemm_peak
+from .cases import CASES, Case, make_data, make_weights
+from .machine import DISTURBED, LoadMeter, wait_quiet
+from .peers import Peer, load_peer
+from .reference import rel_err
+from .timing import Timing, measure, sgemm_peak
 
 #: Variables that size thread pools; ``run.py`` sets all of them for each worker.
 THREAD_ENV = (

@@ -17,8 +17,8 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from bench.cases import Case, flat_weights
-from bench.peers import Peer
+from ..cases import Case, flat_weights
+from . import Peer
 
 OPSET = 17
 IR_VERSION = 8

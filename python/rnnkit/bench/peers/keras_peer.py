@@ -29,8 +29,8 @@ import tensorflow as tf  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 
-from bench.cases import Case, flat_weights  # noqa: E402
-from bench.peers import Peer  # noqa: E402
+from ..cases import Case, flat_weights  # noqa: E402
+from . import Peer  # noqa: E402
 
 INFER_VARIANTS = ("tf.function", "predict")
 
@@ -105,8 +105,11 @@ class KerasPeer(Peer):
 
     def __init__(self, threads: int) -> None:
         super().__init__(threads)
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # TensorFlow already ran in this process: its pools are fixed
+            pass
         self.weights: dict[str, np.ndarray] = {}
         self.models: dict[tuple[int, int], keras.Model] = {}
         self.steps: dict[tuple[int, int], Callable] = {}

@@ -2,8 +2,9 @@
 
 Inference runs under ``torch.inference_mode()`` with the module in eval mode; training is
 a forward pass in train mode plus ``sum(y * dy).backward()`` with ``x.requires_grad`` (so
-dx is computed, as rnnkit's backward does). Threads: ``torch.set_num_threads(n)`` and one
-inter-op thread.
+dx is computed, as rnnkit's backward does). A ``dtype="bfloat16"`` case runs a ``.bfloat16()``
+module on a bfloat16 input (inference only); outputs are returned as float32. Threads:
+``torch.set_num_threads(n)`` and one inter-op thread.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from bench.cases import Case
-from bench.peers import Peer
+from ..cases import Case
+from . import Peer
 
 
 def build_module(case: Case, weights: dict[str, np.ndarray]) -> torch.nn.Module:
@@ -35,6 +36,7 @@ class TorchPeer(Peer):
 
     key = "torch"
     label = "PyTorch"
+    dtypes = ("float32", "bfloat16")
 
     def __init__(self, threads: int) -> None:
         super().__init__(threads)
@@ -62,18 +64,21 @@ class TorchPeer(Peer):
         """Create the module and load the weights."""
         self.case = case
         self.module = build_module(case, weights)
+        self.xtype = torch.float32
+        if case.dtype == "bfloat16":
+            self.module, self.xtype = self.module.bfloat16(), torch.bfloat16
 
     def _state_to_numpy(self, state: Any) -> dict[str, np.ndarray]:
         if isinstance(state, tuple):
-            return {"h_n": state[0].numpy(), "c_n": state[1].numpy()}
-        return {"h_n": state.numpy()}
+            return {"h_n": state[0].float().numpy(), "c_n": state[1].float().numpy()}
+        return {"h_n": state.float().numpy()}
 
     def forward(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Eval-mode outputs."""
         self.module.eval()
         with torch.inference_mode():
-            y, state = self.module(torch.from_numpy(x))
-            return {"y": y.numpy().copy(), **self._state_to_numpy(state)}
+            y, state = self.module(torch.from_numpy(x).to(self.xtype))
+            return {"y": y.float().numpy().copy(), **self._state_to_numpy(state)}
 
     def gradients(self, x: np.ndarray, dy: np.ndarray) -> dict[str, np.ndarray]:
         """``y``, ``dx`` and the weight gradients of ``sum(y * dy)``."""
@@ -90,7 +95,7 @@ class TorchPeer(Peer):
     def infer_fn(self, x: np.ndarray, variant: str = "") -> Callable[[], Any]:
         """One eval-mode call under ``inference_mode``."""
         module = self.module.eval()
-        xt = torch.from_numpy(x)
+        xt = torch.from_numpy(x).to(self.xtype)
 
         def call() -> Any:
             with torch.inference_mode():

@@ -6,9 +6,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bench.cases import CASES, Case
-from bench.machine import DISTURBED
-from bench.peers import PEERS
+from .cases import CASES, Case
+from .machine import DISTURBED
+from .peers import PEERS
 
 MODES = ("inference", "training")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.cases import Case, flat_weights
+from .cases import Case, flat_weights
 
 
 def _sigmoid(v: np.ndarray) -> np.ndarray:
@@ -95,7 +95,7 @@ def torch_reference(
     """
     import torch
 
-    from bench.peers.torch_peer import build_module
+    from .peers.torch_peer import build_module
 
     module = build_module(case, weights)
     module.train()
