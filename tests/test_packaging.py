@@ -7,6 +7,7 @@ Cheap checks on the repository's own files; the sdist test builds one (a few sec
 from __future__ import annotations
 
 import importlib.metadata
+import re
 import subprocess
 import sys
 import tarfile
@@ -49,6 +50,11 @@ def test_cibuildwheel_builds_x86_64_and_aarch64_manylinux() -> None:
     assert "musllinux" in config["skip"], f"cibuildwheel skip: {config['skip']!r}"
     assert config["linux"]["manylinux-x86_64-image"].startswith("manylinux")
     assert config["linux"]["manylinux-aarch64-image"].startswith("manylinux")
+    # The test files the wheels are checked with exist.
+    named = re.findall(r"\{project\}/(\S+\.py)", " ".join(config["test-command"]))
+    assert named, config["test-command"]
+    missing = [p for p in named if not (ROOT / p).is_file()]
+    assert not missing, f"cibuildwheel's test-command names missing files: {missing}"
 
 
 def _tracked_files(under: str) -> list[str]:
