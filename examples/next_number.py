@@ -1,8 +1,8 @@
-"""Predict the next number of a sequence (seed program 003, first part, ported to rnnkit).
+"""Predict the next number of a sequence (a Keras tutorial program, ported).
 
-The seed's data: the sequence 1..10 cut into windows of n=3 (``[1, 2, 3] -> 4`` ...
+The tutorial's data: the sequence 1..10 cut into windows of n=3 (``[1, 2, 3] -> 4`` ...
 ``[7, 8, 9] -> 10``), an LSTM(128), mean squared error, Adam, 100 epochs at batch size 1,
-then ``predict`` on the next window. The seed's prose adds "a dense layer with one output
+then ``predict`` on the next window. The tutorial's prose adds "a dense layer with one output
 unit" that its code forgets; it is added here (an LSTM alone outputs 128 numbers in -1..1).
 Imports changed from ``keras`` to ``rnnkit``.
 
@@ -25,14 +25,14 @@ set_random_seed(0)
 
 sequence = np.arange(1, 11, dtype=float)
 n = 3
-# Sliding windows: [1, 2, 3] -> 4, ..., [7, 8, 9] -> 10 (the seed's seven pairs)
+# Sliding windows: [1, 2, 3] -> 4, ..., [7, 8, 9] -> 10 (the tutorial's seven pairs)
 X_train = np.array([sequence[i : i + n] for i in range(len(sequence) - n)]).reshape(-1, n, 1)
 y_train = sequence[n:]
 
 # Define the LSTM model
 model = Sequential()
 model.add(LSTM(128, input_shape=(n, 1)))
-model.add(Dense(1))  # the seed's text adds it; its code forgot
+model.add(Dense(1))  # the tutorial's text adds it; its code forgot
 model.compile(loss="mean_squared_error", optimizer="adam")
 
 # Train the LSTM model

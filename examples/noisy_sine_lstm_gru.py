@@ -1,7 +1,7 @@
-"""Noisy sine forecasting with relu LSTM and GRU stacks (seed program 000, ported to rnnkit).
+"""Noisy sine forecasting with relu LSTM and GRU stacks (a tutorial, ported to rnnkit).
 
-Both of the seed's Keras programs, with the imports changed to rnnkit. One fix was needed:
-the seed generates only 100 points, splits them 80/20 and cuts windows of 30, so its test
+Both of the tutorial's Keras programs, with the imports changed to rnnkit. One fix was needed:
+the tutorial generates only 100 points, splits them 80/20 and cuts windows of 30, so its test
 split (20 points) is shorter than one window and ``split_data`` returns nothing for it: the
 original cannot run under Keras either. Here the series has 1000 points over the same five
 periods, so the test split holds 200 points (170 windows).
@@ -17,7 +17,7 @@ import os
 import time
 
 import numpy as np
-from sklearn.preprocessing import MinMaxScaler  # scikit-learn, as in the seed
+from sklearn.preprocessing import MinMaxScaler  # scikit-learn, as in the tutorial
 
 from rnnkit.callbacks import EarlyStopping  # was: from tensorflow.keras.callbacks import ...
 from rnnkit.layers import GRU, LSTM, Dense, Dropout  # was: tensorflow.keras.layers
@@ -29,8 +29,8 @@ EPOCHS = 3 if QUICK else 50
 set_random_seed(0)
 
 # Generate sample dataset (time series data)
-np.random.seed(0)  # noqa: NPY002 - the seed's own code, kept as written
-time_steps = 1000  # the seed has 100: too short for an 80/20 split with windows of 30
+np.random.seed(0)  # noqa: NPY002 - the tutorial's own code, kept as written
+time_steps = 1000  # the tutorial has 100: too short for an 80/20 split with windows of 30
 future_pred = 30
 data = np.sin(np.linspace(0, 10 * np.pi, time_steps)) + 0.2 * np.random.normal(  # noqa: NPY002
     0, 1, time_steps
@@ -63,7 +63,7 @@ X_test = np.reshape(X_test, (X_test.shape[0], X_test.shape[1], 1))
 
 results = {}
 for cell in (LSTM, GRU):
-    # Build the model exactly as the seed does
+    # Build the model exactly as the tutorial does
     model = Sequential()
     model.add(cell(50, activation="relu", return_sequences=True, input_shape=(future_pred, 1)))
     model.add(cell(50, activation="relu"))

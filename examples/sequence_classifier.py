@@ -1,6 +1,6 @@
-"""Classify sequences with an LSTM and a softmax output (seed program 003, second part).
+"""Classify sequences with an LSTM and a softmax output (a Keras tutorial program).
 
-The seed's Keras program, imports changed to rnnkit:
+The tutorial's Keras program, imports changed to rnnkit:
 
     model = Sequential()
     model.add(LSTM(128, input_shape=(timesteps, input_dim)))
@@ -8,7 +8,7 @@ The seed's Keras program, imports changed to rnnkit:
     model.compile(loss='categorical_crossentropy', optimizer='adam', metrics=['accuracy'])
     model.fit(X_train, Y_train, batch_size=32, epochs=10, validation_data=(X_val, Y_val))
 
-The seed does not say what the data are; here each sequence is one of four noisy waveforms
+The tutorial does not say what the data are; here each sequence is one of four noisy waveforms
 (sine, square, sawtooth, or plain noise) with a random frequency, phase and amplitude,
 and the model names the waveform. Labels are one-hot (``to_categorical``), as categorical
 cross-entropy expects.

@@ -1,8 +1,8 @@
-"""Sine-wave forecasting with a stacked LSTM (seed program 002, ported to rnnkit).
+"""Sine-wave forecasting with a stacked LSTM (a Keras tutorial program, ported to rnnkit).
 
 The Keras original, with only the import changed: ``import tensorflow as tf`` became
 ``import rnnkit as tf``, so ``tf.keras.Sequential`` and ``tf.keras.layers.LSTM`` are
-rnnkit's. The seed leaves its training step empty; it is filled in here with
+rnnkit's. The tutorial leaves its training step empty; it is filled in here with
 ``fit(X, y, epochs=20, batch_size=32)``.
 
     python examples/sine_forecast.py

@@ -1,7 +1,7 @@
 """Plain-loop numpy float64 reference for LSTM, GRU and the plain RNN: the test oracle.
 
 Independent of rnnkit's core. Clarity over speed: every time step and every batch row is
-an explicit Python loop over the equations of DESIGN.md / docs/api.md.
+an explicit Python loop over the equations of docs/design.md / docs/api.md.
 
 The architecture (layers, directions, bias, proj_size, peepholes) is read from the keys
 and shapes of a PyTorch-shaped ``state_dict``; only what a state_dict cannot tell (the

@@ -1,4 +1,4 @@
-"""docs/seed000_worked_example.md: every value on the page, recomputed two ways."""
+"""docs/worked_lstm_gru_step.md: every value on the page, recomputed two ways."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 
 import rnnkit
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "seed000_worked_example.md"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "worked_lstm_gru_step.md"
 
 X = np.array([0.5])
 H0 = np.array([0.2, 0.3])
@@ -65,7 +65,7 @@ def test_lstm_step() -> None:
     b = [np.array(v) for v in ([0.1, 0.2], [0.3, 0.4], [0.5, 0.6], [0.7, 0.8])]
     doc = documented("lstm-values")
 
-    # Independent: the seed's equations in numpy.
+    # Independent: the page's equations in numpy.
     pre = [w @ X + u @ H0 + bb for w, u, bb in zip(W, U, b)]
     i, f, o = sigmoid(pre[0]), sigmoid(pre[1]), sigmoid(pre[3])
     g = np.tanh(pre[2])
@@ -87,7 +87,7 @@ def test_lstm_step() -> None:
     assert np.array_equal(y[0, 0], h_n[0, 0])
 
 
-def test_gru_step_in_the_seeds_convention() -> None:
+def test_gru_step_with_z_and_one_minus_z_swapped() -> None:
     Wz, Wr, Wh = [
         first_column(m)
         for m in ([[0.1, 0.2], [0.3, 0.4]], [[0.5, 0.6], [0.7, 0.8]], [[0.9, 1.0], [1.1, 1.2]])
@@ -105,7 +105,7 @@ def test_gru_step_in_the_seeds_convention() -> None:
     h = (1 - z) * H0 + z * hbar
     check(doc, {"z_t": z, "r_t": r, "r_t*h": r * H0, "hbar_t": hbar, "h_t": h}, "numpy")
 
-    # The seed's update is rnnkit's with z -> 1 - z: negate the z rows (reset_before cell).
+    # The page's update is rnnkit's with z -> 1 - z: negate the z rows (reset_before cell).
     m = rnnkit.GRU(1, 2, dtype="float64", reset_after=False).eval()
     m.load_state_dict(
         {

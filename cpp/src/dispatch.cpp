@@ -63,17 +63,17 @@ bool cpu_is_intel() {
 #endif
 }
 
-// The CPU family as CPUID leaf 1 reports it (base family plus extended family), or 0.
-unsigned cpu_family() {
 #if defined(__x86_64__) || defined(__i386__)
+// The CPU family as CPUID leaf 1 reports it (base family plus extended family), or 0.
+// x86 only, like its one caller (elsewhere it would be an unused function, an error with
+// RNNKIT_WERROR=ON).
+unsigned cpu_family() {
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return 0;
   const unsigned base = (eax >> 8) & 0xF;
   return base == 0xF ? base + ((eax >> 20) & 0xFF) : base;
-#else
-  return 0;
-#endif
 }
+#endif
 
 // AMD CPUs whose 512-bit operations run at full width: Zen 5 (family 0x1A) and later.
 bool cpu_is_amd_full_width_512() {

@@ -20,7 +20,7 @@ def sliding_windows(
     """Cut a series into input windows and the value ``horizon`` steps after each.
 
     For window w, sample k covers ``series[k*stride : k*stride + w]`` and its target is
-    ``series[k*stride + w + horizon - 1]``. This is the loop the seed programs write
+    ``series[k*stride + w + horizon - 1]``. This is the loop forecasting tutorials write
     (``X.append(data[i:i+w]); y.append(data[i+w])``), vectorised.
 
     Parameters
