@@ -142,7 +142,7 @@ void update_typed(rnnkit::UpdateRule rule, const py::list& params, const py::lis
 }
 
 bool is_dtype(const py::handle& o, const py::dtype& dt) {
-  return py::isinstance<py::array>(o) && py::reinterpret_borrow<py::array>(o).dtype().is(dt);
+  return py::isinstance<py::array>(o) && py::reinterpret_borrow<py::array>(o).dtype().equal(dt);
 }
 
 }  // namespace
