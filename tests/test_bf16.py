@@ -102,9 +102,8 @@ def rounds_h_at(batch: int) -> bool:
 
 
 def rounds_x(hidden: int) -> bool:
-    """Whether they round x to bfloat16 in the input projection: VDPBF16PS kernels do (an
-    eval-mode projection is packed for every H). AMX tiles take x as the sum of two bfloat16,
-    which is x to 16 mantissa bits: within these tests' tolerance of x itself."""
+    """Whether they round x to bfloat16 in the input projection: VDPBF16PS kernels and AMX
+    tiles do (an eval-mode projection is packed for every H)."""
     return _core.bf16_info()["input"] == "bfloat16"
 
 
@@ -164,8 +163,7 @@ def test_bf16_step_equals_reference_of_what_the_kernels_round(
     they round it at this batch (bf16_info). Batch 1 streams the weights (VDPBF16PS where it
     rounds); 4 and 37 run on several rows (37: a team of two splits the rows, one of them
     odd): VDPBF16PS or AMX tiles where the kernels have them. They take the input projection
-    too, rounding x (VDPBF16PS) or splitting it into two bfloat16 (tiles: close enough to x
-    for this tolerance, which x rounded once would miss).
+    too, rounding x to bfloat16 (on the tiles, x_t W and h U accumulate in the same tiles).
     Tolerance 10x float32's: enough for the float32 sums; and the reference with the other
     choice of rounding h must be 10x farther."""
     rng = np.random.default_rng(hidden + batch)

@@ -61,11 +61,11 @@ void register_config(py::module_& m) {
         d["max_rows"] = k.packed_f32 ? k.bf16_max_rows : 0;
         d["rounds_h"] = k.packed_f32 && k.bf16_rounds_h;
         d["tiles"] = k.packed_f32 && k.bf16_tiles;
-        d["input"] = !k.packed_f32 || k.bf16_input == 0 ? "float32" : k.bf16_input == 1 ? "bfloat16" : "two bfloat16";
+        d["input"] = !k.packed_f32 || k.bf16_input == 0 ? "float32" : "bfloat16";
         d["products"] = !k.packed_f32 ? "float32 (bfloat16-valued weights, no packs on this ISA)"
                         : k.bf16_tiles
                             ? "AMX tiles (TDPBF16PS), VDPBF16PS at batch 1: bfloat16 weights x h rounded to "
-                              "bfloat16, x as two bfloat16, float32 sums"
+                              "bfloat16, x rounded to bfloat16, float32 sums and states"
                         : k.bf16_rounds_h ? "VDPBF16PS: bfloat16 weights x h and x rounded to bfloat16, float32 sums"
                                           : "bfloat16 weights widened to float32, float32 h and sums";
         return d;

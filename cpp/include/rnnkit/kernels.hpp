@@ -121,8 +121,7 @@ struct Kernels {
   // Whether several rows' bfloat16 products run on AMX tiles (else on VDPBF16PS or in float).
   bool bf16_tiles;
   // How the input projection of bfloat16 weights sees x: 0 in float32 (the float packs), 1
-  // rounded to bfloat16 (VDPBF16PS: a split would cost as much as float32), 2 as the sum of two
-  // bfloat16, 16 of its 24 mantissa bits (AMX tiles: two tile products are cheap). With 1 or 2
+  // rounded to bfloat16 (VDPBF16PS and AMX tiles), as torch's bfloat16 modules round it. With 1
   // the stack packs w_ih in bfloat16 too (DirWeights::packed_ih_bf16).
   int bf16_input;
   KernelTable<float> f32;

@@ -316,7 +316,7 @@ inline void input_projection(const T* x, const T* w_ih, const T* bias, T* gx, Ei
         if constexpr (std::is_same<T, float>::value) {
           if (pih16)
             packed_blocks_product(xr, c1 - c0, int(I), pih16, std::size_t(bf16_rows(int(I), kBf16Layout)) * W, 0,
-                                  blocks, W, 0, W, int(I), out, ld, gs, kBf16Input == 2);
+                                  blocks, W, 0, W, int(I), out, ld, gs);
           else
             for (int ub = 0; ub < blocks; ++ub)
               packed_product(xr, c1 - c0, int(I), pih + std::size_t(ub) * I * W, W, 0, W, int(I),

@@ -21,11 +21,75 @@ namespace RNNKIT_ISA_NS {
 // included), gate q at gx + q*xs. Updates c in place, writes o * cact(c) to out, and fills the
 // cache rows if given (k_pre: the gate pre-activations before clipping, when the spec keeps
 // them).
+// Whether the spec is the common LSTM, whose float gate pass runs fused (lstm_gates_fused):
+// sigmoid gates, tanh cell input and output, no clip, peepholes or coupled gates.
+inline bool lstm_fused_spec(const CellSpec& s) {
+  return s.ract.f == Activation::Sigmoid && s.act.f == Activation::Tanh && s.cact.f == Activation::Tanh &&
+         !(s.clip > 0) && !s.peephole && !s.input_forget;
+}
+
+// lstm_pointwise for lstm_fused_spec in float: N units at a time through all four gates in
+// registers (no pass over scratch per gate), the last partial vector through the same code on
+// padded copies, so a unit's result does not depend on where it sits (nor on a thread split).
+// Pointers are at unit u0: gate q of rec at q*gs, of gx at q*xs; k_gates gate q at q*H.
+template <class S>
+inline void lstm_gates_fused(int n, const float* rec, int gs, const float* gx, int xs, float* c, float* out,
+                             float* k_gates, int H, float* k_cprev, float* k_c) {
+  using V = typename S::V;
+  constexpr int N = S::N;
+  auto vec = [&](const float* r, int rs, const float* g, int gxs, float* cc, float* o, float* kg, int kgs,
+                 float* kcp, float* kc) {
+    const V cp = S::load(cc);
+    const V i = vmath::sigmoid<S>(S::add(S::load(r), S::load(g)));
+    const V f = vmath::sigmoid<S>(S::add(S::load(r + rs), S::load(g + gxs)));
+    const V z = vmath::tanh<S>(S::add(S::load(r + 2 * rs), S::load(g + 2 * gxs)));
+    const V og = vmath::sigmoid<S>(S::add(S::load(r + 3 * rs), S::load(g + 3 * gxs)));
+    const V cn = S::fma(f, cp, S::mul(i, z));
+    S::store(cc, cn);
+    S::store(o, S::mul(og, vmath::tanh<S>(cn)));
+    if (kg) {
+      S::store(kg, i);
+      S::store(kg + kgs, f);
+      S::store(kg + 2 * kgs, z);
+      S::store(kg + 3 * kgs, og);
+    }
+    if (kcp) S::store(kcp, cp);
+    if (kc) S::store(kc, cn);
+  };
+  int u = 0;
+  for (; u + N <= n; u += N)
+    vec(rec + u, gs, gx + u, xs, c + u, out + u, k_gates ? k_gates + u : nullptr, H, k_cprev ? k_cprev + u : nullptr,
+        k_c ? k_c + u : nullptr);
+  if (u < n) {
+    const int m = n - u;
+    float r[4 * N] = {}, g[4 * N] = {}, cc[N] = {}, o[N], kg[4 * N], kcp[N], kc[N];
+    for (int q = 0; q < 4; ++q) {
+      std::memcpy(r + q * N, rec + q * gs + u, m * sizeof(float));
+      std::memcpy(g + q * N, gx + q * xs + u, m * sizeof(float));
+    }
+    std::memcpy(cc, c + u, m * sizeof(float));
+    vec(r, N, g, N, cc, o, kg, N, kcp, kc);
+    std::memcpy(c + u, cc, m * sizeof(float));
+    std::memcpy(out + u, o, m * sizeof(float));
+    if (k_gates)
+      for (int q = 0; q < 4; ++q) std::memcpy(k_gates + q * H + u, kg + q * N, m * sizeof(float));
+    if (k_cprev) std::memcpy(k_cprev + u, kcp, m * sizeof(float));
+    if (k_c) std::memcpy(k_c + u, kc, m * sizeof(float));
+  }
+}
+
 template <class T>
 inline void lstm_pointwise(const CellSpec& s, const DirWeights<T>& w, int u0, int n, const T* rec,
                            int gs, const T* gx, int xs, T* c, T* out, T* scratch, T* k_gates,
                            T* k_cprev, T* k_c, T* k_pre) {
   const int H = s.hidden_size;
+  if constexpr (std::is_same<T, float>::value) {
+    if (!k_pre && lstm_fused_spec(s)) {
+      lstm_gates_fused<vmath::Best>(n, rec, gs, gx + u0, xs, c + u0, out + u0, k_gates ? k_gates + u0 : nullptr, H,
+                                    k_cprev ? k_cprev + u0 : nullptr, k_c ? k_c + u0 : nullptr);
+      return;
+    }
+  }
   T* g = scratch;  // (4, n) pre-activations, then gate values
   T* tc = scratch + 4 * n;
   for (int q = 0; q < 4; ++q)
@@ -58,8 +122,101 @@ inline void lstm_pointwise(const CellSpec& s, const DirWeights<T>& w, int u0, in
   if (k_c) std::memcpy(k_c + u0, c + u0, n * sizeof(T));
 }
 
+#if RNNKIT_AMX
+// lstm_forward on the AMX tiles, for bfloat16 weights at batch (inference, no projection):
+// each step's two products, x_t W^T and h U^T, accumulate in the same tiles (the input
+// projection is not hoisted: that would write (T*B, 4H) floats out and read them back, more
+// time than its products take), one unit block and 32 rows at a time; the gate pass runs on
+// those tiles' 32 x 64 floats while they are in L1 and writes h in float32 and, rounded to
+// bfloat16, straight into the rows the next step's tiles load. A team splits the rows; a row's
+// result does not depend on which rows share its tiles, so not on the thread count.
+inline bool lstm_tiles_apply(const ForwardArgs<float>& a) {
+  return a.w.packed_hh_bf16 && a.w.packed_ih_bf16 && !a.cache && a.spec.proj_size == 0 && a.seq.B >= 2;
+}
+
+inline void lstm_forward_tiles(const ForwardArgs<float>& a) {
+  const CellSpec& s = a.spec;
+  const int H = s.hidden_size, I = s.input_size, G = 4 * H;
+  const int Tn = a.seq.steps(), B = a.seq.B;
+  Workspace<float>& ws = workspace<float>();
+  float* bias = ws.bias.reserve(G);  // both biases, or zeros: what the gate pass adds to the tiles' sums
+  for (int j = 0; j < G; ++j) bias[j] = s.has_bias ? a.w.b_ih[j] + a.w.b_hh[j] : 0.0f;
+  const int64_t hstride = aligned_size<float>(int64_t(B) * H);
+  float* hbuf = ws.h.reserve(2 * hstride);  // h in float32 before and after a step (B, H)
+  float* c = ws.c.reserve(int64_t(B) * H);
+  copy_or_zero(hbuf, a.h0, int64_t(B) * H);
+  copy_or_zero(c, a.c0, int64_t(B) * H);
+  const int blocks = unit_blocks(H), W = 4 * kUnitBlock;
+  const int Kx = bf16_rows(I, Bf16Layout::KPair32), Kh = bf16_rows(H, Bf16Layout::KPair32);
+  const std::size_t bsx = std::size_t(Kx) * W, bsh = std::size_t(Kh) * W;  // unit block strides
+  const int rteam = row_team(true, a.threads, B, Tn, int64_t(B) * G * (I + H));
+  Barrier barrier;
+  auto row_of = [&](int step, int b) { return step_row(a.seq, a.reverse, step, b); };
+
+  auto body = [&](int tid, int nt) {
+    barrier.set_size(nt);
+    ActiveRows active(a.seq, nt > 1, tid, nt);
+    const int R = (B + 15) / 16 * 16;  // tile rows this thread may hold (any split)
+    // this thread's rows of x_t and of h (two: this step's and the next's) in bfloat16, row b - b0
+    thread_local Buffer<std::uint16_t> abuf;
+    thread_local Buffer<float> accbuf, scratchbuf;
+    std::uint16_t* xa = abuf.zeros(std::size_t(R) * (Kx + 2 * Kh));
+    std::uint16_t* ha[2] = {xa + std::size_t(R) * Kx, xa + std::size_t(R) * (Kx + Kh)};
+    float* acc = accbuf.reserve(32 * W);  // a unit block's pre-activations for 32 rows
+    float* scratch = scratchbuf.reserve(5 * kUnitBlock);
+    TileScope scope;
+    float* hcur = hbuf;
+    float* hnext = hbuf + hstride;
+    int cur = 0, held0 = -1, held1 = -1;  // ha[cur] holds h of rows [held0, held1)
+    for (int step = 0; step < Tn; ++step) {
+      const auto [b0, b1] = active.at(step, [&] { barrier.wait(); });
+      const int nr = b1 - b0;
+      if (b0 != held0 || b1 > held1)  // the first step, or rows new to this thread: from float32
+        round_rows_bf16(hcur + int64_t(b0) * H, nr, H, H, Kh, (nr + 15) / 16 * 16, ha[cur]);
+      for (int b = b0; b < b1; ++b)
+        round_rows_bf16(a.x + row_of(step, b) * I, 1, I, I, Kx, 1, xa + std::size_t(b - b0) * Kx);
+      std::uint16_t* hn16 = ha[cur ^ 1];
+      for (int ub = 0; ub < blocks; ++ub) {
+        const int u0 = ub * kUnitBlock, n = std::min(kUnitBlock, H - u0);
+        const std::uint16_t* Px = a.w.packed_ih_bf16 + ub * bsx;
+        const std::uint16_t* Ph = a.w.packed_hh_bf16 + ub * bsh;
+        for (int r = 0; r < nr; r += 32) {
+          const std::uint16_t* xr = xa + std::size_t(r) * Kx;
+          const std::uint16_t* hr = ha[cur] + std::size_t(r) * Kh;
+          if (r + 16 < nr)
+            tile_unit_block<true>(xr, Kx, Px, hr, Kh, Ph, W, 4, acc);
+          else
+            tile_unit_block<false>(xr, Kx, Px, hr, Kh, Ph, W, 4, acc);
+          for (int rr = r; rr < std::min(nr, r + 32); ++rr) {
+            const int b = b0 + rr;
+            float* hn_row = hnext + int64_t(b) * H;
+            lstm_pointwise<float>(s, a.w, u0, n, acc + (rr - r) * W, kUnitBlock, bias, H, c + int64_t(b) * H, hn_row,
+                                  scratch, nullptr, nullptr, nullptr, nullptr);
+            copy16(hn_row + u0, n, a.y + row_of(step, b) * a.ldy + u0);
+            round16_bf16(hn_row + u0, n, hn16 + std::size_t(rr) * Kh + u0);
+          }
+        }
+      }
+      held0 = b0;
+      held1 = b1;
+      cur ^= 1;
+      std::swap(hcur, hnext);
+    }
+  };
+  run_team(rteam, body);
+  for (int b = 0; b < B; ++b)
+    std::memcpy(a.hn + int64_t(b) * H, hbuf + (a.seq.length(b) % 2) * hstride + int64_t(b) * H, H * sizeof(float));
+  if (a.cn) std::memcpy(a.cn, c, int64_t(B) * H * sizeof(float));
+}
+#endif  // RNNKIT_AMX
+
 template <class T>
 void lstm_forward(const ForwardArgs<T>& a) {
+#if RNNKIT_AMX
+  if constexpr (std::is_same<T, float>::value) {
+    if (lstm_tiles_apply(a)) return lstm_forward_tiles(a);
+  }
+#endif
   const CellSpec& s = a.spec;
   const int H = s.hidden_size, Ho = s.out_size(), I = s.input_size, G = 4 * H;
   const int Tn = a.seq.steps(), B = a.seq.B;

@@ -582,40 +582,35 @@ inline void bf16_blocks_product(const float* h, int rows, int ldh, const std::ui
 // team splits the batch. Where tiles start to beat the float32 FMA kernels is not yet measured
 // on an AMX machine: bench/bench_bf16.py --crossover times amx against avx512bf16 by batch.
 constexpr bool kBf16Tiles = true;
-constexpr int kBf16Input = 2;  // x as two bfloat16
+constexpr int kBf16Input = 1;  // x rounded to bfloat16, as VDPBF16PS (and torch's bfloat16) takes it
 
 // Rows of h rounded to bfloat16 (nearest even, as VCVTNE2PS2BF16) into hb: R rows of Kt
 // elements, zero beyond K columns and beyond `rows` rows, so that whole tiles can be loaded.
-// With lo, the rounding's remainder h - hb rounded too, so that hb + lo holds 16 of float32's
-// 24 mantissa bits (the input projection's x: two tile products instead of one).
-inline void round_rows_bf16(const float* h, int rows, int ldh, int K, int Kt, int R, std::uint16_t* hb,
-                            std::uint16_t* lo = nullptr) {
+inline void round_rows_bf16(const float* h, int rows, int ldh, int K, int Kt, int R, std::uint16_t* hb) {
   for (int r = 0; r < R; ++r) {
     std::uint16_t* d = hb + std::size_t(r) * Kt;
-    std::uint16_t* e = lo ? lo + std::size_t(r) * Kt : nullptr;
     int k = 0;
     if (r < rows) {
       const float* src = h + std::size_t(r) * ldh;
-      for (; k + 32 <= K; k += 32) {
-        const __m512 a = _mm512_loadu_ps(src + k), b = _mm512_loadu_ps(src + k + 16);
-        const __m512bh ab = _mm512_cvtne2ps_pbh(b, a);
-        _mm512_storeu_si512(d + k, (__m512i)ab);
-        if (e) {  // the remainders, exact in float32
-          const __m512i wide = _mm512_cvtepu16_epi32(_mm512_castsi512_si256((__m512i)ab));
-          const __m512i wide2 = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64((__m512i)ab, 1));
-          const __m512 ra = _mm512_sub_ps(a, _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16)));
-          const __m512 rb = _mm512_sub_ps(b, _mm512_castsi512_ps(_mm512_slli_epi32(wide2, 16)));
-          _mm512_storeu_si512(e + k, (__m512i)_mm512_cvtne2ps_pbh(rb, ra));
-        }
-      }
-      for (; k < K; ++k) {
-        d[k] = to_bf16(src[k]);
-        if (e) e[k] = to_bf16(src[k] - from_bf16(d[k]));
-      }
+      for (; k + 32 <= K; k += 32)
+        _mm512_storeu_si512(d + k, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + k + 16), _mm512_loadu_ps(src + k)));
+      for (; k < K; ++k) d[k] = to_bf16(src[k]);
     }
     std::memset(d + k, 0, std::size_t(Kt - k) * sizeof(std::uint16_t));
-    if (e) std::memset(e + k, 0, std::size_t(Kt - k) * sizeof(std::uint16_t));
   }
+}
+
+// n <= 16 floats rounded to bfloat16 at dst (the rest of dst's 16 untouched).
+inline void round16_bf16(const float* src, int n, std::uint16_t* dst) {
+  const __mmask16 m = n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1);
+  const __m256bh v = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, src));
+  _mm256_mask_storeu_epi16(dst, m, (__m256i)v);
+}
+
+// n <= 16 floats copied (one masked load and store: no call for 64 bytes).
+inline void copy16(const float* src, int n, float* dst) {
+  const __mmask16 m = n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1);
+  _mm512_mask_storeu_ps(dst, m, _mm512_maskz_loadu_ps(m, src));
 }
 
 // Every tile 16 rows of 64 bytes: C tiles 0-3 (16 x 16 floats), A tiles 4 and 5 (16 rows x 32
@@ -626,17 +621,28 @@ inline TileConfig tile_config() {
   return c;
 }
 
-// C tiles = 16 or 32 rows of a (row stride sa bytes) times 16 or 32 columns of b (pair rows sb
-// bytes apart, two 16-column chunks 64 bytes apart), over nkb blocks of 32 k; plus the same
-// rows of a2 times b where a2 is given (the remainders of a split x). C0: rows 0-15 x chunk 0,
-// C1: rows 0-15 x chunk 1, C2: rows 16-31 x chunk 0, C3: rows 16-31 x chunk 1.
-template <bool TwoRows, bool TwoCols>
-inline void tile_2x2(const std::uint16_t* a, const std::uint16_t* a2, std::size_t sa, const std::uint16_t* b,
-                     std::size_t sb, int nkb) {
-  tiles::zero<0>();
-  if (TwoCols) tiles::zero<1>();
-  if (TwoRows) tiles::zero<2>();
-  if (TwoRows && TwoCols) tiles::zero<3>();
+// The tile configuration for the calling thread's scope: loaded on construction, released
+// (TILERELEASE) on destruction. The configuration is per thread.
+struct TileScope {
+  TileScope() { tiles::configure(tile_config()); }
+  ~TileScope() { tiles::release(); }
+  TileScope(const TileScope&) = delete;
+  TileScope& operator=(const TileScope&) = delete;
+};
+
+// C tiles (+)= 16 or 32 rows of a (row stride sa bytes) times 16 or 32 columns of b (pair rows
+// sb bytes apart, two 16-column chunks 64 bytes apart), over nkb blocks of 32 k. Fresh: the
+// tiles start from zero, else they add to what they hold (a second operand pair's way in).
+// C0: rows 0-15 x chunk 0, C1: rows 0-15 x chunk 1, C2: rows 16-31 x chunk 0, C3: rows 16-31 x
+// chunk 1.
+template <bool TwoRows, bool TwoCols, bool Fresh = true>
+inline void tile_2x2(const std::uint16_t* a, std::size_t sa, const std::uint16_t* b, std::size_t sb, int nkb) {
+  if (Fresh) {
+    tiles::zero<0>();
+    if (TwoCols) tiles::zero<1>();
+    if (TwoRows) tiles::zero<2>();
+    if (TwoRows && TwoCols) tiles::zero<3>();
+  }
   const std::size_t a_rows16 = 16 * sa / sizeof(std::uint16_t), b_block = 16 * sb / sizeof(std::uint16_t);
   for (int kb = 0; kb < nkb; ++kb) {
     const std::uint16_t* ak = a + std::size_t(kb) * 32;  // 32 bfloat16 of each row
@@ -649,15 +655,6 @@ inline void tile_2x2(const std::uint16_t* a, const std::uint16_t* a2, std::size_
     if (TwoCols) tiles::dpbf16<1, 4, 7>();
     if (TwoRows) tiles::dpbf16<2, 5, 6>();
     if (TwoRows && TwoCols) tiles::dpbf16<3, 5, 7>();
-    if (a2) {
-      const std::uint16_t* a2k = a2 + std::size_t(kb) * 32;
-      tiles::load<4>(a2k, sa);
-      if (TwoRows) tiles::load<5>(a2k + a_rows16, sa);
-      tiles::dpbf16<0, 4, 6>();
-      if (TwoCols) tiles::dpbf16<1, 4, 7>();
-      if (TwoRows) tiles::dpbf16<2, 5, 6>();
-      if (TwoRows && TwoCols) tiles::dpbf16<3, 5, 7>();
-    }
   }
 }
 
@@ -674,19 +671,16 @@ inline void store_rows(float* dst, int ldo, int r0, int rows) {
   for (int r = r0; r < rows; ++r) std::memcpy(dst + std::size_t(r) * ldo, part + (r - r0) * 16, 16 * sizeof(float));
 }
 
-// packed_blocks_product on the tiles: h rounded to bfloat16 once for every unit block (split:
-// as a sum of two bfloat16, for the input projection's x), then for each block, chunk pair and
-// 32 rows, one tile_2x2 over all of K. The tiles are configured on entry and released on
-// exit, on the calling thread (the configuration is per thread).
+// packed_blocks_product on the tiles: h rounded to bfloat16 once for every unit block, then
+// for each block, chunk pair and 32 rows, one tile_2x2 over all of K. The tiles are configured
+// on entry and released on exit, on the calling thread (the configuration is per thread).
 inline void tile_blocks_product(const float* h, int rows, int ldh, const std::uint16_t* P, std::size_t block_stride,
-                                int first, int last, int W, int c0, int ncols, int K, float* out, int ldo, int ocs,
-                                bool split) {
+                                int first, int last, int W, int c0, int ncols, int K, float* out, int ldo, int ocs) {
   const int Kt = bf16_rows(K, Bf16Layout::KPair32), R = (rows + 15) / 16 * 16;
-  thread_local Buffer<std::uint16_t> hbuf;  // (R, Kt) h in bfloat16, then (split) the remainders
-  std::uint16_t* hb = hbuf.reserve(std::size_t(split ? 2 : 1) * R * Kt);
-  std::uint16_t* lo = split ? hb + std::size_t(R) * Kt : nullptr;
-  round_rows_bf16(h, rows, ldh, K, Kt, R, hb, lo);
-  tiles::configure(tile_config());
+  thread_local Buffer<std::uint16_t> hbuf;  // (R, Kt) h in bfloat16
+  std::uint16_t* hb = hbuf.reserve(std::size_t(R) * Kt);
+  round_rows_bf16(h, rows, ldh, K, Kt, R, hb);
+  TileScope scope;
   const std::size_t sa = std::size_t(Kt) * sizeof(std::uint16_t), sb = std::size_t(W) * 2 * sizeof(std::uint16_t);
   const int v0 = c0 / kUnitBlock, nv = ncols / kUnitBlock, nkb = Kt / 32;
   for (int ub = first; ub < last; ++ub) {
@@ -698,12 +692,11 @@ inline void tile_blocks_product(const float* h, int rows, int ldh, const std::ui
       float* o1 = o0 + ocs;
       for (int r = 0; r < R; r += 32) {
         const std::uint16_t* a = hb + std::size_t(r) * Kt;
-        const std::uint16_t* a2 = lo ? lo + std::size_t(r) * Kt : nullptr;
         const bool two_rows = r + 16 < R;
-        if (two_rows && two_cols) tile_2x2<true, true>(a, a2, sa, b, sb, nkb);
-        else if (two_rows) tile_2x2<true, false>(a, a2, sa, b, sb, nkb);
-        else if (two_cols) tile_2x2<false, true>(a, a2, sa, b, sb, nkb);
-        else tile_2x2<false, false>(a, a2, sa, b, sb, nkb);
+        if (two_rows && two_cols) tile_2x2<true, true>(a, sa, b, sb, nkb);
+        else if (two_rows) tile_2x2<true, false>(a, sa, b, sb, nkb);
+        else if (two_cols) tile_2x2<false, true>(a, sa, b, sb, nkb);
+        else tile_2x2<false, false>(a, sa, b, sb, nkb);
         store_rows<0>(o0, ldo, r, rows);
         if (two_cols) store_rows<1>(o1, ldo, r, rows);
         if (two_rows) store_rows<2>(o0, ldo, r + 16, rows);
@@ -711,7 +704,26 @@ inline void tile_blocks_product(const float* h, int rows, int ldh, const std::ui
       }
     }
   }
-  tiles::release();
+}
+
+// One unit block's pre-activations for 16 or 32 tile rows, both products in the same tiles:
+// acc (rows, 16 * chunks) = xa * Px + ha * Ph, where xa and ha are rows of bfloat16 (row
+// strides Kx and Kh elements, whole tiles: see round_rows_bf16) and Px, Ph the unit block's
+// packed weights (Kx, Kh rows, W columns). chunks (4 for the LSTM's gates) is even.
+template <bool TwoRows>
+inline void tile_unit_block(const std::uint16_t* xa, int Kx, const std::uint16_t* Px, const std::uint16_t* ha, int Kh,
+                            const std::uint16_t* Ph, int W, int chunks, float* acc) {
+  const std::size_t sb = std::size_t(W) * 2 * sizeof(std::uint16_t), ld = std::size_t(16 * chunks) * sizeof(float);
+  for (int j = 0; j < chunks; j += 2) {
+    tile_2x2<TwoRows, true, true>(xa, std::size_t(Kx) * 2, Px + j * 2 * kUnitBlock, sb, Kx / 32);
+    tile_2x2<TwoRows, true, false>(ha, std::size_t(Kh) * 2, Ph + j * 2 * kUnitBlock, sb, Kh / 32);
+    tiles::store<0>(acc + j * 16, ld);
+    tiles::store<1>(acc + (j + 1) * 16, ld);
+    if (TwoRows) {
+      tiles::store<2>(acc + 16 * 16 * chunks + j * 16, ld);
+      tiles::store<3>(acc + 16 * 16 * chunks + (j + 1) * 16, ld);
+    }
+  }
 }
 #endif  // RNNKIT_AMX
 #else
@@ -762,24 +774,20 @@ constexpr int kBf16Input = 0;  // x in float32: the bfloat16 weights are widened
 
 // Unit blocks [first, last) of packed weights, block ub at P + ub * block_stride: for each,
 // out + ub*16 = h (rows, K) * block(:, c0 : c0 + ncols), chunks ocs apart, as packed_product.
-// split (bfloat16 weights on AMX tiles only): h enters as the sum of two bfloat16, not one.
 template <class Wt>
 inline void packed_blocks_product(const float* h, int rows, int ldh, const Wt* P, std::size_t block_stride,
                                   int first, int last, int W, int c0, int ncols, int K, float* out, int ldo,
-                                  int ocs, bool split = false) {
+                                  int ocs) {
 #if RNNKIT_AMX
   if constexpr (std::is_same<Wt, std::uint16_t>::value) {
-    tile_blocks_product(h, rows, ldh, P, block_stride, first, last, W, c0, ncols, K, out, ldo, ocs, split);
+    tile_blocks_product(h, rows, ldh, P, block_stride, first, last, W, c0, ncols, K, out, ldo, ocs);
     return;
   }
 #elif RNNKIT_PACKED_KERNELS && defined(__AVX512BF16__)
-  (void)split;  // the float32 input projection is used instead
   if constexpr (std::is_same<Wt, std::uint16_t>::value) {
     bf16_blocks_product(h, rows, ldh, P, block_stride, first, last, W, c0, ncols, K, out, ldo, ocs);
     return;
   }
-#else
-  (void)split;
 #endif
   for (int ub = first; ub < last; ++ub)
     packed_product(h, rows, ldh, P + ub * block_stride, W, c0, ncols, K, out + std::size_t(ub) * kUnitBlock, ldo,

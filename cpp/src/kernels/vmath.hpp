@@ -3,6 +3,7 @@
 //
 //   exp(x)     = 2^n * p(r), n = round(x / ln 2), r = x - n ln 2 (two-part ln 2), p a degree-6
 //                polynomial; x clamped to [-87.3, 88.7], where 2^n stays a normal float.
+//                p * 2^n is rounded once: VSCALEFPS on AVX-512, elsewhere two exact halves.
 //   sigmoid(x) = 1 / (1 + exp(-x))
 //   tanh(x)    = x (1 + x^2 q(x^2)) (Taylor to x^9) for |x| < 0.25, else
 //                sign(x) (1 - 2 / (exp(2|x|) + 1)), which is +-1 exactly beyond |x| ~ 9.
@@ -32,6 +33,14 @@ namespace rnnkit {
 namespace RNNKIT_ISA_NS {
 namespace vmath {
 
+// p * 2^n for integral n in [-126, 128] (exp's range): 2^n in two halves, so that n = 128 does
+// not overflow; the first product is exact, so the result is rounded once.
+template <class S>
+inline typename S::V halves_scale(typename S::V p, typename S::V n) {
+  const typename S::V h = S::round(S::mul(n, S::set(0.5f)));
+  return S::mul(S::mul(p, S::pow2n(h)), S::pow2n(S::sub(n, h)));
+}
+
 struct Scalar {
   using V = float;
   static constexpr int N = 1;
@@ -58,6 +67,7 @@ struct Scalar {
     std::memcpy(&f, &bits, sizeof f);
     return f;
   }
+  static V scale2n(V p, V n) { return halves_scale<Scalar>(p, n); }
 };
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -88,7 +98,12 @@ struct Avx2 {
     const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_castsi256_ps(e);
   }
+  static V scale2n(V p, V n);
 };
+#endif
+
+#if defined(__AVX2__) && defined(__FMA__)
+inline Avx2::V Avx2::scale2n(V p, V n) { return halves_scale<Avx2>(p, n); }
 #endif
 
 #if defined(__AVX512F__)
@@ -125,6 +140,8 @@ struct Avx512 {
     const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
     return _mm512_castsi512_ps(e);
   }
+  // p * 2^n rounded once (VSCALEFPS): what halves_scale computes, in one instruction
+  static V scale2n(V p, V n) { return _mm512_scalef_ps(p, n); }
 };
 using Best = Avx512;
 #elif defined(__AVX2__) && defined(__FMA__)
@@ -149,9 +166,7 @@ inline typename S::V exp(typename S::V x) {
   p = S::fma(p, r, S::set(1.6666665459e-1f));
   p = S::fma(p, r, S::set(5.0000001201e-1f));
   p = S::fma(p, S::mul(r, r), S::add(r, S::set(1.0f)));
-  // 2^n in two halves, so that n = 128 (x near the top of the range) does not overflow
-  const V h = S::round(S::mul(n, S::set(0.5f)));
-  return S::mul(S::mul(p, S::pow2n(h)), S::pow2n(S::sub(n, h)));
+  return S::scale2n(p, n);
 }
 
 template <class S>
