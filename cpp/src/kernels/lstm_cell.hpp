@@ -130,6 +130,10 @@ inline void lstm_pointwise(const CellSpec& s, const DirWeights<T>& w, int u0, in
 // those tiles' 32 x 64 floats while they are in L1 and writes h in float32 and, rounded to
 // bfloat16, straight into the rows the next step's tiles load. A team splits the rows; a row's
 // result does not depend on which rows share its tiles, so not on the thread count.
+// Rows whose unit block's tiles run before their gate pass: 64 was fastest at B = 64 and 256
+// (bench/bench_bf16.py; 32 and 128 cost 3-20% more).
+constexpr int kTileSpan = 64;
+
 inline bool lstm_tiles_apply(const ForwardArgs<float>& a) {
   return a.w.packed_hh_bf16 && a.w.packed_ih_bf16 && !a.cache && a.spec.proj_size == 0 && a.seq.B >= 2;
 }
@@ -162,7 +166,8 @@ inline void lstm_forward_tiles(const ForwardArgs<float>& a) {
     thread_local Buffer<float> accbuf, scratchbuf;
     std::uint16_t* xa = abuf.zeros(std::size_t(R) * (Kx + 2 * Kh));
     std::uint16_t* ha[2] = {xa + std::size_t(R) * Kx, xa + std::size_t(R) * (Kx + Kh)};
-    float* acc = accbuf.reserve(32 * W);  // a unit block's pre-activations for 32 rows
+    // a unit block's pre-activations for up to kTileSpan rows
+    float* acc = accbuf.reserve(std::size_t(kTileSpan) * W);
     float* scratch = scratchbuf.reserve(5 * kUnitBlock);
     TileScope scope;
     float* hcur = hbuf;
@@ -180,17 +185,24 @@ inline void lstm_forward_tiles(const ForwardArgs<float>& a) {
         const int u0 = ub * kUnitBlock, n = std::min(kUnitBlock, H - u0);
         const std::uint16_t* Px = a.w.packed_ih_bf16 + ub * bsx;
         const std::uint16_t* Ph = a.w.packed_hh_bf16 + ub * bsh;
-        for (int r = 0; r < nr; r += 32) {
-          const std::uint16_t* xr = xa + std::size_t(r) * Kx;
-          const std::uint16_t* hr = ha[cur] + std::size_t(r) * Kh;
-          if (r + 16 < nr)
-            tile_unit_block<true>(xr, Kx, Px, hr, Kh, Ph, W, 4, acc);
-          else
-            tile_unit_block<false>(xr, Kx, Px, hr, Kh, Ph, W, 4, acc);
-          for (int rr = r; rr < std::min(nr, r + 32); ++rr) {
+        for (int s0 = 0; s0 < nr; s0 += kTileSpan) {
+          const int s1 = std::min(nr, s0 + kTileSpan);
+          for (int j = 0; j < 4; j += 2)  // chunk pairs outermost: their weights stay in L1 across the rows
+            for (int r = s0; r < s1; r += 32) {
+              const std::uint16_t* xr = xa + std::size_t(r) * Kx;
+              const std::uint16_t* hr = ha[cur] + std::size_t(r) * Kh;
+              const std::uint16_t* px = Px + j * 2 * kUnitBlock;
+              const std::uint16_t* ph = Ph + j * 2 * kUnitBlock;
+              float* ar = acc + (r - s0) * W + j * kUnitBlock;
+              if (r + 16 < s1)
+                tile_chunk_pair<true>(xr, Kx, px, hr, Kh, ph, W, ar, W);
+              else
+                tile_chunk_pair<false>(xr, Kx, px, hr, Kh, ph, W, ar, W);
+            }
+          for (int rr = s0; rr < s1; ++rr) {
             const int b = b0 + rr;
             float* hn_row = hnext + int64_t(b) * H;
-            lstm_pointwise<float>(s, a.w, u0, n, acc + (rr - r) * W, kUnitBlock, bias, H, c + int64_t(b) * H, hn_row,
+            lstm_pointwise<float>(s, a.w, u0, n, acc + (rr - s0) * W, kUnitBlock, bias, H, c + int64_t(b) * H, hn_row,
                                   scratch, nullptr, nullptr, nullptr, nullptr);
             copy16(hn_row + u0, n, a.y + row_of(step, b) * a.ldy + u0);
             round16_bf16(hn_row + u0, n, hn16 + std::size_t(rr) * Kh + u0);

@@ -706,23 +706,22 @@ inline void tile_blocks_product(const float* h, int rows, int ldh, const std::ui
   }
 }
 
-// One unit block's pre-activations for 16 or 32 tile rows, both products in the same tiles:
-// acc (rows, 16 * chunks) = xa * Px + ha * Ph, where xa and ha are rows of bfloat16 (row
-// strides Kx and Kh elements, whole tiles: see round_rows_bf16) and Px, Ph the unit block's
-// packed weights (Kx, Kh rows, W columns). chunks (4 for the LSTM's gates) is even.
+// Two chunks (32 columns) of one unit block's pre-activations for 16 or 32 tile rows, both
+// products in the same tiles: acc (rows, 32 of ld floats) = xa * Px + ha * Ph, where xa and
+// ha are rows of bfloat16 (row strides Kx and Kh elements, whole tiles: see round_rows_bf16)
+// and Px, Ph the chunks' packed weights (Kx and Kh rows of W columns). Each output's sum runs
+// over x's k-blocks, then h's, in order.
 template <bool TwoRows>
-inline void tile_unit_block(const std::uint16_t* xa, int Kx, const std::uint16_t* Px, const std::uint16_t* ha, int Kh,
-                            const std::uint16_t* Ph, int W, int chunks, float* acc) {
-  const std::size_t sb = std::size_t(W) * 2 * sizeof(std::uint16_t), ld = std::size_t(16 * chunks) * sizeof(float);
-  for (int j = 0; j < chunks; j += 2) {
-    tile_2x2<TwoRows, true, true>(xa, std::size_t(Kx) * 2, Px + j * 2 * kUnitBlock, sb, Kx / 32);
-    tile_2x2<TwoRows, true, false>(ha, std::size_t(Kh) * 2, Ph + j * 2 * kUnitBlock, sb, Kh / 32);
-    tiles::store<0>(acc + j * 16, ld);
-    tiles::store<1>(acc + (j + 1) * 16, ld);
-    if (TwoRows) {
-      tiles::store<2>(acc + 16 * 16 * chunks + j * 16, ld);
-      tiles::store<3>(acc + 16 * 16 * chunks + (j + 1) * 16, ld);
-    }
+inline void tile_chunk_pair(const std::uint16_t* xa, int Kx, const std::uint16_t* Px, const std::uint16_t* ha, int Kh,
+                            const std::uint16_t* Ph, int W, float* acc, int ld) {
+  const std::size_t sb = std::size_t(W) * 2 * sizeof(std::uint16_t), lb = std::size_t(ld) * sizeof(float);
+  tile_2x2<TwoRows, true, true>(xa, std::size_t(Kx) * 2, Px, sb, Kx / 32);
+  tile_2x2<TwoRows, true, false>(ha, std::size_t(Kh) * 2, Ph, sb, Kh / 32);
+  tiles::store<0>(acc, lb);
+  tiles::store<1>(acc + 16, lb);
+  if (TwoRows) {
+    tiles::store<2>(acc + 16 * ld, lb);
+    tiles::store<3>(acc + 16 * ld + 16, lb);
   }
 }
 #endif  // RNNKIT_AMX
