@@ -153,7 +153,9 @@ inline void lstm_forward_tiles(const ForwardArgs<float>& a) {
   const int blocks = unit_blocks(H), W = 4 * kUnitBlock;
   const int Kx = bf16_rows(I, Bf16Layout::KPair32), Kh = bf16_rows(H, Bf16Layout::KPair32);
   const std::size_t bsx = std::size_t(Kx) * W, bsh = std::size_t(Kh) * W;  // unit block strides
-  const int rteam = row_team(true, a.threads, B, Tn, int64_t(B) * G * (I + H));
+  // a thread's rows fill whole 16-row tiles: two threads from 32 rows (at 16, two half-empty
+  // tiles took 1.5x the time of one thread's full one)
+  const int rteam = std::min(row_team(true, a.threads, B, Tn, int64_t(B) * G * (I + H)), std::max(1, B / 16));
   Barrier barrier;
   auto row_of = [&](int step, int b) { return step_row(a.seq, a.reverse, step, b); };
 
