@@ -126,12 +126,12 @@ inline void lstm_pointwise(const CellSpec& s, const DirWeights<T>& w, int u0, in
 // lstm_forward on the AMX tiles, for bfloat16 weights at batch (inference, no projection):
 // each step's two products, x_t W^T and h U^T, accumulate in the same tiles (the input
 // projection is not hoisted: that would write (T*B, 4H) floats out and read them back, more
-// time than its products take), one unit block and 32 rows at a time; the gate pass runs on
-// those tiles' 32 x 64 floats while they are in L1 and writes h in float32 and, rounded to
-// bfloat16, straight into the rows the next step's tiles load. A team splits the rows; a row's
-// result does not depend on which rows share its tiles, so not on the thread count.
-// Rows whose unit block's tiles run before their gate pass: 64 was fastest at B = 64 and 256
-// (bench/bench_bf16.py; 32 and 128 cost 3-20% more).
+// time than its products take), one unit block and kTileSpan rows at a time; the gate pass
+// runs on those tiles' kTileSpan x 64 floats while they are in L1 and writes h in float32 and,
+// rounded to bfloat16, straight into the rows the next step's tiles load. A team splits the
+// rows; a row's result does not depend on which rows share its tiles, so not on the thread
+// count. kTileSpan: the rows whose unit block's tiles run before their gate pass; 64 was
+// fastest at B = 64 and 256 (in-process A/B; 32 and 128 cost 3-20% more).
 constexpr int kTileSpan = 64;
 
 inline bool lstm_tiles_apply(const ForwardArgs<float>& a) {
