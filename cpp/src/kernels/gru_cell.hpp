@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "kernels/common.hpp"
+#include "kernels/tile_steps.hpp"
 
 namespace rnnkit {
 namespace RNNKIT_ISA_NS {
@@ -64,8 +65,120 @@ inline void gru_pointwise_n(const CellSpec& s, const T* bhn, int u0, int n, cons
   }
 }
 
+// Whether the spec is the common GRU, whose float gate pass runs fused (gru_gates_fused):
+// reset_after, sigmoid r and z, tanh n, no clip.
+inline bool gru_fused_spec(const CellSpec& s) {
+  return s.reset_after && s.ract.f == Activation::Sigmoid && s.act.f == Activation::Tanh && !(s.clip > 0);
+}
+
+// The operands of gru_gates_fused for units u0.. (each pointer at u0): the pre-activation
+// sums of r and z (pr, pz) with what is added to them (ar, az), the input term of n (xn) with
+// its addend (axn, null: none), the recurrent term of n (hn) with its addend (ahn, null: none),
+// and h before the step.
+struct GruFusedIn {
+  const float *pr, *ar, *pz, *az, *xn, *axn, *hn, *ahn, *h;
+};
+
+// gru_pointwise_rz and gru_pointwise_n for gru_fused_spec in float, N units at a time in
+// registers (as lstm_gates_fused):
+//   r = sigmoid(pr + ar), z = sigmoid(pz + az), an = hn + ahn,
+//   n = tanh((xn + axn) + r * an), h' = n + z * (h - n).
+// The last partial vector goes through the same code on padded copies, so a unit's result does
+// not depend on where it sits. k_gates (r, z, n at q*H) and k_aux (an) are filled if given.
+template <class S>
+inline void gru_gates_fused(int n, const GruFusedIn& in, float* hnew, float* k_gates, int H, float* k_aux) {
+  using V = typename S::V;
+  constexpr int N = S::N;
+  auto vec = [&](const GruFusedIn& p, int u, float* hn, float* kg, int kgs, float* ka) {
+    const V r = vmath::sigmoid<S>(S::add(S::load(p.pr + u), S::load(p.ar + u)));
+    const V z = vmath::sigmoid<S>(S::add(S::load(p.pz + u), S::load(p.az + u)));
+    const V an = p.ahn ? S::add(S::load(p.hn + u), S::load(p.ahn + u)) : S::load(p.hn + u);
+    const V xn = p.axn ? S::add(S::load(p.xn + u), S::load(p.axn + u)) : S::load(p.xn + u);
+    const V nv = vmath::tanh<S>(S::add(xn, S::mul(r, an)));
+    S::store(hn, S::add(nv, S::mul(z, S::sub(S::load(p.h + u), nv))));
+    if (kg) {
+      S::store(kg, r);
+      S::store(kg + kgs, z);
+      S::store(kg + 2 * kgs, nv);
+    }
+    if (ka) S::store(ka, an);
+  };
+  int u = 0;
+  for (; u + N <= n; u += N)
+    vec(in, u, hnew + u, k_gates ? k_gates + u : nullptr, H, k_aux ? k_aux + u : nullptr);
+  if (u < n) {
+    const int m = n - u;
+    float buf[9][N] = {}, hn[N], kg[3 * N], ka[N];
+    const float* src[9] = {in.pr, in.ar, in.pz, in.az, in.xn, in.axn, in.hn, in.ahn, in.h};
+    const float* pad[9];
+    for (int i = 0; i < 9; ++i) {
+      if (src[i]) std::memcpy(buf[i], src[i] + u, m * sizeof(float));
+      pad[i] = src[i] ? buf[i] : nullptr;
+    }
+    vec(GruFusedIn{pad[0], pad[1], pad[2], pad[3], pad[4], pad[5], pad[6], pad[7], pad[8]}, 0, hn, kg, N, ka);
+    std::memcpy(hnew + u, hn, m * sizeof(float));
+    if (k_gates)
+      for (int q = 0; q < 3; ++q) std::memcpy(k_gates + q * H + u, kg + q * N, m * sizeof(float));
+    if (k_aux) std::memcpy(k_aux + u, ka, m * sizeof(float));
+  }
+}
+
+#if RNNKIT_AMX
+// gru_forward on the AMX tiles (tile_time_loop), for gru_fused_spec: the accumulators hold a
+// unit block's r and z (x_t W^T and h U^T summed in the same tiles) and n's two terms apart
+// (r scales the recurrent one alone).
+inline void gru_forward_tiles(const ForwardArgs<float>& a) {
+  const CellSpec& s = a.spec;
+  const int H = s.hidden_size;
+  // what the gate pass adds to the tiles' sums, gate q at q*H: b_ir + b_hr, b_iz + b_hz, b_in,
+  // b_hn (zeros without biases)
+  float* bias = workspace<float>().bias.reserve(4 * H);
+  for (int j = 0; j < 2 * H; ++j) bias[j] = s.has_bias ? a.w.b_ih[j] + a.w.b_hh[j] : 0.0f;
+  for (int j = 0; j < H; ++j) {
+    bias[2 * H + j] = s.has_bias ? a.w.b_ih[2 * H + j] : 0.0f;
+    bias[3 * H + j] = s.has_bias ? a.w.b_hh[2 * H + j] : 0.0f;
+  }
+  auto products = [](const std::uint16_t* xa, int Kx, const std::uint16_t* ha, int Kh, int rows,
+                     const std::uint16_t* px, const std::uint16_t* ph, int W, float* acc) {
+    const std::size_t cn = 2 * 2 * kUnitBlock;  // chunk 2 (n) in a pair row
+    for (int r = 0; r < rows; r += 32) {
+      const std::uint16_t* xr = xa + std::size_t(r) * Kx;
+      const std::uint16_t* hr = ha + std::size_t(r) * Kh;
+      float* ar = acc + r * kTileAcc;
+      if (r + 16 < rows)
+        tile_chunk_pair<true>(xr, Kx, px, hr, Kh, ph, W, ar, kTileAcc);
+      else
+        tile_chunk_pair<false>(xr, Kx, px, hr, Kh, ph, W, ar, kTileAcc);
+    }
+    for (int r = 0; r < rows; r += 32) {
+      const std::uint16_t* xr = xa + std::size_t(r) * Kx;
+      const std::uint16_t* hr = ha + std::size_t(r) * Kh;
+      float* ar = acc + r * kTileAcc;
+      if (r + 16 < rows)
+        tile_chunk_split<true>(xr, Kx, px + cn, hr, Kh, ph + cn, W, ar + 2 * kUnitBlock, ar + 3 * kUnitBlock, kTileAcc);
+      else
+        tile_chunk_split<false>(xr, Kx, px + cn, hr, Kh, ph + cn, W, ar + 2 * kUnitBlock, ar + 3 * kUnitBlock,
+                                kTileAcc);
+    }
+  };
+  auto gate_pass = [&](int, int u0, int n, const float* acc, const float* h, float* hn, float*) {
+    const float* b = bias + u0;
+    gru_gates_fused<vmath::Best>(n,
+                                 GruFusedIn{acc, b, acc + kUnitBlock, b + H, acc + 2 * kUnitBlock, b + 2 * H,
+                                            acc + 3 * kUnitBlock, b + 3 * H, h + u0},
+                                 hn + u0, nullptr, H, nullptr);
+  };
+  tile_time_loop(a, products, gate_pass);
+}
+#endif  // RNNKIT_AMX
+
 template <class T>
 void gru_forward(const ForwardArgs<T>& a) {
+#if RNNKIT_AMX
+  if constexpr (std::is_same<T, float>::value) {
+    if (tile_loop_applies(a) && gru_fused_spec(a.spec)) return gru_forward_tiles(a);
+  }
+#endif
   const CellSpec& s = a.spec;
   const int H = s.hidden_size, I = s.input_size, G = 3 * H;
   const int Tn = a.seq.steps(), B = a.seq.B;
@@ -100,6 +213,8 @@ void gru_forward(const ForwardArgs<T>& a) {
     if (s.caches_pre()) k->pre.reserve(TB * G);
   }
   T* pre = k && s.caches_pre() ? k->pre.data() : nullptr;  // (T*B, 3H) or null
+  // the common GRU in float: r, z, n and h' in one pass per row (gru_gates_fused)
+  const bool fused = std::is_same<T, float>::value && gru_fused_spec(s) && !pre;
   auto row_of = [&](int step, int b) { return step_row(a.seq, a.reverse, step, b); };
 
   const float* p32 = nullptr;
@@ -180,7 +295,7 @@ void gru_forward(const ForwardArgs<T>& a) {
       } else {
         mat(acc, b1, 2 * H, G).noalias() = cmat(hcur, b1, H) * U.topRows(2 * H).transpose();
       }
-      for (int b = b0; b < b1; ++b) {
+      for (int b = b0; b < b1 && !fused; ++b) {
         const int64_t row = row_of(step, b);
         T* rec = acc + int64_t(b) * lda + u0;
         gru_pointwise_rz(s, u0, n, rec, Hp, gx + row * ldx, xs, pre ? pre + row * G : nullptr);
@@ -209,7 +324,19 @@ void gru_forward(const ForwardArgs<T>& a) {
           std::memcpy(k->h_prev.data() + row * H + u0, hc + u0, n * sizeof(T));
           if (!s.reset_after) std::memcpy(k->aux.data() + row * H + u0, rh + int64_t(b) * H + u0, n * sizeof(T));
         }
-        gru_pointwise_n(s, bhn, u0, n, acc + int64_t(b) * lda + u0, Hp, gx + row * ldx, xs, hc, hn, scratch,
+        T* rec = acc + int64_t(b) * lda + u0;
+        const T* g = gx + row * ldx + u0;
+        if constexpr (std::is_same<T, float>::value) {
+          if (fused) {
+            gru_gates_fused<vmath::Best>(
+                n, GruFusedIn{rec, g, rec + Hp, g + xs, g + 2 * xs, nullptr, rec + 2 * Hp, bhn ? bhn + u0 : nullptr,
+                              hc + u0},
+                hn + u0, k ? k->gates.data() + row * G + u0 : nullptr, H, k ? k->aux.data() + row * H + u0 : nullptr);
+            std::memcpy(a.y + row * a.ldy + u0, hn + u0, n * sizeof(T));
+            continue;
+          }
+        }
+        gru_pointwise_n(s, bhn, u0, n, rec, Hp, gx + row * ldx, xs, hc, hn, scratch,
                         k ? k->gates.data() + row * G : nullptr,
                         (k && s.reset_after) ? k->aux.data() + row * H : nullptr, pre ? pre + row * G : nullptr);
         std::memcpy(a.y + row * a.ldy + u0, hn + u0, n * sizeof(T));

@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "kernels/common.hpp"
+#include "kernels/tile_steps.hpp"
 
 namespace rnnkit {
 namespace RNNKIT_ISA_NS {
@@ -123,104 +124,37 @@ inline void lstm_pointwise(const CellSpec& s, const DirWeights<T>& w, int u0, in
 }
 
 #if RNNKIT_AMX
-// lstm_forward on the AMX tiles, for bfloat16 weights at batch (inference, no projection):
-// each step's two products, x_t W^T and h U^T, accumulate in the same tiles (the input
-// projection is not hoisted: that would write (T*B, 4H) floats out and read them back, more
-// time than its products take), one unit block and kTileSpan rows at a time; the gate pass
-// runs on those tiles' kTileSpan x 64 floats while they are in L1 and writes h in float32 and,
-// rounded to bfloat16, straight into the rows the next step's tiles load. A team splits the
-// rows; a row's result does not depend on which rows share its tiles, so not on the thread
-// count. kTileSpan: the rows whose unit block's tiles run before their gate pass; 64 was
-// fastest at B = 64 and 256 (in-process A/B; 32 and 128 cost 3-20% more).
-constexpr int kTileSpan = 64;
-
-inline bool lstm_tiles_apply(const ForwardArgs<float>& a) {
-  return a.w.packed_hh_bf16 && a.w.packed_ih_bf16 && !a.cache && a.spec.proj_size == 0 && a.seq.B >= 2;
-}
-
+// lstm_forward on the AMX tiles (tile_time_loop): the accumulators hold a unit block's four
+// gates, x_t W^T and h U^T summed in the same tiles, two chunks at a time; chunk pairs are the
+// outer loop over the span's rows, so their weights stay in L1 across the rows.
 inline void lstm_forward_tiles(const ForwardArgs<float>& a) {
   const CellSpec& s = a.spec;
-  const int H = s.hidden_size, I = s.input_size, G = 4 * H;
-  const int Tn = a.seq.steps(), B = a.seq.B;
+  const int H = s.hidden_size, G = 4 * H;
   Workspace<float>& ws = workspace<float>();
   float* bias = ws.bias.reserve(G);  // both biases, or zeros: what the gate pass adds to the tiles' sums
   for (int j = 0; j < G; ++j) bias[j] = s.has_bias ? a.w.b_ih[j] + a.w.b_hh[j] : 0.0f;
-  const int64_t hstride = aligned_size<float>(int64_t(B) * H);
-  float* hbuf = ws.h.reserve(2 * hstride);  // h in float32 before and after a step (B, H)
-  float* c = ws.c.reserve(int64_t(B) * H);
-  copy_or_zero(hbuf, a.h0, int64_t(B) * H);
-  copy_or_zero(c, a.c0, int64_t(B) * H);
-  const int blocks = unit_blocks(H), W = 4 * kUnitBlock;
-  const int Kx = bf16_rows(I, Bf16Layout::KPair32), Kh = bf16_rows(H, Bf16Layout::KPair32);
-  const std::size_t bsx = std::size_t(Kx) * W, bsh = std::size_t(Kh) * W;  // unit block strides
-  // a thread's rows fill whole 16-row tiles: two threads from 32 rows (at 16, two half-empty
-  // tiles took 1.5x the time of one thread's full one)
-  const int rteam = std::min(row_team(true, a.threads, B, Tn, int64_t(B) * G * (I + H)), std::max(1, B / 16));
-  Barrier barrier;
-  auto row_of = [&](int step, int b) { return step_row(a.seq, a.reverse, step, b); };
-
-  auto body = [&](int tid, int nt) {
-    barrier.set_size(nt);
-    ActiveRows active(a.seq, nt > 1, tid, nt);
-    const int R = (B + 15) / 16 * 16;  // tile rows this thread may hold (any split)
-    // this thread's rows of x_t and of h (two: this step's and the next's) in bfloat16, row b - b0
-    thread_local Buffer<std::uint16_t> abuf;
-    thread_local Buffer<float> accbuf, scratchbuf;
-    std::uint16_t* xa = abuf.zeros(std::size_t(R) * (Kx + 2 * Kh));
-    std::uint16_t* ha[2] = {xa + std::size_t(R) * Kx, xa + std::size_t(R) * (Kx + Kh)};
-    // a unit block's pre-activations for up to kTileSpan rows
-    float* acc = accbuf.reserve(std::size_t(kTileSpan) * W);
-    float* scratch = scratchbuf.reserve(5 * kUnitBlock);
-    TileScope scope;
-    float* hcur = hbuf;
-    float* hnext = hbuf + hstride;
-    int cur = 0, held0 = -1, held1 = -1;  // ha[cur] holds h of rows [held0, held1)
-    for (int step = 0; step < Tn; ++step) {
-      const auto [b0, b1] = active.at(step, [&] { barrier.wait(); });
-      const int nr = b1 - b0;
-      if (b0 != held0 || b1 > held1)  // the first step, or rows new to this thread: from float32
-        round_rows_bf16(hcur + int64_t(b0) * H, nr, H, H, Kh, (nr + 15) / 16 * 16, ha[cur]);
-      for (int b = b0; b < b1; ++b)
-        round_rows_bf16(a.x + row_of(step, b) * I, 1, I, I, Kx, 1, xa + std::size_t(b - b0) * Kx);
-      std::uint16_t* hn16 = ha[cur ^ 1];
-      for (int ub = 0; ub < blocks; ++ub) {
-        const int u0 = ub * kUnitBlock, n = std::min(kUnitBlock, H - u0);
-        const std::uint16_t* Px = a.w.packed_ih_bf16 + ub * bsx;
-        const std::uint16_t* Ph = a.w.packed_hh_bf16 + ub * bsh;
-        for (int s0 = 0; s0 < nr; s0 += kTileSpan) {
-          const int s1 = std::min(nr, s0 + kTileSpan);
-          for (int j = 0; j < 4; j += 2)  // chunk pairs outermost: their weights stay in L1 across the rows
-            for (int r = s0; r < s1; r += 32) {
-              const std::uint16_t* xr = xa + std::size_t(r) * Kx;
-              const std::uint16_t* hr = ha[cur] + std::size_t(r) * Kh;
-              const std::uint16_t* px = Px + j * 2 * kUnitBlock;
-              const std::uint16_t* ph = Ph + j * 2 * kUnitBlock;
-              float* ar = acc + (r - s0) * W + j * kUnitBlock;
-              if (r + 16 < s1)
-                tile_chunk_pair<true>(xr, Kx, px, hr, Kh, ph, W, ar, W);
-              else
-                tile_chunk_pair<false>(xr, Kx, px, hr, Kh, ph, W, ar, W);
-            }
-          for (int rr = s0; rr < s1; ++rr) {
-            const int b = b0 + rr;
-            float* hn_row = hnext + int64_t(b) * H;
-            lstm_pointwise<float>(s, a.w, u0, n, acc + (rr - s0) * W, kUnitBlock, bias, H, c + int64_t(b) * H, hn_row,
-                                  scratch, nullptr, nullptr, nullptr, nullptr);
-            copy16(hn_row + u0, n, a.y + row_of(step, b) * a.ldy + u0);
-            round16_bf16(hn_row + u0, n, hn16 + std::size_t(rr) * Kh + u0);
-          }
-        }
+  float* c = ws.c.reserve(int64_t(a.seq.B) * H);
+  copy_or_zero(c, a.c0, int64_t(a.seq.B) * H);
+  auto products = [](const std::uint16_t* xa, int Kx, const std::uint16_t* ha, int Kh, int rows,
+                     const std::uint16_t* px, const std::uint16_t* ph, int W, float* acc) {
+    for (int j = 0; j < 4; j += 2)
+      for (int r = 0; r < rows; r += 32) {
+        const std::uint16_t* xr = xa + std::size_t(r) * Kx;
+        const std::uint16_t* hr = ha + std::size_t(r) * Kh;
+        float* ar = acc + r * kTileAcc + j * kUnitBlock;
+        const std::size_t cj = std::size_t(j) * 2 * kUnitBlock;  // chunk j in a pair row
+        if (r + 16 < rows)
+          tile_chunk_pair<true>(xr, Kx, px + cj, hr, Kh, ph + cj, W, ar, kTileAcc);
+        else
+          tile_chunk_pair<false>(xr, Kx, px + cj, hr, Kh, ph + cj, W, ar, kTileAcc);
       }
-      held0 = b0;
-      held1 = b1;
-      cur ^= 1;
-      std::swap(hcur, hnext);
-    }
   };
-  run_team(rteam, body);
-  for (int b = 0; b < B; ++b)
-    std::memcpy(a.hn + int64_t(b) * H, hbuf + (a.seq.length(b) % 2) * hstride + int64_t(b) * H, H * sizeof(float));
-  if (a.cn) std::memcpy(a.cn, c, int64_t(B) * H * sizeof(float));
+  auto gate_pass = [&](int b, int u0, int n, const float* acc, const float*, float* hn, float* scratch) {
+    lstm_pointwise<float>(s, a.w, u0, n, acc, kUnitBlock, bias, H, c + int64_t(b) * H, hn, scratch, nullptr, nullptr,
+                          nullptr, nullptr);
+  };
+  tile_time_loop(a, products, gate_pass);
+  if (a.cn) std::memcpy(a.cn, c, int64_t(a.seq.B) * H * sizeof(float));
 }
 #endif  // RNNKIT_AMX
 
@@ -228,7 +162,7 @@ template <class T>
 void lstm_forward(const ForwardArgs<T>& a) {
 #if RNNKIT_AMX
   if constexpr (std::is_same<T, float>::value) {
-    if (lstm_tiles_apply(a)) return lstm_forward_tiles(a);
+    if (tile_loop_applies(a)) return lstm_forward_tiles(a);
   }
 #endif
   const CellSpec& s = a.spec;

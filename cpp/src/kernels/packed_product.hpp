@@ -724,6 +724,33 @@ inline void tile_chunk_pair(const std::uint16_t* xa, int Kx, const std::uint16_t
     tiles::store<3>(acc + 16 * ld + 16, lb);
   }
 }
+
+// One chunk (16 columns) of a unit block for 16 or 32 tile rows, its two products in separate
+// tiles (the GRU's n gate, where r scales the recurrent term alone): accx (rows, 16 of ld
+// floats) = xa * Px and acch = ha * Ph, operands as in tile_chunk_pair.
+template <bool TwoRows>
+inline void tile_chunk_split(const std::uint16_t* xa, int Kx, const std::uint16_t* Px, const std::uint16_t* ha, int Kh,
+                             const std::uint16_t* Ph, int W, float* accx, float* acch, int ld) {
+  const std::size_t sb = std::size_t(W) * 2 * sizeof(std::uint16_t), lb = std::size_t(ld) * sizeof(float);
+  tile_2x2<TwoRows, false, true>(xa, std::size_t(Kx) * 2, Px, sb, Kx / 32);  // C0 (and C2)
+  tiles::zero<1>();
+  if (TwoRows) tiles::zero<3>();
+  const std::size_t sa = std::size_t(Kh) * 2, b_block = std::size_t(16) * 2 * W;
+  for (int kb = 0; kb < Kh / 32; ++kb) {
+    const std::uint16_t* ak = ha + std::size_t(kb) * 32;
+    tiles::load<4>(ak, sa);
+    tiles::load<7>(Ph + kb * b_block, sb);
+    if (TwoRows) tiles::load<5>(ak + 16 * Kh, sa);
+    tiles::dpbf16<1, 4, 7>();
+    if (TwoRows) tiles::dpbf16<3, 5, 7>();
+  }
+  tiles::store<0>(accx, lb);
+  tiles::store<1>(acch, lb);
+  if (TwoRows) {
+    tiles::store<2>(accx + 16 * ld, lb);
+    tiles::store<3>(acch + 16 * ld, lb);
+  }
+}
 #endif  // RNNKIT_AMX
 #else
 // AVX-512 without BF16: the 256-bit kernels widen the bfloat16 weights.
