@@ -79,47 +79,81 @@ struct GruFusedIn {
   const float *pr, *ar, *pz, *az, *xn, *axn, *hn, *ahn, *h;
 };
 
-// gru_pointwise_rz and gru_pointwise_n for gru_fused_spec in float, N units at a time in
-// registers (as lstm_gates_fused):
+// The vectors of gru_gates_fused, R side by side (as lstm_gates_vecs): vector v from in[v],
+// its h' to hnew[v], its caches to k_gates[v] (r, z, n at q*H) and k_aux[v] (an) where those
+// are given. A vector computes exactly as alone:
 //   r = sigmoid(pr + ar), z = sigmoid(pz + az), an = hn + ahn,
-//   n = tanh((xn + axn) + r * an), h' = n + z * (h - n).
-// The last partial vector goes through the same code on padded copies, so a unit's result does
-// not depend on where it sits. k_gates (r, z, n at q*H) and k_aux (an) are filled if given.
+//   n = tanh((xn + axn) + r * an), h' = n + z * (h - n),
+// the last two each one fused multiply-add (written out, so that no build contracts them
+// differently where the code is inlined).
+template <class S, int R>
+inline void gru_gates_vecs(const GruFusedIn* in, float* const* hnew, float* const* k_gates, int H,
+                           float* const* k_aux) {
+  using V = typename S::V;
+  V r[R], z[R], an[R], nv[R];
+  auto sum = [](const float* p, const float* add) { return add ? S::add(S::load(p), S::load(add)) : S::load(p); };
+  for (int v = 0; v < R; ++v) r[v] = vmath::sigmoid<S>(sum(in[v].pr, in[v].ar));
+  for (int v = 0; v < R; ++v) z[v] = vmath::sigmoid<S>(sum(in[v].pz, in[v].az));
+  for (int v = 0; v < R; ++v) {
+    an[v] = sum(in[v].hn, in[v].ahn);
+    nv[v] = vmath::tanh<S>(S::fma(r[v], an[v], sum(in[v].xn, in[v].axn)));
+  }
+  for (int v = 0; v < R; ++v) {
+    S::store(hnew[v], S::fma(z[v], S::sub(S::load(in[v].h), nv[v]), nv[v]));
+    if (k_gates) {
+      S::store(k_gates[v], r[v]);
+      S::store(k_gates[v] + H, z[v]);
+      S::store(k_gates[v] + 2 * H, nv[v]);
+    }
+    if (k_aux) S::store(k_aux[v], an[v]);
+  }
+}
+
+// gru_pointwise_rz and gru_pointwise_n for gru_fused_spec in float, N units at a time in
+// registers, four vectors side by side (gru_gates_vecs). The last partial vector goes through
+// the same code on padded copies, so a unit's result does not depend on where it sits.
+// k_gates (r, z, n at q*H) and k_aux (an) are filled if given.
 template <class S>
 inline void gru_gates_fused(int n, const GruFusedIn& in, float* hnew, float* k_gates, int H, float* k_aux) {
-  using V = typename S::V;
   constexpr int N = S::N;
-  auto vec = [&](const GruFusedIn& p, int u, float* hn, float* kg, int kgs, float* ka) {
-    const V r = vmath::sigmoid<S>(S::add(S::load(p.pr + u), S::load(p.ar + u)));
-    const V z = vmath::sigmoid<S>(S::add(S::load(p.pz + u), S::load(p.az + u)));
-    const V an = p.ahn ? S::add(S::load(p.hn + u), S::load(p.ahn + u)) : S::load(p.hn + u);
-    const V xn = p.axn ? S::add(S::load(p.xn + u), S::load(p.axn + u)) : S::load(p.xn + u);
-    const V nv = vmath::tanh<S>(S::add(xn, S::mul(r, an)));
-    S::store(hn, S::add(nv, S::mul(z, S::sub(S::load(p.h + u), nv))));
-    if (kg) {
-      S::store(kg, r);
-      S::store(kg + kgs, z);
-      S::store(kg + 2 * kgs, nv);
-    }
-    if (ka) S::store(ka, an);
+  auto at = [](const float* p, int u) { return p ? p + u : nullptr; };
+  auto shifted = [&](int u) {
+    return GruFusedIn{in.pr + u, at(in.ar, u), in.pz + u, at(in.az, u), in.xn + u, at(in.axn, u), in.hn + u,
+                      at(in.ahn, u), in.h + u};
   };
   int u = 0;
-  for (; u + N <= n; u += N)
-    vec(in, u, hnew + u, k_gates ? k_gates + u : nullptr, H, k_aux ? k_aux + u : nullptr);
+  for (; u + 4 * N <= n; u += 4 * N) {
+    GruFusedIn v[4];
+    float *h[4], *kg[4], *ka[4];
+    for (int j = 0; j < 4; ++j) {
+      v[j] = shifted(u + j * N);
+      h[j] = hnew + u + j * N;
+      kg[j] = k_gates ? k_gates + u + j * N : nullptr;
+      ka[j] = k_aux ? k_aux + u + j * N : nullptr;
+    }
+    gru_gates_vecs<S, 4>(v, h, k_gates ? kg : nullptr, H, k_aux ? ka : nullptr);
+  }
+  for (; u + N <= n; u += N) {
+    const GruFusedIn v = shifted(u);
+    float *h = hnew + u, *kg = k_gates ? k_gates + u : nullptr, *ka = k_aux ? k_aux + u : nullptr;
+    gru_gates_vecs<S, 1>(&v, &h, k_gates ? &kg : nullptr, H, k_aux ? &ka : nullptr);
+  }
   if (u < n) {
     const int m = n - u;
-    float buf[9][N] = {}, hn[N], kg[3 * N], ka[N];
+    float buf[9][N] = {}, hn[N], kgb[3 * N], kab[N];
     const float* src[9] = {in.pr, in.ar, in.pz, in.az, in.xn, in.axn, in.hn, in.ahn, in.h};
     const float* pad[9];
     for (int i = 0; i < 9; ++i) {
       if (src[i]) std::memcpy(buf[i], src[i] + u, m * sizeof(float));
       pad[i] = src[i] ? buf[i] : nullptr;
     }
-    vec(GruFusedIn{pad[0], pad[1], pad[2], pad[3], pad[4], pad[5], pad[6], pad[7], pad[8]}, 0, hn, kg, N, ka);
+    const GruFusedIn v{pad[0], pad[1], pad[2], pad[3], pad[4], pad[5], pad[6], pad[7], pad[8]};
+    float *h = hn, *kg = kgb, *ka = kab;
+    gru_gates_vecs<S, 1>(&v, &h, &kg, N, &ka);
     std::memcpy(hnew + u, hn, m * sizeof(float));
     if (k_gates)
-      for (int q = 0; q < 3; ++q) std::memcpy(k_gates + q * H + u, kg + q * N, m * sizeof(float));
-    if (k_aux) std::memcpy(k_aux + u, ka, m * sizeof(float));
+      for (int q = 0; q < 3; ++q) std::memcpy(k_gates + q * H + u, kgb + q * N, m * sizeof(float));
+    if (k_aux) std::memcpy(k_aux + u, kab, m * sizeof(float));
   }
 }
 
@@ -161,12 +195,27 @@ inline void gru_forward_tiles(const ForwardArgs<float>& a) {
                                 kTileAcc);
     }
   };
-  auto gate_pass = [&](int, int u0, int n, const float* acc, const float* h, float* hn, float*) {
-    const float* b = bias + u0;
-    gru_gates_fused<vmath::Best>(n,
-                                 GruFusedIn{acc, b, acc + kUnitBlock, b + H, acc + 2 * kUnitBlock, b + 2 * H,
-                                            acc + 3 * kUnitBlock, b + 3 * H, h + u0},
-                                 hn + u0, nullptr, H, nullptr);
+  using S = vmath::Best;
+  // a whole vector of units: four rows side by side (gru_gates_vecs)
+  auto gate_pass = [&](int b, int rows, int u0, int n, const float* acc, const float* h, float* hn, float*) {
+    const float* bu = bias + u0;
+    auto in = [&](int r) {
+      const float* ar = acc + r * kTileAcc;
+      return GruFusedIn{ar,      bu + 0 * H, ar + kUnitBlock, bu + H, ar + 2 * kUnitBlock, bu + 2 * H,
+                        ar + 3 * kUnitBlock, bu + 3 * H, h + int64_t(b + r) * H + u0};
+    };
+    int r = 0;
+    if (n == S::N)
+      for (; r + 4 <= rows; r += 4) {
+        GruFusedIn v[4];
+        float* out[4];
+        for (int j = 0; j < 4; ++j) {
+          v[j] = in(r + j);
+          out[j] = hn + int64_t(b + r + j) * H + u0;
+        }
+        gru_gates_vecs<S, 4>(v, out, nullptr, H, nullptr);
+      }
+    for (; r < rows; ++r) gru_gates_fused<S>(n, in(r), hn + int64_t(b + r) * H + u0, nullptr, H, nullptr);
   };
   tile_time_loop(a, products, gate_pass);
 }

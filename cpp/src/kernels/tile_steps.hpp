@@ -33,8 +33,9 @@ inline bool tile_loop_applies(const ForwardArgs<float>& a) {
 //   columns (row stride kTileAcc) for `rows` <= kTileSpan rows, from their bfloat16 rows of
 //   x_t (xa, Kx apart) and h (ha, Kh apart), whole 16-row tiles; px, ph: the block's packed
 //   weights (Kx and Kh pair rows of W = gates * 16 columns).
-// gate_pass(b, u0, n, acc, h, hn, scratch): row b's units [u0, u0 + n) from its accumulator
-//   row, h before the step and h after it (float32 rows of H), scratch 5 * 16 floats.
+// gate_pass(b, rows, u0, n, acc, h, hn, scratch): units [u0, u0 + n) of rows [b, b + rows)
+//   from their accumulator rows (acc: row b's), h before the step and h after it (float32,
+//   row b' at b' * H), scratch 5 * 16 floats.
 // Leaves h_n in a.hn; the cell keeps any other state itself.
 template <class Products, class GatePass>
 inline void tile_time_loop(const ForwardArgs<float>& a, Products&& products, GatePass&& gate_pass) {
@@ -84,10 +85,10 @@ inline void tile_time_loop(const ForwardArgs<float>& a, Products&& products, Gat
           const int s1 = std::min(nr, s0 + kTileSpan);
           products(xa + std::size_t(s0) * Kx, Kx, ha[cur] + std::size_t(s0) * Kh, Kh, s1 - s0,
                    a.w.packed_ih_bf16 + ub * bsx, a.w.packed_hh_bf16 + ub * bsh, W, acc);
+          gate_pass(b0 + s0, s1 - s0, u0, n, acc, hcur, hnext, scratch);
           for (int rr = s0; rr < s1; ++rr) {
             const int b = b0 + rr;
             float* hn_row = hnext + int64_t(b) * H;
-            gate_pass(b, u0, n, acc + (rr - s0) * kTileAcc, hcur + int64_t(b) * H, hn_row, scratch);
             copy16(hn_row + u0, n, a.y + row_of(step, b) * a.ldy + u0);
             round16_bf16(hn_row + u0, n, hn16 + std::size_t(rr) * Kh + u0);
           }
