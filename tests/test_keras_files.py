@@ -216,8 +216,8 @@ UNSUPPORTED = [
     ("lstm_stack", lambda c: _layer(c, 2).update(foo=3), r"option foo=3 is not known"),
     (
         "lstm_stack",
-        lambda c: _layer(c, 1).update(kernel_regularizer={"class_name": "L2"}),
-        r"kernel_regularizer=\{'class_name': 'L2'\} is not supported",
+        lambda c: _layer(c, 1).update(kernel_regularizer={"class_name": "OrthogonalRegularizer"}),
+        r"regularizer class 'OrthogonalRegularizer' is not supported",
     ),
     ("lstm_stack", lambda c: _layer(c, 1).update(time_major=True), "time_major=True"),
     (

@@ -41,6 +41,7 @@ __all__ = [
 # (``keras`` is a Keras-shaped namespace: ``import rnnkit as tf`` runs ``tf.keras.…`` code.)
 from . import (  # noqa: E402
     callbacks,
+    constraints,
     data,
     keras,
     layers,
@@ -50,6 +51,7 @@ from . import (  # noqa: E402
     optimizers,
     preprocessing,
     random,
+    regularizers,
     utils,
 )
 from ._namespace import missing_attribute  # noqa: E402
@@ -58,6 +60,7 @@ from .models import Sequential, load_model  # noqa: E402
 __all__ += [
     "Sequential",
     "callbacks",
+    "constraints",
     "data",
     "keras",
     "layers",
@@ -68,6 +71,7 @@ __all__ += [
     "optimizers",
     "preprocessing",
     "random",
+    "regularizers",
     "utils",
 ]
 # --- end training API (issue 3) ---

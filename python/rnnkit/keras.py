@@ -19,6 +19,7 @@ import sys
 
 from . import (
     callbacks,
+    constraints,
     data,
     layers,
     losses,
@@ -27,6 +28,7 @@ from . import (
     optimizers,
     preprocessing,
     random,
+    regularizers,
     utils,
 )
 from ._namespace import missing_attribute
@@ -37,6 +39,7 @@ __all__ = [
     "Input",
     "Sequential",
     "callbacks",
+    "constraints",
     "data",
     "layers",
     "load_model",
@@ -46,6 +49,7 @@ __all__ = [
     "optimizers",
     "preprocessing",
     "random",
+    "regularizers",
     "utils",
 ]
 __getattr__ = missing_attribute(__name__, __all__)
@@ -54,6 +58,7 @@ __getattr__ = missing_attribute(__name__, __all__)
 # names so that ``from rnnkit.keras.X import Y`` finds them (the same module objects).
 for _name, _module in [
     ("callbacks", callbacks),
+    ("constraints", constraints),
     ("data", data),
     ("layers", layers),
     ("losses", losses),
@@ -64,6 +69,7 @@ for _name, _module in [
     ("preprocessing", preprocessing),
     ("preprocessing.sequence", preprocessing.sequence),
     ("random", random),
+    ("regularizers", regularizers),
     ("utils", utils),
 ]:
     sys.modules.setdefault(f"{__name__}.{_name}", _module)

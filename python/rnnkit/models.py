@@ -449,8 +449,12 @@ class Sequential:
         assert loss is not None
         if fused is not None:
             z = fused.last_logits.reshape(out.shape)
-            return loss.value_and_grad_from_logits(y, z, need_grad)
-        return loss.value_and_grad(y, out, need_grad)
+            value, grad = loss.value_and_grad_from_logits(y, z, need_grad)
+        else:
+            value, grad = loss.value_and_grad(y, out, need_grad)
+        # Keras 3 reports the loss plus the layers' penalties (regularizers).
+        value += sum(layer._penalty() for layer in self._layers)
+        return value, grad
 
     def _forward(self, x: Array, training: bool) -> Array:
         for layer in self._layers:
@@ -534,6 +538,8 @@ class Sequential:
         while i >= stop:
             grad = layers[i]._backward(grad, i > stop)
             i -= 1
+        for layer in self._train_layers:  # the regularizers' gradients
+            layer._add_penalty_gradients()
         grads = [g for lay in self._train_layers for g in lay.gradients()]
         sq = 0.0
         for g in grads:
@@ -542,6 +548,8 @@ class Sequential:
             return loss_value, out, "gradient"
         assert self.optimizer is not None
         self.optimizer.apply(grads, self._params)
+        for layer in self._train_layers:  # constraints project after the step
+            layer._apply_constraints()
         return loss_value, out, None
 
     # ----------------------------------------------------------------------- fit

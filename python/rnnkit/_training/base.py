@@ -268,6 +268,77 @@ class Layer:
                 "and quantize it afterwards"
             )
 
+    # --------------------------------------------- regularizers, constraints (training)
+    #: Keras's ``activity_regularizer`` of layers that take one (see ``_activity_forward``).
+    activity_regularizer: Any = None
+    #: The activity penalty of the last forward (Keras 3: regularizer(output) / batch size).
+    _activity_loss: float = 0.0
+
+    def _weight_rules(self) -> list[tuple[int, Any, Any]]:
+        """``(index into parameters(), regularizer or None, constraint or None)`` for each
+        trainable parameter that has a regularizer or a constraint."""
+        return []
+
+    def _penalty(self) -> float:
+        """What this layer adds to the loss: its trainable weights' regularizer penalties
+        (as Keras 3, only while the layer is trainable) plus the last forward's activity
+        penalty."""
+        total = float(self._activity_loss)
+        if self.trainable and self.built:
+            rules = [(i, r) for i, r, _ in self._weight_rules() if r is not None]
+            if rules:
+                params = self.parameters()
+                for i, reg in rules:
+                    total += reg(params[i])
+        return total
+
+    def _add_penalty_gradients(self) -> None:
+        """Add the weight penalties' gradients to ``gradients()`` (once per training step,
+        after the backward pass)."""
+        if not (self.trainable and self.built):
+            return
+        rules = [(i, r) for i, r, _ in self._weight_rules() if r is not None]
+        if not rules:
+            return
+        params, grads = self.parameters(), self.gradients()
+        for i, reg in rules:
+            grads[i] += reg.gradient(params[i])
+
+    def _apply_constraints(self) -> None:
+        """Project the constrained weights, in place (after each optimizer step, as Keras)."""
+        if not (self.trainable and self.built):
+            return
+        params = self.parameters()
+        for i, _, con in self._weight_rules():
+            if con is not None:
+                params[i][...] = con(params[i])
+
+    def _activity_forward(self, out: Any, training: bool) -> None:
+        """Record the activity penalty of ``out`` (an array or a list of arrays)."""
+        reg = self.activity_regularizer
+        if reg is None:
+            return
+        tensors = out if isinstance(out, (list, tuple)) else [out]
+        self._activity_loss = float(
+            sum(reg(t) / (t.shape[0] if t.ndim and t.shape[0] else 1) for t in tensors)
+        )
+        self._activity_outputs = list(tensors) if training else None
+
+    def _activity_backward(self, dy: Any) -> Any:
+        """``dy`` plus the activity penalty's gradient (same structure as the output)."""
+        reg = self.activity_regularizer
+        outs = getattr(self, "_activity_outputs", None)
+        if reg is None or outs is None:
+            return dy
+
+        def add(d: Any, t: Array) -> Array:
+            g = reg.gradient(t) / t.dtype.type(t.shape[0] if t.ndim and t.shape[0] else 1)
+            return g if d is None else d + g.reshape(np.shape(d))
+
+        if isinstance(dy, (list, tuple)):
+            return [add(d, t) for d, t in zip(dy, outs)]
+        return add(dy, outs[0])
+
     # ------------------------------------------------------------------ shared API
     def __call__(self, x: Any, training: bool = False) -> Any:
         """Run the layer on ``x`` (building it first if needed) and return the output."""
@@ -418,3 +489,28 @@ def _as_indices(x: Any, owner: str, argument: str) -> Array:
     if arr.dtype.kind == "b":
         return arr.astype(np.int64)
     raise TypeError(f"[{owner}] {argument} must be an integer array; got dtype {arr.dtype}")
+
+
+def resolve_rules(layer: Layer, owner: str, **given: Any) -> None:
+    """Set ``layer.<key>`` to the regularizer (``*_regularizer``) or constraint
+    (``*_constraint``) object each keyword names (None stays None)."""
+    from .. import constraints, regularizers
+
+    for key, value in given.items():
+        if key.endswith("_regularizer"):
+            obj = regularizers.get(value, owner, key)
+        else:
+            obj = constraints.get(value, owner, key)
+        setattr(layer, key, obj)
+
+
+def rules_config(layer: Layer, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The Keras 3 config entries of the regularizers/constraints ``keys`` of ``layer``."""
+    from .. import constraints, regularizers
+
+    out: dict[str, Any] = {}
+    for key in keys:
+        value = getattr(layer, key, None)
+        module = regularizers if key.endswith("_regularizer") else constraints
+        out[key] = module.serialize(value)
+    return out

@@ -9,21 +9,21 @@ import numpy as np
 from .. import _core
 from .._checks import check_elements, check_float, numpy_dtype
 from . import activations, initializers
-from .base import Array, Layer, Shape, expected_shape_text, format_shape
+from .base import (
+    Array,
+    Layer,
+    Shape,
+    expected_shape_text,
+    format_shape,
+    resolve_rules,
+    rules_config,
+)
 from .random import get_rng
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from .base import LayerOptions
-
-
-def _reject_unsupported(owner: str, **options: Any) -> None:
-    given = [k for k, v in options.items() if v is not None]
-    if given:
-        raise NotImplementedError(
-            f"[{owner}] {', '.join(given)} not supported by rnnkit yet; pass None"
-        )
 
 
 class _Accumulator:
@@ -149,7 +149,8 @@ class Dense(Layer):
     ) -> None:
         super().__init__(**kwargs)
         owner = f"Dense {self.name!r}"
-        _reject_unsupported(
+        resolve_rules(
+            self,
             owner,
             kernel_regularizer=kernel_regularizer,
             bias_regularizer=bias_regularizer,
@@ -208,7 +209,9 @@ class Dense(Layer):
         y = self._act(z)
         self._cache = (x2, z, y, lead) if training else None
         self._z = z
-        return y.reshape(*lead, self.units)
+        out = y.reshape(*lead, self.units)
+        self._activity_forward(out, training)
+        return out
 
     @property
     def last_logits(self) -> Array:
@@ -224,19 +227,29 @@ class Dense(Layer):
                 f"[Dense {self.name!r}] backward needs a forward with training=True first"
             )
         _, z, y, _ = self._cache
+        dy = self._activity_backward(dy)
         dz = self._act_grad(z, y, dy.reshape(z.shape))
-        return self.backward_from_logits(dz, need_dx)
+        return self._backward_logits(dz, need_dx)
 
     def backward_from_logits(self, dz: Array, need_dx: bool = True) -> Array | None:
         """Backward from ``dL/dz`` (the pre-activation), skipping the activation.
 
         Used by the fused softmax/sigmoid + cross-entropy gradient. ``dz`` is ``(N, U)``
-        with N = product of the leading input dims.
+        with N = product of the leading input dims. An activity regularizer's gradient
+        (on the activation's output) is added here.
         """
         if self._cache is None:
             raise RuntimeError(
                 f"[Dense {self.name!r}] backward needs a forward with training=True first"
             )
+        if self.activity_regularizer is not None:
+            _, z, y, _ = self._cache
+            extra = self._activity_backward(np.zeros_like(y))
+            dz = dz + self._act_grad(z, y, extra.reshape(z.shape))
+        return self._backward_logits(dz, need_dx)
+
+    def _backward_logits(self, dz: Array, need_dx: bool) -> Array | None:
+        assert self._cache is not None
         x2, _, _, lead = self._cache
         acc = self._grads
         dkernel = acc.arrays[0]
@@ -277,6 +290,12 @@ class Dense(Layer):
         if self.quantization_mode == "bfloat16":
             self._quantize("bfloat16")
 
+    def _weight_rules(self) -> list[tuple[int, Any, Any]]:
+        rules = [(0, self.kernel_regularizer, self.kernel_constraint)]
+        if self.use_bias:
+            rules.append((1, self.bias_regularizer, self.bias_constraint))
+        return [r for r in rules if r[1] is not None or r[2] is not None]
+
     def _quantize(self, mode: str) -> bool:
         from .. import _core
 
@@ -291,7 +310,18 @@ class Dense(Layer):
             "use_bias": self.use_bias,
             "kernel_initializer": self.kernel_initializer,
             "bias_initializer": self.bias_initializer,
+            **rules_config(self, _DENSE_RULES),
         }
+
+
+#: The regularizer/constraint arguments of Dense (and of Conv1D).
+_DENSE_RULES = (
+    "kernel_regularizer",
+    "bias_regularizer",
+    "activity_regularizer",
+    "kernel_constraint",
+    "bias_constraint",
+)
 
 
 class Dropout(Layer):
@@ -361,16 +391,19 @@ class Embedding(Layer):
         embeddings_constraint: Any = None,
         mask_zero: bool = False,
         input_length: int | None = None,
+        activity_regularizer: Any = None,
         **kwargs: Unpack[LayerOptions],
     ) -> None:
         if input_length is not None and "input_shape" not in kwargs:
             kwargs["input_shape"] = (input_length,)
         super().__init__(**kwargs)
         owner = f"Embedding {self.name!r}"
-        _reject_unsupported(
+        resolve_rules(
+            self,
             owner,
             embeddings_regularizer=embeddings_regularizer,
             embeddings_constraint=embeddings_constraint,
+            activity_regularizer=activity_regularizer,
         )
         if mask_zero:
             raise NotImplementedError(
@@ -417,13 +450,16 @@ class Embedding(Layer):
 
     def forward(self, x: Array, training: bool = False) -> Array:
         self._idx = x if training else None
-        return self.embeddings[x]
+        out = self.embeddings[x]
+        self._activity_forward(out, training)
+        return out
 
     def _backward(self, dy: Array, need_dx: bool) -> None:
         if self._idx is None:
             raise RuntimeError(
                 f"[Embedding {self.name!r}] backward needs a forward with training=True first"
             )
+        dy = self._activity_backward(dy)
         acc = self._grads
         if acc.fresh:
             acc.arrays[0].fill(0)
@@ -451,11 +487,18 @@ class Embedding(Layer):
     def _set_keras_weights(self, weights: list[Array]) -> None:
         self.embeddings[...] = weights[0]
 
+    def _weight_rules(self) -> list[tuple[int, Any, Any]]:
+        reg, con = self.embeddings_regularizer, self.embeddings_constraint
+        return [] if reg is None and con is None else [(0, reg, con)]
+
     def _config(self) -> dict[str, Any]:
         return {
             "input_dim": self.input_dim,
             "output_dim": self.output_dim,
             "embeddings_initializer": self.embeddings_initializer,
+            **rules_config(
+                self, ("embeddings_regularizer", "embeddings_constraint", "activity_regularizer")
+            ),
         }
 
 

@@ -52,6 +52,7 @@ def keras_major(version: Any) -> int:
 
 
 # ------------------------------------------------------------------ option tables
+#: The regularizer and constraint options (rnnkit.regularizers, rnnkit.constraints).
 _REGULARIZED = (
     "kernel_regularizer",
     "bias_regularizer",
@@ -59,7 +60,7 @@ _REGULARIZED = (
     "kernel_constraint",
     "bias_constraint",
 )
-_RECURRENT_OFF = (
+_RECURRENT_RULES = (
     *_REGULARIZED,
     "recurrent_regularizer",
     "recurrent_constraint",
@@ -68,17 +69,29 @@ _RECURRENT_OFF = (
 #: "off" value, options ignored (no effect on what rnnkit computes).
 _LAYERS: dict[str, dict[str, tuple[str, ...]]] = {
     "Dense": {
-        "pass": ("units", "activation", "use_bias", "kernel_initializer", "bias_initializer"),
-        "off": (*_REGULARIZED, "lora_rank", "quantization_config"),
+        "pass": (
+            "units",
+            "activation",
+            "use_bias",
+            "kernel_initializer",
+            "bias_initializer",
+            *_REGULARIZED,
+        ),
+        "off": ("lora_rank", "quantization_config"),
         "ignore": ("lora_alpha",),
     },
     "Dropout": {"pass": ("rate", "noise_shape", "seed"), "off": (), "ignore": ()},
     "Embedding": {
-        "pass": ("input_dim", "output_dim", "embeddings_initializer", "input_length"),
-        "off": (
+        "pass": (
+            "input_dim",
+            "output_dim",
+            "embeddings_initializer",
+            "input_length",
             "embeddings_regularizer",
             "activity_regularizer",
             "embeddings_constraint",
+        ),
+        "off": (
             "mask_zero",
             "lora_rank",
             "sparse",
@@ -106,8 +119,9 @@ _LAYERS: dict[str, dict[str, tuple[str, ...]]] = {
             "go_backwards",
             "stateful",
             "unroll",
+            *_RECURRENT_RULES,
         ),
-        "off": (*_RECURRENT_OFF, "time_major"),
+        "off": ("time_major",),
         "ignore": ("implementation", "use_cudnn", "zero_output_for_mask"),
     },
 }

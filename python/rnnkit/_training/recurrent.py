@@ -23,8 +23,7 @@ import numpy as np
 
 from .._checks import check_elements, check_float
 from . import activations, initializers
-from .base import Array, Layer, Shape, format_shape
-from .core_layers import _reject_unsupported
+from .base import Array, Layer, Shape, format_shape, resolve_rules, rules_config
 from .random import get_rng
 
 if TYPE_CHECKING:
@@ -79,7 +78,8 @@ class _RNN(Layer):
     ) -> None:
         super().__init__(**kwargs)
         owner = f"{type(self).__name__} {self.name!r}"
-        _reject_unsupported(
+        resolve_rules(
+            self,
             owner,
             kernel_regularizer=kernel_regularizer,
             recurrent_regularizer=recurrent_regularizer,
@@ -255,9 +255,12 @@ class _RNN(Layer):
         else:
             out = np.concatenate([states[0][0], states[0][1]], axis=-1)
         if not self.return_state:
+            self._activity_forward(out, training)
             return out
         per_dir = [s[d] for d in range(self._directions) for s in states]
-        return [out, *per_dir]
+        result = [out, *per_dir]
+        self._activity_forward(result, training)
+        return result
 
     def _backward(self, dy: Any, need_dx: bool) -> Array | None:
         if not self._core.training:
@@ -265,6 +268,7 @@ class _RNN(Layer):
                 f"[{type(self).__name__} {self.name!r}] backward needs a "
                 "forward with training=True first"
             )
+        dy = self._activity_backward(dy)
         n_states = self._n_states()
         d = self._directions
         dstate_list: list[Array | None] = [None] * n_states
@@ -304,6 +308,36 @@ class _RNN(Layer):
 
     def _n_states(self) -> int:
         return 1
+
+    # ------------------------------------------------- regularizers and constraints
+    def _weight_rules(self) -> list[tuple[int, Any, Any]]:
+        # Penalties are elementwise sums, the same on the core's layout as on Keras's (a
+        # permutation/transpose); constraints need Keras's layout: _apply_constraints.
+        rules = []
+        for i, key in enumerate(self._keys if self.built else []):
+            if key.startswith("weight_ih"):
+                reg = self.kernel_regularizer
+            elif key.startswith("weight_hh"):
+                reg = self.recurrent_regularizer
+            else:
+                reg = self.bias_regularizer
+            if reg is not None:
+                rules.append((i, reg, None))
+        return rules
+
+    def _apply_constraints(self) -> None:
+        if not (self.trainable and self.built):
+            return
+        cons = [self.kernel_constraint, self.recurrent_constraint]
+        if self.use_bias:
+            cons.append(self.bias_constraint)
+        if all(c is None for c in cons):
+            return
+        weights = self._keras_weights()
+        per = len(cons)
+        self._set_keras_weights(
+            [a if cons[j % per] is None else cons[j % per](a) for j, a in enumerate(weights)]
+        )
 
     # ------------------------------------------------------------------ parameters
     def parameters(self) -> list[Array]:
@@ -427,7 +461,20 @@ class _RNN(Layer):
             "go_backwards": self.go_backwards,
             "stateful": self.stateful,
             "unroll": self.unroll,
+            **rules_config(self, RECURRENT_RULES),
         }
+
+
+#: The regularizer/constraint arguments of LSTM, GRU and SimpleRNN.
+RECURRENT_RULES = (
+    "kernel_regularizer",
+    "recurrent_regularizer",
+    "bias_regularizer",
+    "activity_regularizer",
+    "kernel_constraint",
+    "recurrent_constraint",
+    "bias_constraint",
+)
 
 
 class LSTM(_RNN):
@@ -735,6 +782,17 @@ class Bidirectional(Layer):
 
     def zero_grad(self) -> None:
         self.layer.zero_grad()
+
+    def _weight_rules(self) -> list[tuple[int, Any, Any]]:
+        return self.layer._weight_rules()
+
+    @property  # type: ignore[override]
+    def _activity_loss(self) -> float:  # the wrapped layer regularizes both directions
+        return self.layer._activity_loss
+
+    def _apply_constraints(self) -> None:
+        if self.trainable:
+            self.layer._apply_constraints()
 
     def reset_states(self, states: Any = None) -> None:
         self.layer.reset_states(states)
