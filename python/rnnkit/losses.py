@@ -10,6 +10,11 @@ keeps it finite when probabilities saturate.
 Shapes: ``y_pred (B, ..., C)``. ``y_true`` has the same shape, or one axis less when C is
 1 (Keras squeezes), or integer class ids ``(B, ...)``/``(B, ..., 1)`` for the sparse
 categorical cross-entropy.
+
+``sample_weight`` (``__call__``, ``value_and_grad``): weights of shape ``(B,)`` or ``(B, ...)``
+(a prefix of the per-sample losses' shape, e.g. ``(B, T)`` for sequence outputs) multiply
+the per-sample losses before the average, which still divides by their number, as Keras 3's
+``"sum_over_batch_size"`` does; the gradient scales by the same weights.
 """
 
 from __future__ import annotations
@@ -51,7 +56,9 @@ if TYPE_CHECKING:  # for type checkers only: the keyword arguments every loss ta
 
 
 class Loss:
-    """Base class. Subclasses implement ``_value_and_grad(y_true, y_pred)``.
+    """Base class. Subclasses implement ``_value_and_grad(y_true, y_pred, need_grad)``,
+    returning the per-sample (or per-element) losses and ``d mean(losses) / dy_pred``; the
+    base class averages them, with the sample weights if given.
 
     ``__call__`` returns the mean loss (float); ``value_and_grad`` returns it with
     ``dL/dy_pred`` (y_pred's shape and dtype).
@@ -75,39 +82,61 @@ class Loss:
             self.name = name
 
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> float:
-        if sample_weight is not None:
-            raise NotImplementedError(f"[{self.name}] sample_weight is not supported")
-        value, _ = self.value_and_grad(y_true, y_pred, need_grad=False)
+        value, _ = self.value_and_grad(y_true, y_pred, need_grad=False, sample_weight=sample_weight)
         return value
 
     def value_and_grad(
-        self, y_true: Any, y_pred: Any, need_grad: bool = True
+        self, y_true: Any, y_pred: Any, need_grad: bool = True, sample_weight: Any = None
     ) -> tuple[float, Array | None]:
         y_pred = np.asarray(y_pred)
         if y_pred.dtype.kind != "f":
             y_pred = y_pred.astype(np.float32)
         y_true = self._prepare_true(np.asarray(y_true), y_pred)
-        return self._value_and_grad(y_true, y_pred, need_grad)
+        per, grad = self._value_and_grad(y_true, y_pred, need_grad)
+        return self._reduce(per, grad, sample_weight)
+
+    def _reduce(
+        self, per: Any, grad: Array | None, sample_weight: Any
+    ) -> tuple[float, Array | None]:
+        """The (weighted) mean of the per-sample losses, and the gradient scaled alike."""
+        if sample_weight is None:
+            return float(np.mean(per, dtype=np.float64)), grad
+        per = np.asarray(per)
+        w = np.asarray(sample_weight, dtype=np.float64)
+        if w.ndim == 0 or w.ndim > per.ndim or per.shape[: w.ndim] != w.shape:
+            if w.ndim == per.ndim + 1 and w.shape[-1] == 1 and per.shape == w.shape[:-1]:
+                w = w[..., 0]
+            else:
+                raise ValueError(
+                    f"[{self.name}] sample_weight has shape {w.shape}; expected ({per.shape[0]},) "
+                    f"or a prefix of the per-sample losses' shape {per.shape}"
+                )
+        wl = w.reshape(w.shape + (1,) * (per.ndim - w.ndim))
+        value = float(np.mean(per * wl, dtype=np.float64))
+        if grad is not None:
+            grad = grad * w.reshape(w.shape + (1,) * (grad.ndim - w.ndim)).astype(grad.dtype)
+        return value, grad
 
     def _prepare_true(self, y_true: Array, y_pred: Array) -> Array:
         return _align(y_true, y_pred, self.name).astype(y_pred.dtype, copy=False)
 
     def _value_and_grad(
         self, y_true: Array, y_pred: Array, need_grad: bool
-    ) -> tuple[float, Array | None]:
+    ) -> tuple[Array, Array | None]:
         raise NotImplementedError
 
     def value_and_grad_from_logits(
-        self, y_true: Any, logits: Any, need_grad: bool = True
+        self, y_true: Any, logits: Any, need_grad: bool = True, sample_weight: Any = None
     ) -> tuple[float, Array | None]:
         """Loss of ``activation(logits)`` and ``dL/dlogits`` in one stable pass."""
         if not self.supports_logits:
             raise NotImplementedError(f"[{self.name}] has no logits path")
         logits = np.asarray(logits)
         y_true = self._prepare_true(np.asarray(y_true), logits)
-        return self._logits(y_true, logits, need_grad)
+        per, grad = self._logits(y_true, logits, need_grad)
+        return self._reduce(per, grad, sample_weight)
 
-    def _logits(self, y_true: Array, logits: Array, need_grad: bool) -> tuple[float, Array | None]:
+    def _logits(self, y_true: Array, logits: Array, need_grad: bool) -> tuple[Array, Array | None]:
         raise NotImplementedError
 
     def get_config(self) -> dict[str, Any]:
@@ -128,11 +157,11 @@ class MeanSquaredError(Loss):
 
     def _value_and_grad(self, y_true, y_pred, need_grad):
         diff = y_pred - y_true
-        value = float(np.mean(np.square(diff, dtype=np.float64)))
+        per = np.square(diff, dtype=np.float64)
         if not need_grad:
-            return value, None
+            return per, None
         diff *= y_pred.dtype.type(2.0 / diff.size)
-        return value, diff
+        return per, diff
 
 
 class MeanAbsoluteError(Loss):
@@ -142,12 +171,12 @@ class MeanAbsoluteError(Loss):
 
     def _value_and_grad(self, y_true, y_pred, need_grad):
         diff = y_pred - y_true
-        value = float(np.mean(np.abs(diff), dtype=np.float64))
+        per = np.abs(diff)
         if not need_grad:
-            return value, None
+            return per, None
         grad = np.sign(diff)
         grad *= y_pred.dtype.type(1.0 / diff.size)
-        return value, grad
+        return per, grad
 
 
 class Huber(Loss):
@@ -166,12 +195,11 @@ class Huber(Loss):
         a = np.abs(d)
         small = a <= self.delta
         per = np.where(small, 0.5 * d * d, self.delta * (a - 0.5 * self.delta))
-        value = float(np.mean(per, dtype=np.float64))
         if not need_grad:
-            return value, None
+            return per, None
         grad = np.where(small, d, self.delta * np.sign(d)).astype(y_pred.dtype, copy=False)
         grad *= y_pred.dtype.type(1.0 / d.size)
-        return value, grad
+        return per, grad
 
     def get_config(self):
         return {"name": self.name, "delta": self.delta}
@@ -206,22 +234,20 @@ class BinaryCrossentropy(Loss):
         y = self._smooth(y_true)
         p = np.clip(y_pred, EPSILON, 1.0 - EPSILON)
         per = -(y * np.log(p) + (1 - y) * np.log(1 - p))
-        value = float(np.mean(per, dtype=np.float64))
         if not need_grad:
-            return value, None
+            return per, None
         inside = (y_pred > EPSILON) & (y_pred < 1.0 - EPSILON)
         grad = (-(y / p) + (1 - y) / (1 - p)) * inside / y_pred.size
-        return value, grad.astype(y_pred.dtype, copy=False)
+        return per, grad.astype(y_pred.dtype, copy=False)
 
     def _logits(self, y_true, z, need_grad):
         y = self._smooth(y_true)
         per = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
-        value = float(np.mean(per, dtype=np.float64))
         if not need_grad:
-            return value, None
+            return per, None
         grad = sigmoid(z) - y
         grad *= z.dtype.type(1.0 / z.size)
-        return value, grad.astype(z.dtype, copy=False)
+        return per, grad.astype(z.dtype, copy=False)
 
     def get_config(self):
         return {
@@ -268,24 +294,22 @@ class CategoricalCrossentropy(Loss):
         q = y_pred / s
         qc = np.clip(q, EPSILON, 1.0 - EPSILON)
         per = -(y * np.log(qc)).sum(axis=-1)
-        value = float(np.mean(per, dtype=np.float64))
         if not need_grad:
-            return value, None
+            return per, None
         n = per.size
         gq = np.where((q > EPSILON) & (q < 1.0 - EPSILON), -y / qc, 0.0) / n
         grad = (gq - (gq * q).sum(axis=-1, keepdims=True)) / s
-        return value, grad.astype(y_pred.dtype, copy=False)
+        return per, grad.astype(y_pred.dtype, copy=False)
 
     def _logits(self, y_true, z, need_grad):
         y = self._smooth(y_true)
         logp = _log_softmax(z)
         per = -(y * logp).sum(axis=-1)
-        value = float(np.mean(per, dtype=np.float64))
         if not need_grad:
-            return value, None
+            return per, None
         grad = np.exp(logp) * y.sum(axis=-1, keepdims=True) - y
         grad *= z.dtype.type(1.0 / per.size)
-        return value, grad.astype(z.dtype, copy=False)
+        return per, grad.astype(z.dtype, copy=False)
 
     def get_config(self):
         return {
@@ -342,28 +366,26 @@ class SparseCategoricalCrossentropy(Loss):
         qc = np.clip(q, EPSILON, 1.0 - EPSILON)
         qt = self._pick(qc, y_true)
         per = -np.log(qt)
-        value = float(np.mean(per, dtype=np.float64))
         if not need_grad:
-            return value, None
+            return per, None
         n = per.size
         gq = np.zeros_like(q)
         qraw = self._pick(q, y_true)
         inside = (qraw > EPSILON) & (qraw < 1.0 - EPSILON)
         np.put_along_axis(gq, y_true[..., None], (-(inside / qt) / n)[..., None], axis=-1)
         grad = (gq - (gq * q).sum(axis=-1, keepdims=True)) / s
-        return value, grad.astype(y_pred.dtype, copy=False)
+        return per, grad.astype(y_pred.dtype, copy=False)
 
     def _logits(self, y_true, z, need_grad):
         logp = _log_softmax(z)
         per = -self._pick(logp, y_true)
-        value = float(np.mean(per, dtype=np.float64))
         if not need_grad:
-            return value, None
+            return per, None
         grad = np.exp(logp)
         flat = grad.reshape(-1, grad.shape[-1])
         flat[np.arange(flat.shape[0]), y_true.reshape(-1)] -= 1
         grad *= z.dtype.type(1.0 / per.size)
-        return value, grad.astype(z.dtype, copy=False)
+        return per, grad.astype(z.dtype, copy=False)
 
     def get_config(self):
         return {"name": self.name, "from_logits": self.from_logits}

@@ -75,6 +75,16 @@ def _check_finite(arr: Array, owner: str, argument: str) -> None:
     )
 
 
+def _class_ids(y: Array, sparse: bool) -> Array:
+    """Each target's class, for class_weight: the ids themselves (sparse losses), the argmax
+    of one-hot rows, or the rounded value of a single output (binary), as Keras."""
+    if sparse:
+        return y.astype(np.int64)
+    if y.shape[-1] > 1:
+        return np.argmax(y, axis=-1)
+    return np.round(y[..., 0]).astype(np.int64)
+
+
 class Sequential:
     """A linear stack of layers (Keras's ``Sequential``).
 
@@ -427,6 +437,57 @@ class Sequential:
             )
         return np.ascontiguousarray(arr, dtype=self._layers[-1].dtype)
 
+    def _prepare_weights(
+        self, sample_weight: Any, class_weight: Any, y: Array, owner: str, prefix: str = ""
+    ) -> Array | None:
+        """The per-sample loss weights of ``fit``/``evaluate``/``train_on_batch`` (float64,
+        ``(N,)`` or ``(N, T)`` for sequence outputs), or None."""
+        if sample_weight is None and class_weight is None:
+            return None
+        if sample_weight is not None and class_weight is not None:
+            raise ValueError(
+                f"[{owner}] give sample_weight or class_weight, not both (as Keras); fold the "
+                "class weights into sample_weight"
+            )
+        out_ndim = len(self.output_shape)
+        n = y.shape[0]
+        if class_weight is not None:
+            if not isinstance(class_weight, dict) or not class_weight:
+                raise TypeError(
+                    f"[{owner}] class_weight must be a non-empty dict {{class id: weight}}; "
+                    f"got {class_weight!r}"
+                )
+            if out_ndim > 2:
+                raise ValueError(
+                    f"[{owner}] class_weight is for outputs (N, C); the model outputs "
+                    f"{format_shape(self.output_shape)}: use sample_weight (N, T) instead"
+                )
+            table: dict[int, float] = {}
+            for k, v in class_weight.items():
+                if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+                    raise ValueError(
+                        f"[{owner}] class_weight keys must be class ids >= 0; got {k!r}"
+                    )
+                table[int(k)] = check_float(owner, f"class_weight[{k}]", v, 0.0, math.inf)
+            ids = _class_ids(y, bool(getattr(self.loss, "sparse_labels", False)))
+            return np.array([table.get(int(c), 1.0) for c in ids.reshape(-1)]).reshape(ids.shape)
+        name = prefix + "sample_weight"
+        w = np.asarray(sample_weight)
+        if w.dtype.kind not in "fiub":
+            raise TypeError(f"[{owner}] {name} must be numeric; got dtype {w.dtype}")
+        w = w.astype(np.float64)
+        if w.ndim == 2 and w.shape[1] == 1 and out_ndim == 2:
+            w = w[:, 0]
+        expected = (n, *self.output_shape[1:-1])
+        if not 1 <= w.ndim <= len(expected) or w.shape != expected[: w.ndim]:
+            shapes = " or ".join(format_shape(expected[:k]) for k in range(1, len(expected) + 1))
+            raise ValueError(
+                f"[{owner}] {name} has shape {format_shape(w.shape)}; expected {shapes} (one "
+                f"weight per sample{', or per sample and step' if len(expected) > 1 else ''})"
+            )
+        _check_finite(w, owner, name)
+        return w
+
     # ---------------------------------------------------------------- internals
     def _fused_dense(self) -> Dense | None:
         """The last Dense when its activation fuses into the loss (softmax/sigmoid + CE)."""
@@ -443,15 +504,15 @@ class Sequential:
         return None
 
     def _loss_value(
-        self, y: Array, out: Array, fused: Dense | None, need_grad: bool
+        self, y: Array, out: Array, fused: Dense | None, need_grad: bool, w: Array | None = None
     ) -> tuple[float, Array | None]:
         loss = self.loss
         assert loss is not None
         if fused is not None:
             z = fused.last_logits.reshape(out.shape)
-            value, grad = loss.value_and_grad_from_logits(y, z, need_grad)
+            value, grad = loss.value_and_grad_from_logits(y, z, need_grad, sample_weight=w)
         else:
-            value, grad = loss.value_and_grad(y, out, need_grad)
+            value, grad = loss.value_and_grad(y, out, need_grad, sample_weight=w)
         # Keras 3 reports the loss plus the layers' penalties (regularizers).
         value += sum(layer._penalty() for layer in self._layers)
         return value, grad
@@ -519,13 +580,13 @@ class Sequential:
         return result
 
     def _train_step(
-        self, xb: Array, yb: Array, fused: Dense | None
+        self, xb: Array, yb: Array, fused: Dense | None, wb: Array | None = None
     ) -> tuple[float, Array, str | None]:
-        """One optimizer step. Returns (loss, outputs, problem); on a problem (non-finite
-        loss or gradient) the weights are left untouched."""
+        """One optimizer step (wb: the batch's sample weights). Returns (loss, outputs,
+        problem); on a problem (non-finite loss or gradient) the weights are left untouched."""
         layers = self._layers
         out = self._forward(xb, True)
-        loss_value, grad = self._loss_value(yb, out, fused, True)
+        loss_value, grad = self._loss_value(yb, out, fused, True, wb)
         if not math.isfinite(loss_value):
             return loss_value, out, "loss"
         for layer in self._train_layers:
@@ -612,8 +673,6 @@ class Sequential:
         self._refuse_if_quantized("fit")
         self._require_compiled("fit")
         for name, v in (
-            ("class_weight", class_weight),
-            ("sample_weight", sample_weight),
             ("steps_per_epoch", steps_per_epoch),
             ("validation_steps", validation_steps),
         ):
@@ -654,15 +713,27 @@ class Sequential:
             y = self._prepare_y(y, x.shape[0], owner)
             _check_finite(x, owner, "x")
             _check_finite(y, owner, "y")
-            val: tuple[Array, Array] | None = None
+            w = self._prepare_weights(sample_weight, class_weight, y, owner)
+            val: tuple[Array, Array, Array | None] | None = None
             if validation_data is not None:
-                if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                    raise ValueError(f"[{owner}] validation_data must be a tuple (x_val, y_val)")
+                if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (
+                    2,
+                    3,
+                ):
+                    raise ValueError(
+                        f"[{owner}] validation_data must be a tuple (x_val, y_val) or "
+                        "(x_val, y_val, sample_weight_val)"
+                    )
                 xv = self._prepare_x(validation_data[0], owner, "validation_data[0]")
                 yv = self._prepare_y(validation_data[1], xv.shape[0], owner, "validation_data[1]")
                 _check_finite(xv, owner, "validation_data[0]")
                 _check_finite(yv, owner, "validation_data[1]")
-                val = (xv, yv)
+                wv = None
+                if len(validation_data) == 3 and validation_data[2] is not None:
+                    wv = self._prepare_weights(
+                        validation_data[2], None, yv, owner, prefix="validation_data[2] as "
+                    )
+                val = (xv, yv, wv)
             elif validation_split > 0:
                 n_val = int(x.shape[0] * validation_split)
                 if n_val == 0 or n_val == x.shape[0]:
@@ -671,8 +742,9 @@ class Sequential:
                         f"{n_val} validation samples out of {x.shape[0]}"
                     )
                 split = x.shape[0] - n_val
-                val = (x[split:], y[split:])
+                val = (x[split:], y[split:], None if w is None else w[split:])
                 x, y = x[:split], y[:split]
+                w = None if w is None else w[:split]
 
         n = x.shape[0]
         steps = -(-n // batch_size)
@@ -710,12 +782,14 @@ class Sequential:
                 lo, hi = step * batch_size, min((step + 1) * batch_size, n)
                 if order is None:
                     xb, yb = x[lo:hi], y[lo:hi]
+                    wb = None if w is None else w[lo:hi]
                 else:
                     idx = order[lo:hi]
                     xb, yb = x.take(idx, axis=0), y.take(idx, axis=0)
+                    wb = None if w is None else w.take(idx, axis=0)
                 for fn in batch_begin:
                     fn(step, {})
-                loss_value, out, problem = self._train_step(xb, yb, fused)
+                loss_value, out, problem = self._train_step(xb, yb, fused, wb)
                 if problem is not None:
                     break
                 loss_tracker.update_state(loss_value, hi - lo)
@@ -750,7 +824,7 @@ class Sequential:
                 epoch_logs[m.name] = m.result()
             if val is not None and (epoch + 1 - initial_epoch) % validation_freq == 0:
                 cblist.on_test_begin({})
-                val_logs = self._evaluate_arrays(val[0], val[1], val_batch)
+                val_logs = self._evaluate_arrays(val[0], val[1], val_batch, w=val[2])
                 cblist.on_test_end(val_logs)
                 for k, v in val_logs.items():
                     epoch_logs["val_" + k] = v
@@ -761,9 +835,11 @@ class Sequential:
         cblist.on_train_end({})
         return history
 
-    def train_on_batch(self, x: Any, y: Any) -> float | list[float]:
+    def train_on_batch(
+        self, x: Any, y: Any, sample_weight: Any = None, class_weight: Any = None
+    ) -> float | list[float]:
         """One optimizer step on one batch; returns the loss (and metrics, if compiled with
-        any) measured in that step's forward pass."""
+        any) measured in that step's forward pass. sample_weight/class_weight: as in fit."""
         owner = "Sequential.train_on_batch"
         self._refuse_if_quantized("train_on_batch")
         self._require_compiled("train_on_batch")
@@ -772,9 +848,10 @@ class Sequential:
             y = self._prepare_y(y, x.shape[0], owner)
             _check_finite(x, owner, "x")
             _check_finite(y, owner, "y")
+            w = self._prepare_weights(sample_weight, class_weight, y, owner)
         fused = self._fused_dense()
         self._training_setup()
-        loss_value, out, problem = self._train_step(x, y, fused)
+        loss_value, out, problem = self._train_step(x, y, fused, w)
         if problem is not None:
             warnings.warn(
                 f"[{owner}] non-finite {problem}; the weights were not updated",
@@ -790,7 +867,12 @@ class Sequential:
 
     # ------------------------------------------------------------ evaluate/predict
     def _evaluate_arrays(
-        self, x: Array, y: Array, batch_size: int, bar: Progbar | None = None
+        self,
+        x: Array,
+        y: Array,
+        batch_size: int,
+        bar: Progbar | None = None,
+        w: Array | None = None,
     ) -> dict[str, float]:
         fused = self._fused_dense()
         metrics = self._make_metrics(y, self.output_shape)
@@ -800,7 +882,9 @@ class Sequential:
         for step in range(steps):
             lo, hi = step * batch_size, min((step + 1) * batch_size, n)
             out = self._forward(x[lo:hi], False)
-            value, _ = self._loss_value(y[lo:hi], out, fused, False)
+            value, _ = self._loss_value(
+                y[lo:hi], out, fused, False, None if w is None else w[lo:hi]
+            )
             tracker.update_state(value, hi - lo)
             for m in metrics:
                 m.update_state(y[lo:hi], out)
@@ -829,15 +913,16 @@ class Sequential:
         """
         owner = "Sequential.evaluate"
         self._require_compiled("evaluate")
-        if sample_weight is not None or steps is not None:
-            raise NotImplementedError(f"[{owner}] sample_weight and steps are not supported")
+        if steps is not None:
+            raise NotImplementedError(f"[{owner}] steps is not supported")
         batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size", owner)
         verbose = _verbosity(verbose, owner)
         with self._undo_build_on_error():
             x = self._prepare_x(x, owner)
             y = self._prepare_y(y, x.shape[0], owner)
+            w = self._prepare_weights(sample_weight, None, y, owner)
         bar = Progbar(-(-x.shape[0] // batch_size), verbose=verbose)
-        logs = self._evaluate_arrays(x, y, batch_size, bar)
+        logs = self._evaluate_arrays(x, y, batch_size, bar, w)
         bar.update(bar.target, logs, finalize=True)
         if return_dict:
             return logs
