@@ -391,6 +391,80 @@ class SparseCategoricalCrossentropy(Loss):
         return {"name": self.name, "from_logits": self.from_logits}
 
 
+class CustomLoss(Loss):
+    """A loss from a function ``fn(y_true, y_pred)`` returning the per-sample losses (shape
+    ``(B,)`` or ``(B, ...)``, numpy in, numpy out; a scalar mean is accepted too), as Keras
+    takes a loss function. rnnkit cannot differentiate Python code, so the gradient comes
+    from ``gradient(y_true, y_pred)``, if given: ``d loss_b / d y_pred`` for each sample's
+    loss (y_pred's shape). Without it, central finite differences in float64: each of the
+    ``prod(y_pred.shape[1:])`` output elements is stepped in every sample at once (the
+    losses of different samples must not depend on each other), two calls of ``fn`` each.
+    ``compile(loss=fn)`` wraps a plain function this way (``rnnkit.losses.custom``).
+    """
+
+    def __init__(self, fn: Any, gradient: Any = None, name: str | None = None) -> None:
+        if not callable(fn):
+            raise TypeError(f"[CustomLoss] fn must be callable; got {type(fn).__name__}")
+        if gradient is not None and not callable(gradient):
+            raise TypeError(
+                f"[CustomLoss] gradient must be callable or None; got {type(gradient).__name__}"
+            )
+        super().__init__(name=name or getattr(fn, "__name__", None) or "custom_loss")
+        self.fn, self.gradient = fn, gradient
+
+    def _per(self, y_true: Array, y_pred: Array) -> Array:
+        per = np.asarray(self.fn(y_true, y_pred), dtype=np.float64)
+        if per.ndim == 0 or per.shape != y_pred.shape[: per.ndim]:
+            raise ValueError(
+                f"[{self.name}] the loss function returned shape {per.shape}; it must return "
+                f"the per-sample losses, shape ({y_pred.shape[0]},) or a prefix of "
+                f"{y_pred.shape} (e.g. a mean over the last axis only)"
+            )
+        return per
+
+    def _value_and_grad(self, y_true, y_pred, need_grad):
+        per = self._per(y_true, y_pred)
+        if not need_grad:
+            return per, None
+        n = max(per.size, 1)
+        if self.gradient is not None:
+            g = np.asarray(self.gradient(y_true, y_pred), dtype=np.float64)
+            if g.shape != y_pred.shape:
+                raise ValueError(
+                    f"[{self.name}] gradient returned shape {g.shape}; expected y_pred's "
+                    f"{y_pred.shape}"
+                )
+            return per, (g / n).astype(y_pred.dtype)
+        y64 = y_pred.astype(np.float64)
+        flat = y64.reshape(y64.shape[0], -1)
+        grad = np.empty_like(flat)
+        for j in range(flat.shape[1]):
+            h = 1e-6 * np.maximum(1.0, np.abs(flat[:, j]))
+            col = flat[:, j].copy()
+            flat[:, j] = col + h
+            up = self._per(y_true, y64).reshape(y64.shape[0], -1).sum(axis=1)
+            flat[:, j] = col - h
+            down = self._per(y_true, y64).reshape(y64.shape[0], -1).sum(axis=1)
+            flat[:, j] = col
+            grad[:, j] = (up - down) / (2 * h)
+        return per, (grad.reshape(y_pred.shape) / n).astype(y_pred.dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Loss:
+        raise ValueError(
+            f"the model was compiled with a custom loss function {config.get('name')!r}, "
+            "which files do not store; load with compile=False and compile again with it"
+        )
+
+
+def custom(fn: Any, gradient: Any = None, name: str | None = None) -> CustomLoss:
+    """A loss from a per-sample function (and optionally its gradient): see CustomLoss."""
+    return CustomLoss(fn, gradient, name)
+
+
 def check_class_ids(labels: Array, num_classes: int, owner: str) -> None:
     """Raise ValueError naming an offending id when labels fall outside 0..C-1."""
     if labels.size == 0:
@@ -479,9 +553,11 @@ def get(identifier: Any) -> Loss:
         if identifier.lower() in ("mse", "mae"):
             obj.name = identifier.lower()
         return obj
+    if callable(identifier) and not isinstance(identifier, type):
+        return CustomLoss(identifier)
     raise TypeError(
-        f"loss must be a name, a rnnkit.losses.Loss or a rnnkit.losses function; "
-        f"got {type(identifier).__name__}"
+        f"loss must be a name, a rnnkit.losses.Loss, a rnnkit.losses function or a function "
+        f"fn(y_true, y_pred) returning per-sample losses; got {type(identifier).__name__}"
     )
 
 
@@ -490,6 +566,8 @@ def serialize(loss: Loss) -> dict[str, Any]:
 
 
 def deserialize(config: dict[str, Any]) -> Loss:
+    if config.get("class_name") == "CustomLoss":
+        return CustomLoss.from_config(dict(config.get("config", {})))
     cls = CLASSES.get(config.get("class_name", ""))
     if cls is None:
         raise ValueError(f"unknown loss class {config.get('class_name')!r}")
@@ -500,12 +578,14 @@ __all__ = [
     "BinaryCrossentropy",
     "CategoricalCrossentropy",
     "Huber",
+    "CustomLoss",
     "Loss",
     "MeanAbsoluteError",
     "MeanSquaredError",
     "SparseCategoricalCrossentropy",
     "binary_crossentropy",
     "categorical_crossentropy",
+    "custom",
     "get",
     "huber",
     "mae",

@@ -53,6 +53,24 @@ class Metric:
         return f"{type(self).__name__}(name={self.name!r})"
 
 
+class MeanMetricWrapper(Metric):
+    """A metric from a function ``fn(y_true, y_pred)`` returning per-sample values (or one
+    value per batch), averaged over everything seen, as Keras wraps a metric function;
+    ``compile(metrics=[fn])`` wraps a plain function this way, named after it."""
+
+    def __init__(self, fn: Any, name: str | None = None) -> None:
+        if not callable(fn):
+            raise TypeError(f"[MeanMetricWrapper] fn must be callable; got {type(fn).__name__}")
+        self.fn = fn
+        super().__init__(name or getattr(fn, "__name__", None) or "custom_metric")
+
+    def _values(self, y_true, y_pred):
+        values = np.asarray(self.fn(y_true, y_pred), dtype=np.float64)
+        if values.dtype.kind not in "fiub":
+            raise TypeError(f"[{self.name}] the metric function must return numbers")
+        return values.ravel()
+
+
 def _same_rank(y_true: Array, y_pred: Array) -> Array:
     if y_true.ndim == y_pred.ndim - 1:
         return y_true[..., None]
@@ -383,9 +401,12 @@ def get(
         return identifier
     if isinstance(identifier, type) and issubclass(identifier, Metric):
         return identifier()
+    if callable(identifier) and not isinstance(identifier, type):
+        return MeanMetricWrapper(identifier)
     if not isinstance(identifier, str):
         raise TypeError(
-            f"metric must be a name or a rnnkit.metrics.Metric; got {type(identifier).__name__}"
+            "metric must be a name, a rnnkit.metrics.Metric or a function fn(y_true, y_pred); "
+            f"got {type(identifier).__name__}"
         )
     if identifier in _BY_CLASS_NAME:
         return _BY_CLASS_NAME[identifier]()
@@ -410,6 +431,7 @@ __all__ = [
     "CategoricalAccuracy",
     "Mean",
     "MeanAbsoluteError",
+    "MeanMetricWrapper",
     "MeanSquaredError",
     "Metric",
     "Precision",

@@ -284,15 +284,20 @@ class Sequential:
         self.loss = None if loss is None else losses_module.get(loss)
         if metrics is None:
             metrics = []
-        elif isinstance(metrics, (str, metrics_module.Metric)):
+        elif isinstance(metrics, (str, metrics_module.Metric)) or (
+            callable(metrics) and not isinstance(metrics, type)
+        ):
             metrics = [metrics]
-        for m in metrics:  # validate names now
+        metrics = list(metrics)  # the caller's list stays as it was
+        for i, m in enumerate(metrics):  # validate names now
             if isinstance(m, str) and m.lower() not in ("accuracy", "acc"):
                 metrics_module.get(m)
+            elif callable(m) and not isinstance(m, (type, metrics_module.Metric)):
+                metrics[i] = metrics_module.MeanMetricWrapper(m)
             elif not isinstance(m, (str, metrics_module.Metric)):
                 raise TypeError(
-                    f"[Sequential.compile] metrics must be names or Metric "
-                    f"objects; got {type(m).__name__}"
+                    f"[Sequential.compile] metrics must be names, Metric objects or functions "
+                    f"fn(y_true, y_pred); got {type(m).__name__}"
                 )
         self._metric_ids = list(metrics)
         self.compiled = True

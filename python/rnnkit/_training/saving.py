@@ -473,7 +473,10 @@ def _restore(data: dict[str, Any], compile: bool) -> Sequential:
                 metrics=comp.get("metrics") or None,
             )
         except untrusted.CONFIG_ERRORS as e:
-            raise ModelFileError(f"[load_model] {path!r}: bad compile config: {e}") from None
+            raise ModelFileError(
+                f"[load_model] {path!r}: bad compile config: {e}; load_model(..., "
+                "compile=False) loads the model without it"
+            ) from None
         opt = meta.get("optimizer", {})
         if opt.get("slots"):
             model._training_setup()
