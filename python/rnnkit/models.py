@@ -14,6 +14,7 @@ import math
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from ._training.base import (
     format_shape,
     unique_name,
 )
+from ._training.batches import BatchSource, source_kind
 from ._training.core_layers import Dense, InputLayer
 from ._training.progbar import ASCII_BOX, Progbar, safe_write, supports_unicode
 from ._training.random import get_rng
@@ -493,6 +495,58 @@ class Sequential:
         _check_finite(w, owner, name)
         return w
 
+    @staticmethod
+    def _source_steps(kind: str | None, steps: Any, owner: str) -> int | None:
+        """evaluate's/predict's steps: batches of a generator or PyDataset to take."""
+        if steps is None:
+            return None
+        if kind is None:
+            raise ValueError(
+                f"[{owner}] steps is for a generator or PyDataset x; arrays run "
+                "ceil(N / batch_size) steps"
+            )
+        return _positive_int(steps, "steps", owner)
+
+    @staticmethod
+    def _array_batches(
+        x: Array, y: Array, w: Array | None, batch_size: int, order: Array | None
+    ) -> Iterator[tuple[Array, Array, Array | None]]:
+        """fit's batches of arrays, in order or in ``order``."""
+        n = x.shape[0]
+        for lo in range(0, n, batch_size):
+            hi = min(lo + batch_size, n)
+            if order is None:
+                yield x[lo:hi], y[lo:hi], None if w is None else w[lo:hi]
+            else:
+                idx = order[lo:hi]
+                wb = None if w is None else w.take(idx, axis=0)
+                yield x.take(idx, axis=0), y.take(idx, axis=0), wb
+
+    def _prepare_batch(
+        self, source: BatchSource, item: Any, step: int, class_weight: Any, need_y: bool
+    ) -> tuple[Array, Any, Array | None]:
+        """A batch of a generator/PyDataset, checked and converted as fit's arrays."""
+        owner, where = source.owner, f"{source.argument} batch {step}"
+        xb, yb, wb = source.unpack(item, step, need_y)
+        xb = self._prepare_x(xb, owner, f"{where}: x")
+        _check_finite(xb, owner, f"{where}: x")
+        if not need_y:
+            return xb, None, None
+        if yb is None:
+            raise ValueError(f"[{owner}] {where} has no targets (y is None)")
+        yb = self._prepare_y(yb, xb.shape[0], owner, f"{where}: y")
+        _check_finite(yb, owner, f"{where}: y")
+        w = self._prepare_weights(wb, class_weight, yb, owner, prefix=f"{where}: ")
+        return xb, yb, w
+
+    def _evaluate_source(self, source: BatchSource, bar: Progbar | None) -> dict[str, float]:
+        """evaluate over a generator's or PyDataset's batches."""
+        batches = (
+            self._prepare_batch(source, item, i, None, True)
+            for i, item in enumerate(source.epoch())
+        )
+        return self._evaluate_batches(batches, bar, None)
+
     # ---------------------------------------------------------------- internals
     def _fused_dense(self) -> Dense | None:
         """The last Dense when its activation fuses into the loss (softmax/sigmoid + CE)."""
@@ -677,12 +731,21 @@ class Sequential:
         owner = "Sequential.fit"
         self._refuse_if_quantized("fit")
         self._require_compiled("fit")
-        for name, v in (
-            ("steps_per_epoch", steps_per_epoch),
-            ("validation_steps", validation_steps),
-        ):
-            if v is not None:
-                raise NotImplementedError(f"[{owner}] {name} is not supported")
+        kind = source_kind(x)
+        val_kind = source_kind(validation_data)
+        if steps_per_epoch is not None:
+            if kind is None:
+                raise ValueError(
+                    f"[{owner}] steps_per_epoch is for a generator or PyDataset x; arrays run "
+                    "ceil(N / batch_size) steps"
+                )
+            steps_per_epoch = _positive_int(steps_per_epoch, "steps_per_epoch", owner)
+        if validation_steps is not None:
+            if val_kind is None:
+                raise ValueError(
+                    f"[{owner}] validation_steps is for a generator or PyDataset validation_data"
+                )
+            validation_steps = _positive_int(validation_steps, "validation_steps", owner)
         batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size", owner)
         val_batch = (
             batch_size
@@ -713,14 +776,37 @@ class Sequential:
                     f"[{owner}] callbacks must be rnnkit.callbacks.Callback "
                     f"objects; got {type(cb).__name__}"
                 )
+        source: BatchSource | None = None
+        val_source: BatchSource | None = None
+        w: Array | None = None
         with self._undo_build_on_error():
-            x = self._prepare_x(x, owner)
-            y = self._prepare_y(y, x.shape[0], owner)
-            _check_finite(x, owner, "x")
-            _check_finite(y, owner, "y")
-            w = self._prepare_weights(sample_weight, class_weight, y, owner)
+            if kind is not None:
+                what = "generator" if kind == "generator" else "PyDataset"
+                for name, v in (("y", y), ("sample_weight", sample_weight)):
+                    if v is not None:
+                        raise ValueError(
+                            f"[{owner}] {name} must be None when x is a {what}: its batches are "
+                            "(x, y) or (x, y, sample_weight)"
+                        )
+                if validation_split:
+                    raise ValueError(
+                        f"[{owner}] validation_split needs arrays; with a {what}, pass "
+                        "validation_data"
+                    )
+                source = BatchSource(x, kind, steps_per_epoch, owner, "x")
+                x, y, w = self._prepare_batch(source, source.peek(), 0, class_weight, True)
+            else:
+                x = self._prepare_x(x, owner)
+                y = self._prepare_y(y, x.shape[0], owner)
+                _check_finite(x, owner, "x")
+                _check_finite(y, owner, "y")
+                w = self._prepare_weights(sample_weight, class_weight, y, owner)
             val: tuple[Array, Array, Array | None] | None = None
-            if validation_data is not None:
+            if val_kind is not None:
+                val_source = BatchSource(
+                    validation_data, val_kind, validation_steps, owner, "validation_data"
+                )
+            elif validation_data is not None:
                 if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (
                     2,
                     3,
@@ -752,7 +838,7 @@ class Sequential:
                 w = None if w is None else w[:split]
 
         n = x.shape[0]
-        steps = -(-n // batch_size)
+        steps: int | None = -(-n // batch_size) if source is None else source.steps
         fused = self._fused_dense()
         self._training_setup()
         metrics = self._make_metrics(y, self.output_shape)
@@ -781,23 +867,30 @@ class Sequential:
             if verbose:
                 sys.stdout.write(f"Epoch {epoch + 1}/{epochs}\n")
             bar = Progbar(steps, verbose=verbose)
-            order = rng.permutation(n) if shuffle else None
             problem = None
-            for step in range(steps):
-                lo, hi = step * batch_size, min((step + 1) * batch_size, n)
-                if order is None:
-                    xb, yb = x[lo:hi], y[lo:hi]
-                    wb = None if w is None else w[lo:hi]
-                else:
-                    idx = order[lo:hi]
-                    xb, yb = x.take(idx, axis=0), y.take(idx, axis=0)
-                    wb = None if w is None else w.take(idx, axis=0)
+            if source is None:
+                batches = self._array_batches(
+                    x, y, w, batch_size, rng.permutation(n) if shuffle else None
+                )
+            else:
+                batches = (
+                    self._prepare_batch(source, item, i, class_weight, True)
+                    for i, item in enumerate(
+                        source.epoch(
+                            rng.permutation(len(source.data))
+                            if shuffle and source.kind == "dataset"
+                            else None
+                        )
+                    )
+                )
+            step = -1
+            for step, (xb, yb, wb) in enumerate(batches):
                 for fn in batch_begin:
                     fn(step, {})
                 loss_value, out, problem = self._train_step(xb, yb, fused, wb)
                 if problem is not None:
                     break
-                loss_tracker.update_state(loss_value, hi - lo)
+                loss_tracker.update_state(loss_value, xb.shape[0])
                 for m in metrics:
                     m.update_state(yb, out)
                 logs = {"loss": loss_tracker.result()}
@@ -808,6 +901,16 @@ class Sequential:
                 bar.update(step + 1, logs, finalize=False)
                 if self.stop_training:
                     break
+            if source is not None and step < 0:  # a generator with nothing left
+                warnings.warn(
+                    f"[{owner}] x ran out of data at epoch {epoch + 1}: training stopped. A "
+                    "generator must yield steps_per_epoch * epochs batches (or use a PyDataset)",
+                    UserWarning,
+                    stacklevel=2,
+                )
+                break
+            if source is not None:
+                source.end_epoch()
             if problem is not None:
                 if verbose == 1 and bar.dynamic:
                     sys.stdout.write("\n")
@@ -827,13 +930,20 @@ class Sequential:
             epoch_logs = {"loss": loss_tracker.result()}
             for m in metrics:
                 epoch_logs[m.name] = m.result()
-            if val is not None and (epoch + 1 - initial_epoch) % validation_freq == 0:
+            if (val is not None or val_source is not None) and (
+                epoch + 1 - initial_epoch
+            ) % validation_freq == 0:
                 cblist.on_test_begin({})
-                val_logs = self._evaluate_arrays(val[0], val[1], val_batch, w=val[2])
+                if val_source is not None:
+                    val_logs = self._evaluate_source(val_source, None)
+                    val_source.end_epoch()
+                else:
+                    assert val is not None
+                    val_logs = self._evaluate_arrays(val[0], val[1], val_batch, w=val[2])
                 cblist.on_test_end(val_logs)
                 for k, v in val_logs.items():
                     epoch_logs["val_" + k] = v
-            bar.update(steps, epoch_logs, finalize=True)
+            bar.update(step + 1, epoch_logs, finalize=True)
             cblist.on_epoch_end(epoch, epoch_logs)
             if self.stop_training:
                 break
@@ -879,22 +989,29 @@ class Sequential:
         bar: Progbar | None = None,
         w: Array | None = None,
     ) -> dict[str, float]:
+        return self._evaluate_batches(self._array_batches(x, y, w, batch_size, None), bar, y)
+
+    def _evaluate_batches(
+        self,
+        batches: Iterator[tuple[Array, Array, Array | None]],
+        bar: Progbar | None,
+        y_all: Array | None,
+    ) -> dict[str, float]:
+        """Loss and metrics over batches (metrics made from y_all, else the first batch)."""
         fused = self._fused_dense()
-        metrics = self._make_metrics(y, self.output_shape)
+        metrics = None if y_all is None else self._make_metrics(y_all, self.output_shape)
         tracker = metrics_module.Mean("loss")
-        n = x.shape[0]
-        steps = -(-n // batch_size)
-        for step in range(steps):
-            lo, hi = step * batch_size, min((step + 1) * batch_size, n)
-            out = self._forward(x[lo:hi], False)
-            value, _ = self._loss_value(
-                y[lo:hi], out, fused, False, None if w is None else w[lo:hi]
-            )
-            tracker.update_state(value, hi - lo)
+        for step, (xb, yb, wb) in enumerate(batches):
+            if metrics is None:
+                metrics = self._make_metrics(yb, self.output_shape)
+            out = self._forward(xb, False)
+            value, _ = self._loss_value(yb, out, fused, False, wb)
+            tracker.update_state(value, xb.shape[0])
             for m in metrics:
-                m.update_state(y[lo:hi], out)
+                m.update_state(yb, out)
             if bar is not None:
                 bar.update(step + 1, {"loss": tracker.result()}, finalize=False)
+        metrics = metrics or []
         logs = {"loss": tracker.result()}
         for m in metrics:
             logs[m.name] = m.result()
@@ -918,17 +1035,31 @@ class Sequential:
         """
         owner = "Sequential.evaluate"
         self._require_compiled("evaluate")
-        if steps is not None:
-            raise NotImplementedError(f"[{owner}] steps is not supported")
+        kind = source_kind(x)
+        steps = self._source_steps(kind, steps, owner)
         batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size", owner)
         verbose = _verbosity(verbose, owner)
-        with self._undo_build_on_error():
-            x = self._prepare_x(x, owner)
-            y = self._prepare_y(y, x.shape[0], owner)
-            w = self._prepare_weights(sample_weight, None, y, owner)
-        bar = Progbar(-(-x.shape[0] // batch_size), verbose=verbose)
-        logs = self._evaluate_arrays(x, y, batch_size, bar, w)
-        bar.update(bar.target, logs, finalize=True)
+        if kind is not None:
+            for name, v in (("y", y), ("sample_weight", sample_weight)):
+                if v is not None:
+                    raise ValueError(
+                        f"[{owner}] {name} must be None when x is a generator or PyDataset: its "
+                        "batches are (x, y) or (x, y, sample_weight)"
+                    )
+            source = BatchSource(x, kind, steps, owner, "x")
+            with self._undo_build_on_error():
+                self._prepare_batch(source, source.peek(), 0, None, True)
+            bar = Progbar(source.steps, verbose=verbose)
+            logs = self._evaluate_source(source, bar)
+            bar.update(source.last_steps, logs, finalize=True)
+        else:
+            with self._undo_build_on_error():
+                x = self._prepare_x(x, owner)
+                y = self._prepare_y(y, x.shape[0], owner)
+                w = self._prepare_weights(sample_weight, None, y, owner)
+            bar = Progbar(-(-x.shape[0] // batch_size), verbose=verbose)
+            logs = self._evaluate_arrays(x, y, batch_size, bar, w)
+            bar.update(bar.target or 1, logs, finalize=True)
         if return_dict:
             return logs
         values = list(logs.values())
@@ -947,10 +1078,22 @@ class Sequential:
         ``x (N, ...)`` -> ``(N, *output_shape[1:])`` in the model's dtype.
         """
         owner = "Sequential.predict"
-        if steps is not None:
-            raise NotImplementedError(f"[{owner}] steps is not supported")
+        kind = source_kind(x)
+        steps = self._source_steps(kind, steps, owner)
         batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size", owner)
         verbose = _verbosity(verbose, owner)
+        if kind is not None:
+            source = BatchSource(x, kind, steps, owner, "x")
+            with self._undo_build_on_error():
+                self._prepare_batch(source, source.peek(), 0, None, False)
+            bar = Progbar(source.steps, verbose=verbose)
+            outs = []
+            for i, item in enumerate(source.epoch()):
+                xb, _, _ = self._prepare_batch(source, item, i, None, False)
+                outs.append(self._forward(xb, False))
+                bar.update(i + 1, finalize=False)
+            bar.update(source.last_steps, finalize=True)
+            return np.concatenate(outs, axis=0)
         with self._undo_build_on_error():
             x = self._prepare_x(x, owner)
         n = x.shape[0]

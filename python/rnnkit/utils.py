@@ -8,6 +8,7 @@ import numpy as np
 
 from ._namespace import missing_attribute
 from ._training.base import clear_session
+from ._training.batches import PyDataset
 from ._training.random import get_rng, set_random_seed
 
 
@@ -104,5 +105,16 @@ def pad_sequences(
     return out
 
 
-__all__ = ["clear_session", "get_rng", "pad_sequences", "set_random_seed", "to_categorical"]
+#: keras.utils.Sequence, the older name of PyDataset.
+Sequence = PyDataset
+
+__all__ = [
+    "PyDataset",
+    "Sequence",
+    "clear_session",
+    "get_rng",
+    "pad_sequences",
+    "set_random_seed",
+    "to_categorical",
+]
 __getattr__ = missing_attribute(__name__, __all__)

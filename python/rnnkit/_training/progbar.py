@@ -86,13 +86,13 @@ class Progbar:
 
     def __init__(
         self,
-        target: int,
+        target: int | None,
         verbose: int = 1,
         width: int = 20,
         stream: TextIO | None = None,
         interval: float = 0.05,
     ) -> None:
-        self.target = max(int(target), 1)
+        self.target = None if target is None else max(int(target), 1)  # None: unknown
         self.verbose = verbose
         self.width = width
         self.stream = stream if stream is not None else sys.stdout
@@ -104,6 +104,8 @@ class Progbar:
         self.unicode = supports_unicode(self.stream)
 
     def _bar(self, current: int) -> str:
+        if self.target is None:  # a generator's epoch: steps so far
+            return f"{current}/Unknown"
         digits = len(str(self.target))
         count = f"{current:>{digits}d}/{self.target}"
         filled = int(self.width * current / self.target)
@@ -134,7 +136,7 @@ class Progbar:
             if finalize:
                 safe_write(
                     self.stream,
-                    f"{current}/{self.target} - {format_time(elapsed)} - "
+                    f"{current}/{self.target or current} - {format_time(elapsed)} - "
                     f"{format_per_step(per_step)}{tail}\n",
                 )
                 self.stream.flush()
@@ -142,7 +144,7 @@ class Progbar:
         if not finalize and (not self.dynamic or now - self._last_draw < self.interval):
             return
         self._last_draw = now
-        shown = elapsed if finalize else per_step * (self.target - current)
+        shown = elapsed if finalize or self.target is None else per_step * (self.target - current)
         line = f"{self._bar(current)} {format_time(shown)} {format_per_step(per_step)}{tail}"
         if self.dynamic:
             pad = max(self._last_len - len(line), 0)
