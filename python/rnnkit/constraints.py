@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ._keras_objects import Registry
 from ._namespace import missing_attribute
 
 Array = np.ndarray
@@ -167,57 +168,24 @@ _BY_NAME: dict[str, type[Constraint]] = {
 }
 
 
+_REGISTRY = Registry("constraint", Constraint, "keras.constraints", _BY_NAME, None)
+
+
 def get(identifier: Any, owner: str = "constraints.get", argument: str = "constraint") -> Any:
-    """A :class:`Constraint` (or None) from None, a name, a Keras config dict, a class or an
-    instance."""
-    if identifier is None or isinstance(identifier, Constraint):
-        return identifier
-    if isinstance(identifier, type) and issubclass(identifier, Constraint):
-        return identifier()
-    if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier)
-        if cls is None:
-            raise ValueError(
-                f"[{owner}] {argument}={identifier!r} is not a constraint rnnkit has "
-                f"({', '.join(sorted(_BY_NAME))})"
-            )
-        return cls()
-    if isinstance(identifier, dict):
-        return deserialize(identifier, owner, argument)
-    raise TypeError(
-        f"[{owner}] {argument} must be None, a name or a rnnkit.constraints.Constraint; "
-        f"got {type(identifier).__name__}"
-    )
+    """A :class:`Constraint` (or None) from None, a name, a Keras config dict
+    (``{"class_name": ..., "config": ...}``), a class or an instance."""
+    return _REGISTRY.get(identifier, owner, argument)
 
 
 def serialize(constraint: Constraint | None) -> dict[str, Any] | None:
-    if constraint is None:
-        return None
-    return {
-        "module": "keras.constraints",
-        "class_name": type(constraint).__name__,
-        "config": constraint.get_config(),
-        "registered_name": None,
-    }
+    """Keras 3's form: ``{"module", "class_name", "config", "registered_name"}``."""
+    return _REGISTRY.serialize(constraint)
 
 
 def deserialize(
     config: dict[str, Any], owner: str = "constraints.deserialize", argument: str = "constraint"
 ) -> Constraint:
-    name = config.get("class_name")
-    cls = _BY_NAME.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise ValueError(
-            f"[{owner}] {argument}: constraint class {name!r} is not supported by rnnkit "
-            f"({', '.join(sorted(CLASSES))})"
-        )
-    inner = config.get("config") or {}
-    if not isinstance(inner, dict):
-        raise ValueError(f"[{owner}] {argument}: the config of {name!r} must be a dict")
-    try:
-        return cls.from_config(dict(inner))
-    except TypeError as e:
-        raise ValueError(f"[{owner}] {argument}: {e}") from None
+    return _REGISTRY.deserialize(config, owner, argument)  # type: ignore[no-any-return]
 
 
 __all__ = [

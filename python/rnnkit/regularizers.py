@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ._keras_objects import Registry
 from ._namespace import missing_attribute
 
 Array = np.ndarray
@@ -126,63 +127,31 @@ _BY_NAME: dict[str, type[Regularizer]] = {
 }
 
 
+_REGISTRY = Registry(
+    "regularizer",
+    Regularizer,
+    "keras.regularizers",
+    _BY_NAME,
+    "a plain function has no gradient rnnkit can use; pass rnnkit.regularizers.L1/L2/L1L2 "
+    "or a Regularizer subclass with gradient(w)",
+)
+
+
 def get(identifier: Any, owner: str = "regularizers.get", argument: str = "regularizer") -> Any:
-    """A :class:`Regularizer` (or None) from None, a name (``"l2"``), a Keras config dict
-    (``{"class_name": "L2", "config": {"l2": 0.01}}``), a class or an instance."""
-    if identifier is None or isinstance(identifier, Regularizer):
-        return identifier
-    if isinstance(identifier, type) and issubclass(identifier, Regularizer):
-        return identifier()
-    if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier)
-        if cls is None:
-            raise ValueError(
-                f"[{owner}] {argument}={identifier!r} is not a regularizer rnnkit has "
-                f"({', '.join(sorted(_BY_NAME))})"
-            )
-        return cls()
-    if isinstance(identifier, dict):
-        return deserialize(identifier, owner, argument)
-    if callable(identifier):
-        raise TypeError(
-            f"[{owner}] {argument}: a plain function has no gradient rnnkit can use; pass "
-            "rnnkit.regularizers.L1/L2/L1L2 or a Regularizer subclass with gradient(w)"
-        )
-    raise TypeError(
-        f"[{owner}] {argument} must be None, a name or a rnnkit.regularizers.Regularizer; "
-        f"got {type(identifier).__name__}"
-    )
+    """A :class:`Regularizer` (or None) from None, a name, a Keras config dict
+    (``{"class_name": ..., "config": ...}``), a class or an instance."""
+    return _REGISTRY.get(identifier, owner, argument)
 
 
 def serialize(regularizer: Regularizer | None) -> dict[str, Any] | None:
     """Keras 3's form: ``{"module", "class_name", "config", "registered_name"}``."""
-    if regularizer is None:
-        return None
-    return {
-        "module": "keras.regularizers",
-        "class_name": type(regularizer).__name__,
-        "config": regularizer.get_config(),
-        "registered_name": None,
-    }
+    return _REGISTRY.serialize(regularizer)
 
 
 def deserialize(
     config: dict[str, Any], owner: str = "regularizers.deserialize", argument: str = "regularizer"
 ) -> Regularizer:
-    name = config.get("class_name")
-    cls = _BY_NAME.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise ValueError(
-            f"[{owner}] {argument}: regularizer class {name!r} is not supported by rnnkit "
-            f"({', '.join(sorted(CLASSES))})"
-        )
-    inner = config.get("config") or {}
-    if not isinstance(inner, dict):
-        raise ValueError(f"[{owner}] {argument}: the config of {name!r} must be a dict")
-    try:
-        return cls.from_config(dict(inner))
-    except TypeError as e:
-        raise ValueError(f"[{owner}] {argument}: {e}") from None
+    return _REGISTRY.deserialize(config, owner, argument)  # type: ignore[no-any-return]
 
 
 __all__ = [
