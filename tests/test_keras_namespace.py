@@ -1,5 +1,5 @@
 """The Keras-shaped namespace past the model API: ``keras.utils.pad_sequences`` (against
-Keras), seeding, dotted imports, what a missing name says (``keras.Model``: the functional
+Keras), seeding, dotted imports, what a missing name says, ``keras.Model`` (the functional
 API), and misspelled keyword arguments (at run time and for a type checker)."""
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import pytest
 import rnnkit
 import rnnkit.keras as keras_ns
 from rnnkit import callbacks, layers, losses, metrics, optimizers, utils
-from rnnkit._namespace import FunctionalAPIError
 
 
 @pytest.fixture(scope="module")
@@ -174,15 +173,18 @@ def test_a_lazy_submodule_is_named_as_such():
 @pytest.mark.parametrize(
     "where", ["rnnkit.Model", "rnnkit.keras.Model", "rnnkit.keras.models.Model"]
 )
-def test_model_says_the_functional_api_is_not_supported(where):
+def test_model_is_the_functional_api(where):
     module, _, name = where.rpartition(".")
     obj = {"rnnkit": rnnkit, "rnnkit.keras": keras_ns, "rnnkit.keras.models": keras_ns.models}[
         module
     ]
-    with pytest.raises(FunctionalAPIError, match=r"functional API .* not supported .*Sequential"):
-        getattr(obj, name)
-    with pytest.raises(ImportError, match=r"functional API .* not supported"):
-        exec(f"from {module} import Model", {})
+    cls = getattr(obj, name)
+    assert cls is rnnkit.models.Model
+    inp = keras_ns.Input(shape=(3,))
+    model = cls(inputs=inp, outputs=keras_ns.layers.Dense(2)(inp))
+    assert isinstance(model, rnnkit.models.Model) and model.output_shape == (None, 2)
+    with pytest.raises(TypeError, match=r"subclassing Model .* not supported"):
+        cls()
 
 
 # -------------------------------------------------------- misspelled keywords

@@ -55,9 +55,10 @@ from . import (  # noqa: E402
     utils,
 )
 from ._namespace import missing_attribute  # noqa: E402
-from .models import Sequential, load_model  # noqa: E402
+from .models import Model, Sequential, load_model  # noqa: E402
 
 __all__ += [
+    "Model",
     "Sequential",
     "callbacks",
     "constraints",
@@ -76,5 +77,5 @@ __all__ += [
 ]
 # --- end training API (issue 3) ---
 
-# A missing name says rnnkit does not provide it (``rnnkit.Model``: the functional API).
+# A missing name says rnnkit does not provide it.
 __getattr__ = missing_attribute(__name__, __all__, submodules=("dask", "onnx"))

@@ -3,25 +3,12 @@
 Every public module ends with ``__getattr__ = missing_attribute(__name__, __all__)``, so
 ``keras.layers.Conv1D`` fails with an AttributeError that names ``Conv1D`` and says rnnkit
 does not provide it (and lists what the module has), rather than a bare AttributeError.
-``Model`` (Keras's functional API) gets its own message pointing to ``Sequential``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import NoReturn
-
-
-class FunctionalAPIError(NotImplementedError, ImportError):
-    """``Model`` (Keras's functional API and model subclassing) is not in rnnkit yet.
-
-    An ImportError too, so ``from rnnkit.keras import Model`` shows this message (Python
-    replaces an AttributeError raised during ``from ... import`` with its own generic one)
-    and ``try: ... except ImportError`` fallbacks work."""
-
-
-#: Keras names rnnkit answers with a specific explanation instead of the generic one.
-_FUNCTIONAL = ("Model", "Functional")
 
 
 def missing_attribute(
@@ -36,13 +23,6 @@ def missing_attribute(
     def __getattr__(name: str) -> NoReturn:
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(f"module {module!r} has no attribute {name!r}")
-        if name in _FUNCTIONAL:
-            raise FunctionalAPIError(
-                f"{shown}.{name}: the functional API (Model(inputs, outputs)) and Model "
-                "subclassing are not supported by rnnkit yet; build the network with "
-                "Sequential([...]) (rnnkit.keras.Sequential), which has the same compile, "
-                "fit, evaluate, predict and save"
-            )
         if name in submodules:
             raise AttributeError(
                 f"module {module!r} has no attribute {name!r}: {module}.{name} is imported "

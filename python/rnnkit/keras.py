@@ -8,9 +8,8 @@ The dotted imports work too: ``from rnnkit.keras.layers import LSTM``,
 ``from rnnkit.keras.optimizers.schedules import CosineDecay``,
 ``from rnnkit.keras.preprocessing.sequence import pad_sequences``.
 
-A name Keras has and rnnkit does not raises an AttributeError naming it; ``keras.Model``
-(the functional API) raises :class:`~rnnkit._namespace.FunctionalAPIError` pointing to
-``Sequential``.
+``keras.Model(inputs, outputs)`` is the functional API. A name Keras has and rnnkit does
+not raises an AttributeError naming it.
 """
 
 from __future__ import annotations
@@ -33,10 +32,11 @@ from . import (
 )
 from ._namespace import missing_attribute
 from .layers import Input
-from .models import Sequential, load_model
+from .models import Model, Sequential, load_model
 
 __all__ = [
     "Input",
+    "Model",
     "Sequential",
     "callbacks",
     "constraints",

@@ -1,6 +1,8 @@
 """Keras-shaped layers (batch-first): ``Input``, ``InputLayer``, ``Dense``, ``Dropout``,
 ``Embedding``, ``Flatten``, ``RepeatVector``, ``LSTM``, ``GRU``, ``SimpleRNN``,
-``Bidirectional``.
+``Bidirectional``, ``TimeDistributed``; for graphs of layers (``rnnkit.Model``) the merge
+layers ``Concatenate``, ``Add``, ``Subtract``, ``Multiply``, ``Average``, ``Maximum``,
+``Minimum``, ``Dot`` and the attention layers ``Attention`` and ``AdditiveAttention``.
 
 ``from rnnkit.layers import LSTM, Dense, Dropout`` replaces
 ``from tensorflow.keras.layers import LSTM, Dense, Dropout``. The recurrent layers run on
@@ -24,6 +26,19 @@ from ._training.core_layers import (
     InputLayer,
     RepeatVector,
 )
+from ._training.merge import (
+    Add,
+    AdditiveAttention,
+    Attention,
+    Average,
+    Concatenate,
+    Dot,
+    Maximum,
+    Minimum,
+    Multiply,
+    Subtract,
+    TimeDistributed,
+)
 from ._training.recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 
 #: Layer classes that ``deserialize`` (and so ``load_model``) may construct.
@@ -40,6 +55,17 @@ LAYER_CLASSES: dict[str, type[Layer]] = {
         GRU,
         SimpleRNN,
         Bidirectional,
+        Concatenate,
+        Add,
+        Subtract,
+        Multiply,
+        Average,
+        Maximum,
+        Minimum,
+        Dot,
+        Attention,
+        AdditiveAttention,
+        TimeDistributed,
     )
 }
 
@@ -68,16 +94,27 @@ def deserialize(entry: dict[str, Any]) -> Layer:
 __all__ = [
     "GRU",
     "LSTM",
+    "Add",
+    "AdditiveAttention",
+    "Attention",
+    "Average",
     "Bidirectional",
+    "Concatenate",
     "Dense",
+    "Dot",
     "Dropout",
     "Embedding",
     "Flatten",
     "Input",
     "InputLayer",
     "Layer",
+    "Maximum",
+    "Minimum",
+    "Multiply",
     "RepeatVector",
     "SimpleRNN",
+    "Subtract",
+    "TimeDistributed",
     "deserialize",
     "serialize",
 ]

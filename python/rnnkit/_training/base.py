@@ -172,6 +172,8 @@ class Layer:
         self.dtype: np.dtype = resolve_dtype(dtype, cls)
         self.built: bool = False
         self._build_input_shape: Shape | None = None
+        #: The layer's calls in graphs (functional API), see ``functional.Node``.
+        self._nodes: list[Any] = []
         hint: Shape | None = None
         if batch_input_shape is not None:
             hint = tuple(batch_input_shape)
@@ -340,13 +342,103 @@ class Layer:
         return add(dy, outs[0])
 
     # ------------------------------------------------------------------ shared API
-    def __call__(self, x: Any, training: bool = False) -> Any:
-        """Run the layer on ``x`` (building it first if needed) and return the output."""
-        x = self._convert_input(x, "x")
-        if not self.built:
-            self.build((None, *x.shape[1:]))
-        self._check_input_shape(x.shape)
-        return self.forward(x, training=training)
+    #: Keyword arguments of ``__call__`` that take tensors (symbolic or arrays), in order,
+    #: e.g. ``initial_state`` of the recurrent layers; ``forward`` receives them by name.
+    _tensor_call_kwargs: tuple[str, ...] = ()
+    #: Keyword arguments of ``__call__`` that take plain values (flags), passed to forward.
+    _value_call_kwargs: tuple[str, ...] = ()
+    #: Whether the layer takes a list of inputs (merge and attention layers).
+    _multi_input = False
+
+    def __call__(self, x: Any, training: bool = False, **kwargs: Any) -> Any:
+        """Run the layer on ``x`` (building it first if needed) and return the output.
+
+        On symbolic tensors (``rnnkit.layers.Input(...)`` and what layers return for them)
+        the layer is added to a graph instead and the result is symbolic: the functional API
+        (:class:`rnnkit.Model`).
+        """
+        from . import functional
+
+        owner = f"{type(self).__name__} {self.name!r}"
+        allowed = (*self._tensor_call_kwargs, *self._value_call_kwargs)
+        unknown = sorted(k for k in kwargs if k not in allowed)
+        if unknown:
+            raise TypeError(
+                f"[{owner}] unexpected call argument(s): {', '.join(unknown)}"
+                + (f"; this layer takes {', '.join(allowed)}" if allowed else "")
+            )
+        if functional.any_symbolic(x, kwargs):
+            return functional.symbolic_call(self, x, kwargs)
+        if self._multi_input:
+            if not isinstance(x, (list, tuple)) or not x:
+                raise TypeError(f"[{owner}] expects a list of input arrays")
+            x = [self._convert_input(a, f"x[{i}]") for i, a in enumerate(x)]
+            if not self.built:
+                self.build([(None, *a.shape[1:]) for a in x])
+            self._check_input_shape([a.shape for a in x])
+        else:
+            x = self._convert_input(x, "x")
+            if not self.built:
+                self.build((None, *x.shape[1:]))
+            self._check_input_shape(x.shape)
+        for key in self._tensor_call_kwargs:
+            value = kwargs.get(key)
+            if value is not None:
+                if not isinstance(value, (list, tuple)):
+                    value = [value]
+                kwargs[key] = [np.asarray(v, dtype=self.dtype) for v in value]
+        return self.forward(x, training=training, **kwargs)
+
+    # ------------------------------------------------------- graphs (functional API)
+    def _output_shapes(self, input_shape: Any, call_kwargs: dict[str, Any]) -> Any:
+        """The output shape for a symbolic call: one shape, or a list of shapes for layers
+        that return several arrays (``return_state``)."""
+        return self.compute_output_shape(input_shape)
+
+    def _check_call_tensors(self, key: str, shapes: list[Shape], input_shape: Any) -> None:
+        """Check the shapes of a tensor keyword argument (``initial_state``) of a call."""
+
+    def _node_backward(
+        self, douts: list[Array | None], need_dx: bool, node: Any
+    ) -> list[Array | None]:
+        """Gradients for a graph node's inputs (main inputs, then tensor keyword arguments,
+        in ``node.inputs`` order) from its outputs' gradients (None: no gradient)."""
+        outs = node.output_arrays
+        filled = [np.zeros_like(o) if d is None else d for d, o in zip(douts, outs)]
+        dy: Any = filled if node.multi_output else filled[0]
+        dx = self._backward(dy, need_dx)
+        if self._multi_input:
+            return list(dx) if dx is not None else [None] * node.n_main
+        return [dx]
+
+    def _detach_call_state(self) -> list[tuple[Any, dict[str, Any]]]:
+        """Take what a training forward left for its backward, so that a layer shared by
+        several graph nodes can run the backward of each: a shallow copy of the attributes of
+        this layer, of the layers it wraps and of their core modules. Their forward caches
+        are then let go (``_cache = None``), so that the next call's forward allocates new
+        ones instead of reusing this one's memory."""
+        saved: list[tuple[Any, dict[str, Any]]] = []
+        todo: list[Any] = [self]
+        while todo:
+            obj = todo.pop()
+            if any(obj is s for s, _ in saved):
+                continue
+            attrs = dict(vars(obj))
+            saved.append((obj, attrs))
+            for v in attrs.values():
+                if isinstance(v, Layer) or (
+                    v is not None and hasattr(v, "_cache") and hasattr(v, "_core")
+                ):
+                    todo.append(v)
+        for obj, attrs in saved:
+            if "_cache" in attrs:
+                obj._cache = None
+        return saved
+
+    @staticmethod
+    def _restore_call_state(saved: list[tuple[Any, dict[str, Any]]]) -> None:
+        for obj, attrs in saved:
+            vars(obj).update(attrs)
 
     def backward(self, dy: Any) -> Array | None:
         """``dL/dx`` for the last ``forward(..., training=True)``; accumulates ``dL/dw``.
@@ -368,7 +460,7 @@ class Layer:
             return np.asarray(arr, dtype=self.dtype)
         return _as_indices(x, owner, argument)
 
-    def _check_input_shape(self, shape: tuple[int, ...], argument: str = "x") -> None:
+    def _check_input_shape(self, shape: Any, argument: str = "x") -> None:
         # Only the rank and the feature (last) axis are fixed for most layers: Dense and the
         # recurrent layers accept any batch size and any number of time steps.
         expected = self._build_input_shape

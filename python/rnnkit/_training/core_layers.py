@@ -91,6 +91,13 @@ class InputLayer(Layer):
     def forward(self, x: Array, training: bool = False) -> Array:
         return x
 
+    @property
+    def output(self) -> Any:
+        """The symbolic tensor of this input (``Input(...)`` made it), for the functional API."""
+        if not self._nodes:
+            raise AttributeError(f"[InputLayer {self.name!r}] has no symbolic tensor")
+        return self._nodes[0].outputs[0]
+
     def _backward(self, dy: Array, need_dx: bool) -> Array | None:
         return dy if need_dx else None
 
@@ -108,11 +115,20 @@ def Input(  # noqa: N802 - Keras's name
     dtype: Any = None,
     name: str | None = None,
     batch_shape: Shape | None = None,
-) -> InputLayer:
-    """Keras's ``Input(shape)``: in rnnkit an :class:`InputLayer` for ``Sequential``."""
-    return InputLayer(
+) -> Any:
+    """Keras's ``Input(shape)``: a symbolic tensor of one model input, ``(batch, *shape)``.
+
+    Call layers on it to build a graph and give it to ``rnnkit.Model(inputs, outputs)`` (the
+    functional API), or put it first in a ``Sequential`` to declare the input shape.
+    ``dtype="int32"``/``"int64"`` declares token ids (for an Embedding).
+    """
+    from .functional import input_node
+
+    layer = InputLayer(
         shape=shape, batch_size=batch_size, dtype=dtype, name=name, batch_shape=batch_shape
     )
+    dtype_out = np.int64 if layer._int_input else layer.dtype
+    return input_node(layer, layer.input_shape_hint, dtype_out)
 
 
 class Dense(Layer):

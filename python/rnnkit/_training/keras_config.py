@@ -629,7 +629,7 @@ def keras_compile_config(model: Any, keras3: bool = True) -> dict[str, Any] | No
     """Keras 3 ``compile_config`` (or, with ``keras3=False``, Keras 2 ``training_config``)."""
     if not model.compiled or model.optimizer is None:
         return None
-    metrics = [m if isinstance(m, str) else m.name for m in model._metric_ids]
+    metrics = [m if isinstance(m, str) else m.name for m in model._metric_ids[0]]
     loss = None if model.loss is None else _keras_loss(model.loss, keras3)
     opt = _keras_optimizer(model.optimizer, keras3)
     if keras3:

@@ -212,14 +212,63 @@ class _RNN(Layer):
         self, dy: Array, dstates: list[Array | None], need_dx: bool
     ) -> Array | None:
         dc = dstates[1] if len(dstates) > 1 else None
-        return self._core._backward(dy, dstates[0], dc, need_dx=need_dx)[0]
+        dx, dh0, dc0 = self._core._backward(dy, dstates[0], dc, need_dx=need_dx)
+        # the initial states' gradients, (B, U) each: read by a graph node whose call gave
+        # initial_state (an encoder's states into a decoder)
+        self._dinitial = [dh0[0]] if dc0 is None else [dh0[0], dc0[0]]
+        return dx
 
     def _check_input_shape(self, shape: tuple[int, ...], argument: str = "x") -> None:
         super()._check_input_shape(shape, argument)
         if len(shape) == 3 and shape[1] == 0:
             raise ValueError(f"[{type(self).__name__} {self.name!r}] {argument} has no time steps")
 
-    def forward(self, x: Array, training: bool = False) -> Any:
+    _tensor_call_kwargs = ("initial_state",)
+
+    def _output_shapes(self, input_shape: Any, call_kwargs: dict[str, Any]) -> Any:
+        out = self.compute_output_shape(input_shape)
+        if not self.return_state:
+            return out
+        state = (input_shape[0], self.units)
+        return [out, *([state] * (self._n_states() * self._directions))]
+
+    def _check_call_tensors(self, key: str, shapes: list[Shape], input_shape: Any) -> None:
+        self._check_initial_state([tuple(s) for s in shapes], None)
+
+    def _check_initial_state(self, shapes: list[tuple[Any, ...]], batch: int | None) -> None:
+        owner = f"{type(self).__name__} {self.name!r}"
+        n = self._n_states()
+        names = ["h", "c"][:n] if n == 2 else ["h"]
+        if len(shapes) != n:
+            raise ValueError(
+                f"[{owner}] initial_state takes {n} array{'s' if n > 1 else ''} "
+                f"[{', '.join(names)}], each (batch, {self.units}); got {len(shapes)}"
+            )
+        for name, shape in zip(names, shapes):
+            ok = len(shape) == 2 and shape[1] == self.units
+            if ok and batch is not None and shape[0] is not None:
+                ok = shape[0] == batch
+            if not ok:
+                want = f"({batch if batch is not None else 'batch'}, {self.units})"
+                raise ValueError(
+                    f"[{owner}] initial_state {name} has shape {format_shape(shape)}; "
+                    f"expected {want}"
+                )
+
+    def _node_backward(
+        self, douts: list[Array | None], need_dx: bool, node: Any
+    ) -> list[Array | None]:
+        outs = node.output_arrays
+        if self.return_state:
+            dy: Any = [np.zeros_like(outs[0]) if douts[0] is None else douts[0], *douts[1:]]
+        else:
+            dy = np.zeros_like(outs[0]) if douts[0] is None else douts[0]
+        dx = self._backward(dy, need_dx)
+        if node.n_inputs == 1:
+            return [dx]
+        return [dx, *self._dinitial]
+
+    def forward(self, x: Array, training: bool = False, initial_state: Any = None) -> Any:
         self._refuse_quantized_training(training)
         core = self._core
         if core.training != training:
@@ -236,7 +285,12 @@ class _RNN(Layer):
         if self.go_backwards:
             x = x[:, ::-1]
         hx = None
-        if self.stateful and self._states is not None:
+        self._has_initial = initial_state is not None
+        if initial_state is not None:
+            states = [np.asarray(a) for a in initial_state]
+            self._check_initial_state([a.shape for a in states], x.shape[0])
+            hx = tuple(np.ascontiguousarray(a, dtype=self.dtype)[None] for a in states)
+        elif self.stateful and self._states is not None:
             if self._states[0].shape[1] != x.shape[0]:
                 raise ValueError(
                     f"[{type(self).__name__} {self.name!r}] stateful layer got a batch of "

@@ -63,12 +63,17 @@ def _compile_config(model: Sequential) -> dict[str, Any] | None:
         return None
     from .. import losses, optimizers
 
-    metrics = [m if isinstance(m, str) else m.name for m in model._metric_ids]
-    return {
-        "optimizer": optimizers.serialize(model.optimizer),
-        "loss": None if model.loss is None else losses.serialize(model.loss),
-        "metrics": metrics,
-    }
+    groups = [[m if isinstance(m, str) else m.name for m in group] for group in model._metric_ids]
+    if model._n_outputs == 1:  # one output: a loss and a list of metrics, as ever
+        loss = None if model.loss is None else losses.serialize(model.loss)
+        metrics: Any = groups[0] if groups else []
+    else:  # several: a list of each, in output order
+        loss = [None if v is None else losses.serialize(v) for v in model._losses]
+        metrics = groups
+    out = {"optimizer": optimizers.serialize(model.optimizer), "loss": loss, "metrics": metrics}
+    if model._loss_weights is not None:
+        out["loss_weights"] = list(model._loss_weights)
+    return out
 
 
 def model_state(model: Sequential, kind: str = "model") -> dict[str, Any]:
@@ -385,6 +390,15 @@ def _check_header(
 def _check_shapes(meta: dict[str, Any], model: Sequential | None, path: str) -> None:
     """The stored weights' shapes against those ``model`` has or, without one, those the
     file's config implies, computed without building it."""
+    if model is None and meta["kind"] == "model" and "input_layers" in meta["model"]:
+        from ..models import Functional
+
+        try:  # a graph's weight shapes follow from building it (sizes are bounded by build)
+            model = Functional.from_config(meta["model"])
+        except untrusted.CONFIG_ERRORS as e:
+            raise ModelFileError(
+                f"[load_model] {path!r}: cannot rebuild the model from its config: {e}"
+            ) from None
     if model is not None:
         expected = [
             (lay.name, n, s)
@@ -436,7 +450,7 @@ def _apply_weights(model: Sequential, data: dict[str, Any]) -> None:
 
 
 def _restore(data: dict[str, Any], compile: bool) -> Sequential:
-    from ..models import Sequential
+    from ..models import Functional, Sequential
 
     meta = data["meta"]
     path = data["path"]
@@ -446,7 +460,10 @@ def _restore(data: dict[str, Any], compile: bool) -> Sequential:
             "call model.load_weights(path)"
         )
     try:
-        model = Sequential.from_config(meta["model"])
+        if "input_layers" in meta["model"]:
+            model = Functional.from_config(meta["model"])
+        else:
+            model = Sequential.from_config(meta["model"])
     except untrusted.CONFIG_ERRORS as e:
         raise ModelFileError(
             f"[load_model] {path!r}: cannot rebuild the model from its config: {e}"
@@ -466,11 +483,16 @@ def _restore(data: dict[str, Any], compile: bool) -> Sequential:
     if compile and comp:
         from .. import losses, optimizers
 
+        def loss_of(entry: Any) -> Any:
+            return None if entry is None else losses.deserialize(entry)
+
         try:
+            loss = comp["loss"]
             model.compile(
                 optimizer=optimizers.deserialize(comp["optimizer"]),
-                loss=None if comp["loss"] is None else losses.deserialize(comp["loss"]),
+                loss=[loss_of(v) for v in loss] if isinstance(loss, list) else loss_of(loss),
                 metrics=comp.get("metrics") or None,
+                loss_weights=comp.get("loss_weights"),
             )
         except untrusted.CONFIG_ERRORS as e:
             raise ModelFileError(
