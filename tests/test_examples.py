@@ -34,6 +34,12 @@ CASES = [
         "bidirectional_classifier.png",
         [],
     ),
+    (
+        "number_translation.py",
+        r"attention: held-out exact-match accuracy: ([0-9.]+)",
+        "number_translation.png",
+        [],
+    ),
 ]
 
 

@@ -482,3 +482,52 @@ def test_sequential_accepts_an_input_tensor_and_keeps_its_behaviour():
     with pytest.raises(NotImplementedError, match="Keras files of graph models"):
         model, _, _ = _seq2seq(rk)
         model.save("/tmp/never-written.keras")
+
+
+def _hostile_variants(cfg):
+    import copy
+
+    inp = cfg["layers"][0]["name"]
+    edits = [
+        (
+            "an unknown tensor",
+            lambda c: c["layers"][1].update(inbound_nodes=[{"args": [["nope", 0, 0]]}]),
+        ),
+        ("args not a list", lambda c: c["layers"][1].update(inbound_nodes=[{"args": "x"}])),
+        (
+            "a bad reference",
+            lambda c: c["layers"][1].update(inbound_nodes=[{"args": [[inp, "0", 0]]}]),
+        ),
+        ("outputs out of range", lambda c: c.update(output_layers=[["dense", 5, 0]])),
+        (
+            "an unknown call argument",
+            lambda c: c["layers"][1].update(
+                inbound_nodes=[{"args": [[inp, 0, 0]], "values": {"bogus": 1}}]
+            ),
+        ),
+        (
+            "a wrong initial state",
+            lambda c: c["layers"][1].update(
+                inbound_nodes=[{"args": [[inp, 0, 0]], "kwargs": {"initial_state": [[inp, 0, 0]]}}]
+            ),
+        ),
+        ("a cycle", lambda c: c["layers"][1].update(inbound_nodes=[{"args": [["dense", 0, 0]]}])),
+    ]
+    for what, edit in edits:
+        c = copy.deepcopy(cfg)
+        edit(c)
+        yield what, c
+
+
+def test_crafted_graph_configs_raise_model_file_error():
+    from rnnkit._training import saving
+    from rnnkit.models import ModelFileError
+
+    a = layers.Input(shape=(4, 3))
+    model = Model(a, layers.Dense(2, name="dense")(layers.LSTM(3)(a)))
+    state = saving.model_state(model)
+    for what, config in _hostile_variants(state["meta"]["model"]):
+        crafted = {"meta": dict(state["meta"], model=config), "arrays": state["arrays"]}
+        with pytest.raises(ModelFileError, match="cannot rebuild the model"):
+            saving.model_from_state(crafted)
+        assert what

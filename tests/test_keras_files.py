@@ -553,7 +553,7 @@ def test_rnnkit_round_trip_through_keras_files(tmp_path, name):
             np.testing.assert_array_equal(a, b, f"{fmt}: weight {k}")
         np.testing.assert_array_equal(again.predict(x, verbose=0), y, f"{fmt} predictions")
         assert again.optimizer.get_config() == model.optimizer.get_config()
-        assert again.loss.name == "mse" and again._metric_ids == ["mae"]
+        assert again.loss.name == "mse" and again._metric_ids == [["mae"]]
     other, _ = _models()[name]
     for fmt in (".weights.h5", "_legacy.h5"):
         path = tmp_path / f"w{fmt}"

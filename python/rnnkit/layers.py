@@ -1,6 +1,6 @@
 """Keras-shaped layers (batch-first): ``Input``, ``InputLayer``, ``Dense``, ``Dropout``,
 ``Embedding``, ``Flatten``, ``RepeatVector``, ``LSTM``, ``GRU``, ``SimpleRNN``,
-``Bidirectional``, ``TimeDistributed``; for graphs of layers (``rnnkit.Model``) the merge
+``Bidirectional``, ``TimeDistributed``, ``Masking``; for graphs of layers (``rnnkit.Model``) the merge
 layers ``Concatenate``, ``Add``, ``Subtract``, ``Multiply``, ``Average``, ``Maximum``,
 ``Minimum``, ``Dot`` and the attention layers ``Attention`` and ``AdditiveAttention``.
 
@@ -24,6 +24,7 @@ from ._training.core_layers import (
     Flatten,
     Input,
     InputLayer,
+    Masking,
     RepeatVector,
 )
 from ._training.merge import (
@@ -49,6 +50,7 @@ LAYER_CLASSES: dict[str, type[Layer]] = {
         Dense,
         Dropout,
         Embedding,
+        Masking,
         Flatten,
         RepeatVector,
         LSTM,
@@ -108,6 +110,7 @@ __all__ = [
     "Input",
     "InputLayer",
     "Layer",
+    "Masking",
     "Maximum",
     "Minimum",
     "Multiply",

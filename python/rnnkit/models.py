@@ -77,6 +77,26 @@ def _check_finite(arr: Array, owner: str, argument: str) -> None:
     )
 
 
+def _step_mask(mask: Array | None, out: Array) -> Array | None:
+    """The mask of a sequence output's steps ((N, T) for an output (N, T, ...)), or None."""
+    if mask is None or out.ndim < 3 or mask.shape != out.shape[:2] or mask.all():
+        return None
+    return mask
+
+
+def _masked_weights(w: Array | None, mask: Array | None, out: Array) -> Array | None:
+    """Sample weights with a sequence output's time-step mask folded in, as Keras 3 does:
+    the mask scaled by steps / valid steps (so the loss is the mean over the valid steps),
+    times the sample weights."""
+    mask = _step_mask(mask, out)
+    if mask is None:
+        return w
+    scaled = mask * (mask.size / (float(mask.sum()) + 1e-7))
+    if w is None:
+        return scaled
+    return (w[:, None] if w.ndim == 1 else w) * scaled
+
+
 def _class_ids(y: Array, sparse: bool) -> Array:
     """Each target's class, for class_weight: the ids themselves (sparse losses), the argmax
     of one-hot rows, or the rounded value of a single output (binary), as Keras."""
@@ -506,12 +526,12 @@ class Model:
                     f"{format_shape(out_shape)}: use sample_weight (N, T) instead"
                 )
             table: dict[int, float] = {}
-            for k, v in class_weight.items():
-                if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+            for cid, v in class_weight.items():
+                if isinstance(cid, bool) or not isinstance(cid, (int, np.integer)) or cid < 0:
                     raise ValueError(
-                        f"[{owner}] class_weight keys must be class ids >= 0; got {k!r}"
+                        f"[{owner}] class_weight keys must be class ids >= 0; got {cid!r}"
                     )
-                table[int(k)] = check_float(owner, f"class_weight[{k}]", v, 0.0, math.inf)
+                table[int(cid)] = check_float(owner, f"class_weight[{cid}]", v, 0.0, math.inf)
             ids = _class_ids(y, bool(getattr(self._losses[k], "sparse_labels", False)))
             return np.array([table.get(int(c), 1.0) for c in ids.reshape(-1)]).reshape(ids.shape)
         name = prefix + "sample_weight"
@@ -604,10 +624,12 @@ class Model:
         total = 0.0
         grads: list[Array | None] = []
         parts: list[float] = []
+        masks = getattr(self, "_last_masks", None) or [None] * len(outs)
         for k, (y, out, dense) in enumerate(zip(ys, outs, fused)):
             loss = self._losses[k]
             assert loss is not None
             w = None if ws is None else ws[k]
+            w = _masked_weights(w, masks[k], out)
             if dense is not None:
                 z = dense.last_logits.reshape(out.shape)
                 value, grad = loss.value_and_grad_from_logits(y, z, need_grad, sample_weight=w)
@@ -706,11 +728,13 @@ class Model:
             logs[key] = m.result()
         return logs
 
-    @staticmethod
     def _update_metrics(
-        metrics: list[list[metrics_module.Metric]], ys: list[Array], outs: list[Array]
+        self, metrics: list[list[metrics_module.Metric]], ys: list[Array], outs: list[Array]
     ) -> None:
-        for group, y, out in zip(metrics, ys, outs):
+        masks = getattr(self, "_last_masks", None) or [None] * len(outs)
+        for group, y, out, mask in zip(metrics, ys, outs, masks):
+            if _step_mask(mask, out) is not None:  # only the steps that are not padding
+                y, out = y[mask], out[mask]
             for m in group:
                 m.update_state(y, out)
 
@@ -1540,8 +1564,15 @@ class Sequential(Model):
             )
 
     def _forward(self, x: Array, training: bool) -> Array:
+        mask = None
         for layer in self._layers:
-            x = layer.forward(x, training)
+            if mask is not None and layer._mask_aware:
+                out = layer.forward(x, training, mask=mask)
+            else:
+                out = layer.forward(x, training)
+            mask = layer.compute_mask(x, mask)
+            x = out
+        self._last_masks = [mask]
         return x
 
     def stream(self, batch: int = 1) -> ModelStream:
@@ -1828,7 +1859,9 @@ class Functional(Model):
         return out
 
     def _forward_list(self, xs: list[Array], training: bool) -> list[Array]:
-        return self._graph.forward(xs, training)
+        outs = self._graph.forward(xs, training)
+        self._last_masks = self._graph.last_masks
+        return outs
 
     def _fused_outputs(self) -> list[Dense | None]:
         result: list[Dense | None] = []
@@ -1922,6 +1955,7 @@ class Functional(Model):
         for node in self._graph.nodes:
             shapes = [format_shape(t.shape) for t in node.outputs]
             entries.append((node.layer, shapes, ", ".join(ref(t) for t in node.inputs)))
+
         def wrap(parts: list[str], width: int) -> list[str]:
             """Items joined by ", " in lines of at most width - 2 characters (Keras wraps
             long shapes and connection lists the same way)."""

@@ -361,6 +361,8 @@ class Layer:
 
         owner = f"{type(self).__name__} {self.name!r}"
         allowed = (*self._tensor_call_kwargs, *self._value_call_kwargs)
+        if self._mask_aware:
+            allowed = (*allowed, "mask")
         unknown = sorted(k for k in kwargs if k not in allowed)
         if unknown:
             raise TypeError(
@@ -368,6 +370,11 @@ class Layer:
                 + (f"; this layer takes {', '.join(allowed)}" if allowed else "")
             )
         if functional.any_symbolic(x, kwargs):
+            if "mask" in kwargs:
+                raise TypeError(
+                    f"[{owner}] mask= is for calls on arrays; in a graph, masks come from "
+                    "Embedding(mask_zero=True) or Masking and follow the tensors"
+                )
             return functional.symbolic_call(self, x, kwargs)
         if self._multi_input:
             if not isinstance(x, (list, tuple)) or not x:
@@ -388,6 +395,23 @@ class Layer:
                     value = [value]
                 kwargs[key] = [np.asarray(v, dtype=self.dtype) for v in value]
         return self.forward(x, training=training, **kwargs)
+
+    # ----------------------------------------------------------------------- masks
+    #: Whether ``forward`` takes ``mask=`` (a (batch, time) bool array of the steps to use):
+    #: the recurrent layers, Bidirectional and the attention layers.
+    _mask_aware = False
+    #: Whether the layer hands its input's time-step mask on unchanged (Keras's
+    #: ``supports_masking`` for layers that act on each step: Dense, Dropout ...).
+    _passes_mask = False
+
+    def compute_mask(self, inputs: Any, mask: Any) -> Any:
+        """The time-step mask of the output, from the input's (Keras's ``compute_mask``):
+        passed on by layers that act on each step, dropped by the others."""
+        return mask if self._passes_mask else None
+
+    def _output_masks(self, inputs: Any, mask: Any, call_kwargs: dict[str, Any]) -> Any:
+        """The output masks of a call (a list for layers with several outputs)."""
+        return self.compute_mask(inputs, mask)
 
     # ------------------------------------------------------- graphs (functional API)
     def _output_shapes(self, input_shape: Any, call_kwargs: dict[str, Any]) -> Any:

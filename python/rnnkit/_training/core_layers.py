@@ -1,7 +1,8 @@
-"""Non-recurrent layers: InputLayer, Dense, Dropout, Embedding, Flatten, RepeatVector."""
+"""Non-recurrent layers: InputLayer, Dense, Dropout, Embedding, Masking, Flatten, RepeatVector."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -187,6 +188,8 @@ class Dense(Layer):
         self.weight_names = ("kernel", "bias") if self.use_bias else ("kernel",)
         self._cache: tuple[Array, Array, Array, tuple[int, ...]] | None = None
 
+    _passes_mask = True
+
     def build(self, input_shape: Shape) -> None:
         fan_in = input_shape[-1]
         if fan_in is None or len(input_shape) < 2:
@@ -363,6 +366,8 @@ class Dropout(Layer):
         self._rng = None if seed is None else np.random.default_rng(seed)
         self._mask: Array | None = None
 
+    _passes_mask = True
+
     def forward(self, x: Array, training: bool = False) -> Array:
         if not training or self.rate == 0.0:
             self._mask = None
@@ -421,10 +426,7 @@ class Embedding(Layer):
             embeddings_constraint=embeddings_constraint,
             activity_regularizer=activity_regularizer,
         )
-        if mask_zero:
-            raise NotImplementedError(
-                f"[{owner}] mask_zero=True is not supported; pad to equal lengths instead"
-            )
+        self.mask_zero = bool(mask_zero)
         for arg, v in (("input_dim", input_dim), ("output_dim", output_dim)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
                 raise ValueError(f"[{owner}] {arg} must be a positive int; got {v!r}")
@@ -459,10 +461,17 @@ class Embedding(Layer):
                 f"(input_dim={self.input_dim}), e.g. {int(bad.flat[0])}"
             )
 
-    def __call__(self, x: Any, training: bool = False) -> Any:
-        x = self._convert_input(x, "x")
-        self.check_indices(x)
-        return super().__call__(x, training)
+    def __call__(self, x: Any, training: bool = False, **kwargs: Any) -> Any:
+        from .functional import any_symbolic
+
+        if not any_symbolic(x, kwargs):
+            x = self._convert_input(x, "x")
+            self.check_indices(x)
+        return super().__call__(x, training, **kwargs)
+
+    def compute_mask(self, inputs: Any, mask: Any) -> Any:
+        """With ``mask_zero=True``, id 0 is padding: the mask is ``inputs != 0`` (Keras)."""
+        return np.not_equal(inputs, 0) if self.mask_zero else None
 
     def forward(self, x: Array, training: bool = False) -> Array:
         self._idx = x if training else None
@@ -512,10 +521,38 @@ class Embedding(Layer):
             "input_dim": self.input_dim,
             "output_dim": self.output_dim,
             "embeddings_initializer": self.embeddings_initializer,
+            "mask_zero": self.mask_zero,
             **rules_config(
                 self, ("embeddings_regularizer", "embeddings_constraint", "activity_regularizer")
             ),
         }
+
+
+class Masking(Layer):
+    """Marks the time steps whose features all equal ``mask_value`` as padding: the output
+    is the input with those steps zeroed, and its mask (``any(x != mask_value)`` over the
+    features, (batch, time)) tells the layers after it to skip them (Keras's ``Masking``)."""
+
+    _passes_mask = True
+
+    def __init__(self, mask_value: float = 0.0, **kwargs: Unpack[LayerOptions]) -> None:
+        super().__init__(**kwargs)
+        self.mask_value = check_float(
+            f"Masking {self.name!r}", "mask_value", mask_value, -math.inf, math.inf
+        )
+
+    def compute_mask(self, inputs: Any, mask: Any) -> Any:
+        return np.any(np.not_equal(inputs, self.mask_value), axis=-1)
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        self._keep = np.any(x != self.mask_value, axis=-1, keepdims=True).astype(x.dtype)
+        return x * self._keep
+
+    def _backward(self, dy: Array, need_dx: bool) -> Array | None:
+        return dy * self._keep if need_dx else None
+
+    def _config(self) -> dict[str, Any]:
+        return {"mask_value": self.mask_value}
 
 
 class Flatten(Layer):

@@ -116,18 +116,32 @@ class Node:
     def is_input(self) -> bool:
         return not self.inputs and type(self.layer).__name__ == "InputLayer"
 
-    def call(self, arrays: list[Array], training: bool) -> list[Array]:
-        """Run the layer on arrays for this node's inputs; returns its outputs as a list."""
+    def call(
+        self, arrays: list[Array], training: bool, masks: list[Array | None]
+    ) -> tuple[list[Array], list[Array | None]]:
+        """Run the layer on arrays for this node's inputs (``masks``: the time-step masks of
+        the main inputs); returns its outputs and their masks, as lists."""
         main: Any = arrays[: self.n_main] if self.list_input else arrays[0]
+        mask: Any = masks if self.list_input else masks[0]
+        if not any(m is not None for m in masks):
+            mask = None
         kwargs = dict(self.call_kwargs)
         at = self.n_main
         for key, count in self.kw_counts.items():
             kwargs[key] = arrays[at : at + count]
             at += count
-        out = self.layer.forward(main, training, **kwargs)
+        layer = self.layer
+        if mask is not None and layer._mask_aware:
+            kwargs["mask"] = mask
+        out = layer.forward(main, training, **kwargs)
         outs = list(out) if self.multi_output else [out]
         self.output_arrays = outs
-        return outs
+        out_masks = layer._output_masks(main, mask, self.call_kwargs)
+        if not self.multi_output:
+            out_masks = [out_masks]
+        elif out_masks is None:
+            out_masks = [None] * len(outs)
+        return outs, list(out_masks)
 
     def inbound_config(self) -> dict[str, Any]:
         """The node's inputs as names: ``{"args": [[layer, node, tensor], ...], "list": bool,
@@ -344,13 +358,22 @@ class Graph:
         )
 
     def forward(self, xs: list[Array], training: bool) -> list[Array]:
+        """The outputs for inputs ``xs``; ``last_masks`` then holds the outputs' time-step
+        masks (None where an output has none)."""
         values: dict[int, Array] = {id(t): x for t, x in zip(self.inputs, xs)}
+        masks: dict[int, Array | None] = {}
         for node in self.nodes:
-            outs = node.call([values[id(t)] for t in node.inputs], training)
+            outs, out_masks = node.call(
+                [values[id(t)] for t in node.inputs],
+                training,
+                [masks.get(id(t)) for t in node.inputs[: node.n_main]],
+            )
             if training and id(node.layer) in self.shared:
                 node.saved = node.layer._detach_call_state()
-            for t, a in zip(node.outputs, outs):
+            for t, a, m in zip(node.outputs, outs, out_masks):
                 values[id(t)] = a
+                masks[id(t)] = m
+        self.last_masks = [masks.get(id(t)) for t in self.outputs]
         return [values[id(t)] for t in self.outputs]
 
     def trainable_flags(self) -> dict[int, bool]:

@@ -87,12 +87,12 @@ _LAYERS: dict[str, dict[str, tuple[str, ...]]] = {
             "output_dim",
             "embeddings_initializer",
             "input_length",
+            "mask_zero",
             "embeddings_regularizer",
             "activity_regularizer",
             "embeddings_constraint",
         ),
         "off": (
-            "mask_zero",
             "lora_rank",
             "sparse",
             "quantization_config",
@@ -100,6 +100,7 @@ _LAYERS: dict[str, dict[str, tuple[str, ...]]] = {
         "ignore": ("lora_alpha",),
     },
     "Flatten": {"pass": (), "off": (), "ignore": ()},
+    "Masking": {"pass": ("mask_value",), "off": (), "ignore": ()},
     "RepeatVector": {"pass": ("n",), "off": (), "ignore": ()},
     "LSTM": {
         "pass": (

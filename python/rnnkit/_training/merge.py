@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._checks import check_float
+from .._checks import check_elements, check_float
 from . import initializers
 from .base import Array, Layer, Shape, format_shape
 from .random import get_rng
@@ -85,6 +85,17 @@ class _Merge(Layer):
     def compute_output_shape(self, input_shape: Any) -> Shape:
         return tuple(input_shape[0])
 
+    def compute_mask(self, inputs: Any, mask: Any) -> Any:
+        """The steps every input has (Keras: the AND of the inputs' masks; an input without
+        one counts as all steps)."""
+        masks = [m for m in (mask or []) if m is not None]
+        if not masks:
+            return None
+        out = masks[0]
+        for m in masks[1:]:
+            out = np.logical_and(out, m)
+        return out
+
     @property
     def output_shape(self) -> Shape:
         if self._build_input_shape is None:
@@ -129,6 +140,17 @@ class Concatenate(_Merge):
         out = list(shapes[0])
         out[axis] = total
         return tuple(out)
+
+    def compute_mask(self, inputs: Any, mask: Any) -> Any:
+        if not mask or all(m is None for m in mask):
+            return None
+        rank = np.ndim(inputs[0])
+        if self.axis % rank == 1:  # joined along time: the masks are joined too
+            return np.concatenate(
+                [np.ones(np.shape(a)[:2], bool) if m is None else m for a, m in zip(inputs, mask)],
+                axis=1,
+            )
+        return super().compute_mask(inputs, mask)
 
     def forward(self, x: list[Array], training: bool = False) -> Array:
         self._sizes = [a.shape[self.axis] for a in x]
@@ -257,6 +279,9 @@ class Dot(_Merge):
             )
         self.axes = pair
         self.normalize = bool(normalize)
+
+    def compute_mask(self, inputs: Any, mask: Any) -> Any:
+        return None
 
     def _resolved(self, shapes: list[Shape]) -> tuple[int, int]:
         out = []
@@ -464,21 +489,43 @@ class Attention(_Merge):
             dpre = dpre * self._weights_list[0]
         return dpre.sum(axis=2), dpre.sum(axis=1)
 
+    _mask_aware = True
+
+    def compute_mask(self, inputs: Any, mask: Any) -> Any:
+        """The query's mask (Keras)."""
+        if not mask:
+            return None
+        return mask[0]
+
+    def _output_masks(self, inputs: Any, mask: Any, call_kwargs: dict[str, Any]) -> Any:
+        out = self.compute_mask(inputs, mask)
+        return [out, None] if call_kwargs.get("return_attention_scores") else out
+
     def forward(
         self,
         x: list[Array],
         training: bool = False,
         return_attention_scores: bool = False,
         use_causal_mask: bool = False,
+        mask: Any = None,
     ) -> Any:
         q, v = x[0], x[1]
         k = x[2] if len(x) > 2 else v
         self._inputs = (q, v, k, len(x))
         scores = self._scores(q, k)
+        q_mask = v_mask = None
+        if mask is not None:
+            q_mask = mask[0]
+            v_mask = mask[1] if len(mask) > 1 else None
+        blocked = None
         if use_causal_mask:
             tq, tv = scores.shape[1], scores.shape[2]
-            blocked = np.arange(tv)[None, :] > np.arange(tq)[:, None]
-            scores = np.where(blocked[None], scores - scores.dtype.type(1e9), scores)
+            blocked = (np.arange(tv)[None, :] > np.arange(tq)[:, None])[None]
+        if v_mask is not None:  # value steps that are padding get no weight
+            pad = ~np.asarray(v_mask, bool)[:, None, :]
+            blocked = pad if blocked is None else blocked | pad
+        if blocked is not None:  # as Keras: scores - 1e9 where blocked
+            scores = np.where(blocked, scores - scores.dtype.type(1e9), scores)
         weights = _softmax(scores)
         self._weights = weights
         used = weights
@@ -490,6 +537,10 @@ class Attention(_Merge):
             used = weights * self._drop
         self._used = used
         out = np.matmul(used, v)
+        self._q_keep = None
+        if q_mask is not None:  # masked query steps output zeros (Keras)
+            self._q_keep = np.asarray(q_mask, bool)[..., None].astype(out.dtype)
+            out = out * self._q_keep
         return [out, weights] if return_attention_scores else out
 
     def _backward(self, dy: Any, need_dx: bool) -> list[Array]:
@@ -497,6 +548,8 @@ class Attention(_Merge):
         dweights_extra = None
         if isinstance(dy, (list, tuple)):
             dy, dweights_extra = dy[0], dy[1]
+        if self._q_keep is not None:
+            dy = dy * self._q_keep
         dv = np.matmul(self._used.transpose(0, 2, 1), dy)
         dused = np.matmul(dy, v.transpose(0, 2, 1))
         dw = dused if self._drop is None else dused * self._drop
@@ -562,6 +615,9 @@ class AdditiveAttention(Attention):
 
     def _make_scale(self, input_shape: Any) -> Array:
         dim = input_shape[0][-1]
+        if dim is None:
+            raise ValueError(f"[{self._owner()}] the query's last dimension must be known")
+        check_elements(self._owner(), "scale", (int(dim),), f"query dimension {dim}")
         return initializers.initialize("glorot_uniform", (int(dim),), self.dtype)
 
     def _scores(self, q: Array, k: Array) -> Array:
@@ -602,6 +658,8 @@ class TimeDistributed(Layer):
         super().__init__(**kwargs)
         self.layer = layer
         self._float_input = layer._float_input
+
+    _passes_mask = True
 
     def build(self, input_shape: Shape) -> None:
         if len(input_shape) < 3:

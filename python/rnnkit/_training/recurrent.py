@@ -37,6 +37,50 @@ def _swap_first_blocks(a: Array, units: int) -> Array:
     return np.concatenate([a[units : 2 * units], a[:units], a[2 * units :]], axis=0)
 
 
+class _MaskPlan:
+    """A Keras time-step mask ``(B, T)`` as the core's ``lengths``: each row's unmasked
+    steps moved to the front (a no-op for right-padded rows), run as a sequence of their
+    count, and the outputs put back where Keras has them. Masked steps leave the state as it
+    was (Keras's semantics); their output is the last valid step's output, or zeros with
+    ``zero_masked`` (Keras's ``zero_output_for_mask``, which Bidirectional forces). Rows with
+    no valid step keep their initial state and output zeros."""
+
+    def __init__(self, mask: Array) -> None:
+        b, t = mask.shape
+        self.mask = mask
+        self.counts = mask.sum(axis=1)
+        self.cum = np.cumsum(mask, axis=1) - 1  # compact index of the latest valid step
+        prefix = np.array_equal(mask, np.arange(t)[None, :] < self.counts[:, None])
+        self.order = None if prefix else np.argsort(~mask, axis=1, kind="stable")
+        self.lengths = np.maximum(self.counts, 1).astype(np.int64)
+        self.empty = self.counts == 0
+        self.rows = np.arange(b)[:, None]
+
+    def gather(self, x: Array) -> Array:
+        if self.order is None:
+            return x
+        return np.ascontiguousarray(np.take_along_axis(x, self.order[..., None], axis=1))
+
+    def scatter_inputs(self, dxc: Array) -> Array:
+        if self.order is None:
+            return dxc
+        dx = np.empty_like(dxc)
+        np.put_along_axis(dx, self.order[..., None], dxc, axis=1)
+        return dx
+
+    def outputs(self, yc: Array, zero_masked: bool) -> Array:
+        y = np.take_along_axis(yc, np.maximum(self.cum, 0)[..., None], axis=1)
+        keep = self.mask if zero_masked else self.cum >= 0
+        return y * keep[..., None].astype(y.dtype)
+
+    def outputs_backward(self, dy: Array, zero_masked: bool) -> Array:
+        keep = self.mask if zero_masked else self.cum >= 0
+        dy = dy * keep[..., None].astype(dy.dtype)
+        dyc = np.zeros_like(dy)
+        np.add.at(dyc, (np.broadcast_to(self.rows, self.cum.shape), np.maximum(self.cum, 0)), dy)
+        return dyc
+
+
 class _RNN(Layer):
     """Shared machinery of LSTM and GRU (see the module docstring for layouts).
 
@@ -204,7 +248,7 @@ class _RNN(Layer):
         return (b, t, width) if self.return_sequences else (b, width)
 
     # ------------------------------------------------------------- forward/backward
-    def _run_core(self, x: Array, hx: Any) -> tuple[Array, list[Array]]:
+    def _run_core(self, x: Array, hx: Any, lengths: Any = None) -> tuple[Array, list[Array]]:
         """Core call: returns y (B, T, D·U) and the final states, each (D, B, U)."""
         raise NotImplementedError
 
@@ -268,7 +312,20 @@ class _RNN(Layer):
             return [dx]
         return [dx, *self._dinitial]
 
-    def forward(self, x: Array, training: bool = False, initial_state: Any = None) -> Any:
+    _mask_aware = True
+    #: Keras's zero_output_for_mask: zeros at masked steps instead of the last valid output
+    #: (Bidirectional sets it when it returns sequences, as Keras does).
+    _zero_masked = False
+
+    def compute_mask(self, inputs: Any, mask: Any) -> Any:
+        out = mask if self.return_sequences else None
+        if self.return_state:
+            return [out, *([None] * (self._n_states() * self._directions))]
+        return out
+
+    def forward(
+        self, x: Array, training: bool = False, initial_state: Any = None, mask: Any = None
+    ) -> Any:
         self._refuse_quantized_training(training)
         core = self._core
         if core.training != training:
@@ -284,6 +341,19 @@ class _RNN(Layer):
             x = x * self._mask
         if self.go_backwards:
             x = x[:, ::-1]
+        self._plan = None
+        if mask is not None:
+            mask = np.asarray(mask, dtype=bool)
+            if mask.shape != x.shape[:2]:
+                raise ValueError(
+                    f"[{type(self).__name__} {self.name!r}] mask has shape {mask.shape}; "
+                    f"expected (batch, time) = {x.shape[:2]}"
+                )
+            if self.go_backwards:
+                mask = mask[:, ::-1]
+            if not mask.all():
+                self._plan = _MaskPlan(mask)
+                x = self._plan.gather(x)
         hx = None
         self._has_initial = initial_state is not None
         if initial_state is not None:
@@ -298,7 +368,14 @@ class _RNN(Layer):
                     "size (drop the remainder) or call reset_states()"
                 )
             hx = self._states
-        y, states = self._run_core(x, hx)
+        plan = self._plan
+        y, states = self._run_core(x, hx, None if plan is None else plan.lengths)
+        if plan is not None:
+            y = plan.outputs(y, self._zero_masked)
+            if plan.empty.any():  # rows with no valid step keep their initial state
+                states = [np.array(st, copy=True) for st in states]
+                for k, st in enumerate(states):
+                    st[:, plan.empty] = 0 if hx is None else hx[k][:, plan.empty]
         if self.stateful:
             self._states = tuple(np.array(s, copy=True) for s in states)
         self._shape = (x.shape[0], x.shape[1])
@@ -343,17 +420,36 @@ class _RNN(Layer):
                         ]
                     )
         b, t = self._shape
+        plan = self._plan
         if self.return_sequences:
             dy_seq = np.ascontiguousarray(dy, dtype=self.dtype)
+            if plan is not None:
+                dy_seq = plan.outputs_backward(dy_seq, self._zero_masked)
         else:
             dy_seq = np.zeros((b, t, d * self.units), dtype=self.dtype)
             dh = np.ascontiguousarray(
                 np.asarray(dy, dtype=self.dtype).reshape(b, d, self.units).transpose(1, 0, 2)
             )
             dstate_list[0] = dh if dstate_list[0] is None else dstate_list[0] + dh
+        passed: list[Array | None] = []
+        if plan is not None and plan.empty.any():
+            # an empty row's final states are its initial states: their gradients pass
+            # straight through, and nothing reaches the core for that row
+            for k, ds in enumerate(dstate_list):
+                passed.append(None if ds is None else ds[0, plan.empty].copy())
+                if ds is not None:
+                    ds = ds.copy()
+                    ds[:, plan.empty] = 0
+                    dstate_list[k] = ds
         dx = self._run_core_backward(dy_seq, dstate_list, need_dx)
+        if passed:
+            for k, g in enumerate(passed):
+                if g is not None and k < len(self._dinitial):
+                    self._dinitial[k][plan.empty] += g
         if dx is None:
             return None
+        if plan is not None:
+            dx = plan.scatter_inputs(dx)
         if self.go_backwards:
             dx = dx[:, ::-1]
         if self._mask is not None:
@@ -594,8 +690,8 @@ class LSTM(_RNN):
     def _n_states(self) -> int:
         return 2
 
-    def _run_core(self, x, hx):
-        y, (h, c) = self._core(x, hx)
+    def _run_core(self, x, hx, lengths=None):
+        y, (h, c) = self._core(x, hx, lengths=lengths)
         return y, [h, c]
 
     def _config(self):
@@ -662,8 +758,8 @@ class GRU(_RNN):
             return self._to_keras(bias[0]), self._to_keras(bias[1])
         return self._to_keras(bias), np.zeros(bias.shape[-1], dtype=self.dtype)
 
-    def _run_core(self, x, hx):
-        y, h = self._core(x, None if hx is None else hx[0])
+    def _run_core(self, x, hx, lengths=None):
+        y, h = self._core(x, None if hx is None else hx[0], lengths=lengths)
         return y, [h]
 
     def _config(self):
@@ -703,8 +799,8 @@ class SimpleRNN(_RNN):
     def _initial_bias(self) -> Array:
         return initializers.initialize(self.bias_initializer, (self.units,), self.dtype)
 
-    def _run_core(self, x, hx):
-        y, h = self._core(x, None if hx is None else hx[0])
+    def _run_core(self, x, hx, lengths=None):
+        y, h = self._core(x, None if hx is None else hx[0], lengths=lengths)
         return y, [h]
 
     def _config(self):
@@ -791,9 +887,23 @@ class Bidirectional(Layer):
             return shape
         return (*shape[:-1], self.layer.units)
 
-    def forward(self, x: Array, training: bool = False) -> Any:
+    _mask_aware = True
+
+    def compute_mask(self, inputs: Any, mask: Any) -> Any:
+        return self.layer.compute_mask(inputs, mask)
+
+    def _output_shapes(self, input_shape: Any, call_kwargs: dict[str, Any]) -> Any:
+        out = self.compute_output_shape(input_shape)
+        if not self.return_state:
+            return out
+        state = (input_shape[0], self.layer.units)
+        return [out, *([state] * (self.layer._n_states() * 2))]
+
+    def forward(self, x: Array, training: bool = False, mask: Any = None) -> Any:
         self._refuse_quantized_training(training)
-        out = self.layer.forward(x, training)
+        # Keras's Bidirectional zeroes the outputs of masked steps when it returns sequences
+        self.layer._zero_masked = self.return_sequences
+        out = self.layer.forward(x, training, mask=mask)
         states = None
         if self.return_state:
             out, *states = out

@@ -83,6 +83,10 @@ class ModelStream:
                 self._runs.append(s.run)
                 has_time = layer.return_sequences
             elif isinstance(layer, (Dense, Embedding)):
+                if getattr(layer, "mask_zero", False):
+                    raise _refuse(
+                        model, layer, "has mask_zero=True (a stream takes every step it is given)"
+                    )
                 fn = self._per_step(layer)
                 self._fns.append(fn)
                 self._runs.append(fn)

@@ -42,7 +42,16 @@ ZIP_ERRORS = (
 )
 #: What building layers, losses or optimizers from a crafted config may raise; readers turn
 #: it into ModelFileError naming the file (after letting ModelFileError itself through).
-CONFIG_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError, NotImplementedError)
+#: (RecursionError: a graph config too deep to walk.)
+CONFIG_ERRORS = (
+    TypeError,
+    ValueError,
+    KeyError,
+    AttributeError,
+    IndexError,
+    NotImplementedError,
+    RecursionError,
+)
 #: Deepest JSON nesting accepted (rnnkit's and Keras's configs nest fewer than 20 levels).
 MAX_JSON_DEPTH = 64
 

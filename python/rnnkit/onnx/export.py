@@ -396,6 +396,12 @@ def _export_sequential(b: _Builder, model: Any, dims: tuple[Any, Any]) -> tuple[
     inputs = [onnx.helper.make_tensor_value_info("x", elem_x, shape)]
     x = "x"
     for layer in layers:
+        if isinstance(layer, Embedding) and layer.mask_zero:
+            raise ValueError(
+                f"[onnx.export] Embedding {layer.name!r} has mask_zero=True: the exported graph "
+                "has no masks; export a model without masking (pad to equal lengths, or use "
+                "the core modules' lengths=)"
+            )
         if isinstance(layer, Embedding):
             x = b.one(
                 "Gather", [b.const(layer.embeddings.astype(b.dtype), "embeddings"), x], axis=0
