@@ -1,8 +1,9 @@
 """Keras-shaped layers (batch-first): ``Input``, ``InputLayer``, ``Dense``, ``Dropout``,
 ``Embedding``, ``Flatten``, ``RepeatVector``, ``LSTM``, ``GRU``, ``SimpleRNN``,
-``Bidirectional``, ``TimeDistributed``, ``Masking``; for graphs of layers (``rnnkit.Model``) the merge
-layers ``Concatenate``, ``Add``, ``Subtract``, ``Multiply``, ``Average``, ``Maximum``,
-``Minimum``, ``Dot`` and the attention layers ``Attention`` and ``AdditiveAttention``.
+``Bidirectional``, ``TimeDistributed``, ``Masking``; for graphs of layers (``rnnkit.Model``)
+the merge layers ``Concatenate``, ``Add``, ``Subtract``, ``Multiply``, ``Average``,
+``Maximum``, ``Minimum``, ``Dot`` and the attention layers ``Attention`` and
+``AdditiveAttention``.
 
 ``from rnnkit.layers import LSTM, Dense, Dropout`` replaces
 ``from tensorflow.keras.layers import LSTM, Dense, Dropout``. The recurrent layers run on
