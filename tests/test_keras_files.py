@@ -195,7 +195,7 @@ def _layer(config: dict, index: int) -> dict:
 
 
 UNSUPPORTED = [
-    ("embedding", lambda c: _layer(c, 1).update(mask_zero=True), r"'embedding'.*mask_zero=True"),
+    ("embedding", lambda c: _layer(c, 1).update(sparse=True), r"'embedding'.*sparse=True"),
     (
         "lstm_stack",
         lambda c: _layer(c, 1).update(recurrent_dropout=0.2),
@@ -203,8 +203,8 @@ UNSUPPORTED = [
     ),
     (
         "lstm_stack",
-        lambda c: c["config"]["layers"][2].update(class_name="Conv1D"),
-        r"\(Conv1D\): layer class 'Conv1D' is not supported",
+        lambda c: c["config"]["layers"][2].update(class_name="ConvLSTM1D"),
+        r"\(ConvLSTM1D\): layer class 'ConvLSTM1D' is not supported",
     ),
     ("lstm_stack", lambda c: c.update(class_name="Functional"), "functional Keras model"),
     ("lstm_stack", lambda c: c.update(class_name="MyModel"), "model class 'MyModel'"),

@@ -144,8 +144,6 @@ def test_embedding_rejects_bad_ids():
         layer(np.array([[0, 5]]))
     with pytest.raises(ValueError, match="integer indices"):
         layer(np.array([[0.5, 1.0]]))
-    with pytest.raises(NotImplementedError, match="mask_zero"):
-        layers.Embedding(5, 3, mask_zero=True)
 
 
 def test_flatten_and_repeat_vector_gradients():

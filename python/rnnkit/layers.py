@@ -3,7 +3,9 @@
 ``Bidirectional``, ``TimeDistributed``, ``Masking``; for graphs of layers (``rnnkit.Model``)
 the merge layers ``Concatenate``, ``Add``, ``Subtract``, ``Multiply``, ``Average``,
 ``Maximum``, ``Minimum``, ``Dot`` and the attention layers ``Attention`` and
-``AdditiveAttention``.
+``AdditiveAttention``; and ``Reshape``, ``Permute``, ``Conv1D``, ``MaxPooling1D``,
+``AveragePooling1D``, ``GlobalAveragePooling1D``, ``GlobalMaxPooling1D``,
+``LayerNormalization``, ``BatchNormalization``.
 
 ``from rnnkit.layers import LSTM, Dense, Dropout`` replaces
 ``from tensorflow.keras.layers import LSTM, Dense, Dropout``. The recurrent layers run on
@@ -18,6 +20,15 @@ from typing import Any
 
 from ._namespace import missing_attribute
 from ._training.base import Layer
+from ._training.convolution import (
+    AveragePooling1D,
+    BatchNormalization,
+    Conv1D,
+    GlobalAveragePooling1D,
+    GlobalMaxPooling1D,
+    LayerNormalization,
+    MaxPooling1D,
+)
 from ._training.core_layers import (
     Dense,
     Dropout,
@@ -26,7 +37,9 @@ from ._training.core_layers import (
     Input,
     InputLayer,
     Masking,
+    Permute,
     RepeatVector,
+    Reshape,
 )
 from ._training.merge import (
     Add,
@@ -69,6 +82,15 @@ LAYER_CLASSES: dict[str, type[Layer]] = {
         Attention,
         AdditiveAttention,
         TimeDistributed,
+        Reshape,
+        Permute,
+        Conv1D,
+        MaxPooling1D,
+        AveragePooling1D,
+        GlobalAveragePooling1D,
+        GlobalMaxPooling1D,
+        LayerNormalization,
+        BatchNormalization,
     )
 }
 
@@ -97,6 +119,15 @@ def deserialize(entry: dict[str, Any]) -> Layer:
 __all__ = [
     "GRU",
     "LSTM",
+    "AveragePooling1D",
+    "BatchNormalization",
+    "Conv1D",
+    "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D",
+    "LayerNormalization",
+    "MaxPooling1D",
+    "Permute",
+    "Reshape",
     "Add",
     "AdditiveAttention",
     "Attention",

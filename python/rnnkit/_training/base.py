@@ -72,8 +72,10 @@ def clear_session() -> None:
 
 
 def snake_case(name: str) -> str:
-    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
-    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s)
+    """Keras's automatic layer names: ``SimpleRNN`` -> ``simple_rnn``, ``Conv1D`` ->
+    ``conv1d``, ``GlobalAveragePooling1D`` -> ``global_average_pooling1d``."""
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    s = re.sub(r"([a-z])([A-Z])", r"\1_\2", s)
     return s.lower()
 
 
@@ -534,6 +536,12 @@ class Layer:
 
     def _weight_labels(self) -> list[str]:
         return list(self.weight_names)
+
+    def _planned_weight_shapes(self, input_shape: Shape) -> list[tuple[int, ...]] | None:
+        """The Keras-layout weight shapes this layer would build for ``input_shape``, without
+        building it (for checking a file against its config), or None to let
+        ``untrusted.weight_shapes`` work them out."""
+        return None
 
     def weight_shapes(self) -> list[tuple[int, ...]]:
         """Shapes of ``get_weights()`` without copying."""

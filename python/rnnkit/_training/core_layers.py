@@ -555,6 +555,102 @@ class Masking(Layer):
         return {"mask_value": self.mask_value}
 
 
+class Reshape(Layer):
+    """Reshapes each sample to ``target_shape`` (one entry may be -1), Keras's ``Reshape``."""
+
+    def __init__(self, target_shape: Any, **kwargs: Unpack[LayerOptions]) -> None:
+        super().__init__(**kwargs)
+        owner = f"Reshape {self.name!r}"
+        if not isinstance(target_shape, (list, tuple)) or not target_shape:
+            raise TypeError(f"[{owner}] target_shape must be a tuple of ints; got {target_shape!r}")
+        shape = []
+        for d in target_shape:
+            if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or (d <= 0 and d != -1):
+                raise ValueError(
+                    f"[{owner}] target_shape entries must be positive ints or one -1; got "
+                    f"{tuple(target_shape)!r}"
+                )
+            shape.append(int(d))
+        if shape.count(-1) > 1:
+            raise ValueError(f"[{owner}] target_shape may have one -1; got {tuple(shape)!r}")
+        self.target_shape = tuple(shape)
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        rest = input_shape[1:]
+        if -1 not in self.target_shape:
+            known = None if any(s is None for s in rest) else int(np.prod(rest))
+            if known is not None and known != int(np.prod(self.target_shape)):
+                raise ValueError(
+                    f"[Reshape {self.name!r}] cannot reshape {format_shape(input_shape)} to "
+                    f"{format_shape(self.target_shape)}: {known} values per sample against "
+                    f"{int(np.prod(self.target_shape))}"
+                )
+            return (input_shape[0], *self.target_shape)
+        if any(s is None for s in rest):
+            free = None
+        else:
+            fixed = int(np.prod([d for d in self.target_shape if d != -1]))
+            total = int(np.prod(rest))
+            if total % fixed:
+                raise ValueError(
+                    f"[Reshape {self.name!r}] cannot reshape {format_shape(input_shape)} to "
+                    f"{format_shape(self.target_shape)}"
+                )
+            free = total // fixed
+        return (input_shape[0], *(free if d == -1 else d for d in self.target_shape))
+
+    def _check_input_shape(self, shape: Any, argument: str = "x") -> None:
+        super()._check_input_shape(shape, argument)
+        self.compute_output_shape((None, *shape[1:]))
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        self._shape = x.shape
+        return x.reshape(x.shape[0], *self.target_shape)
+
+    def _backward(self, dy: Array, need_dx: bool) -> Array | None:
+        return dy.reshape(self._shape) if need_dx else None
+
+    def _config(self) -> dict[str, Any]:
+        return {"target_shape": list(self.target_shape)}
+
+
+class Permute(Layer):
+    """Permutes the axes of each sample, ``dims`` counted from 1 (Keras's ``Permute``):
+    ``Permute((2, 1))`` swaps steps and features."""
+
+    def __init__(self, dims: Any, **kwargs: Unpack[LayerOptions]) -> None:
+        super().__init__(**kwargs)
+        dims = tuple(int(d) for d in dims) if isinstance(dims, (list, tuple)) else None
+        if not dims or sorted(dims) != list(range(1, len(dims) + 1)):
+            raise ValueError(
+                f"[Permute {self.name!r}] dims must be a permutation of 1..n; got {dims!r}"
+            )
+        self.dims = dims
+
+    def build(self, input_shape: Shape) -> None:
+        if len(input_shape) != len(self.dims) + 1:
+            raise ValueError(
+                f"[Permute {self.name!r}] dims={self.dims} needs inputs of rank "
+                f"{len(self.dims) + 1}; got {format_shape(input_shape)}"
+            )
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return (input_shape[0], *(input_shape[d] for d in self.dims))
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        return np.ascontiguousarray(x.transpose(0, *self.dims))
+
+    def _backward(self, dy: Array, need_dx: bool) -> Array | None:
+        if not need_dx:
+            return None
+        inverse = np.argsort((0, *self.dims))
+        return np.ascontiguousarray(dy.transpose(*inverse))
+
+    def _config(self) -> dict[str, Any]:
+        return {"dims": list(self.dims)}
+
+
 class Flatten(Layer):
     """``x (B, d1, d2, ...) -> y (B, d1*d2*...)``."""
 

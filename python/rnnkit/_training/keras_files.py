@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .base import Layer
-from .core_layers import Dense, Embedding, InputLayer
+from .core_layers import InputLayer
 from .h5_extract import Dataset, Group, H5Error, Tree, extract
 from .keras_config import (
     compile_args_from_keras,
@@ -138,7 +138,9 @@ def _snake_names(model_layers: list[Layer]) -> list[str]:
 def _var_groups(layer: Layer) -> list[tuple[str, str, bool]]:
     """The variable groups Keras 3 keeps under a layer's path: ``(sub-path, Keras object
     name, whether it holds the layer's weights)``, weight holders in weight order."""
-    groups = [("vars", layer.name, isinstance(layer, (Dense, Embedding)))]
+    # the layer's own variables (Dense, Embedding, Conv1D, the normalizations ...); a
+    # recurrent layer's live in its cell's group
+    groups = [("vars", layer.name, not isinstance(layer, (_RNN, Bidirectional)))]
     if isinstance(layer, Bidirectional):
         cell = f"{keras_snake_case(type(layer.layer).__name__)}_cell"
         inner = layer.layer.name.removeprefix(f"{layer.name}_")
@@ -559,7 +561,12 @@ def _restore_optimizer(model: Sequential, store: _Store, major: int) -> None:
             raise store.fail(f"optimizer/vars/0 (the iteration count) is not read: {it.problem}")
         opt.iterations = int(it.value[()])
     layers = _train_layers(model)
-    shapes = [s for layer in layers for s in layer.weight_shapes()]
+
+    def trained_shapes(layer: Layer) -> list[tuple[int, ...]]:
+        # the trainable weights in Keras's layout (not BatchNormalization's moving statistics)
+        return [tuple(a.shape) for a in layer._keras_from_parameters(layer.parameters())]
+
+    shapes = [s for layer in layers for s in trained_shapes(layer)]
     groups = _slot_groups(opt)
     first = 1 if opt._schedule is not None else 2
     expected = first + sum(len(g) for g in groups) * len(shapes)
@@ -590,7 +597,7 @@ def _restore_optimizer(model: Sequential, store: _Store, major: int) -> None:
     per_param: list[list[np.ndarray]] = []
     start = 0
     for layer in layers:
-        n = len(layer.weight_shapes())
+        n = len(trained_shapes(layer))
         converted = {
             name: layer._parameters_from_keras(keras_slots[name][start : start + n])
             for name in names

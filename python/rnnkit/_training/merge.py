@@ -676,6 +676,11 @@ class TimeDistributed(Layer):
         inner = self.layer.compute_output_shape((None, *input_shape[2:]))
         return (input_shape[0], input_shape[1], *inner[1:])
 
+    def _planned_weight_shapes(self, input_shape: Shape) -> list[tuple[int, ...]]:
+        from .untrusted import weight_shapes
+
+        return weight_shapes(self.layer, (None, *input_shape[2:]), ValueError)
+
     def forward(self, x: Array, training: bool = False) -> Array:
         b, t = x.shape[0], x.shape[1]
         y = self.layer.forward(x.reshape(b * t, *x.shape[2:]), training)

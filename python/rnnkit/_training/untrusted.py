@@ -160,6 +160,9 @@ def _recurrent_shapes(layer: _RNN, features: int) -> list[tuple[int, ...]]:
 def weight_shapes(layer: Layer, input_shape: tuple[Any, ...], fail: Fail) -> list[tuple[int, ...]]:
     """Keras-layout weight shapes of the unbuilt ``layer`` for inputs of ``input_shape``."""
     features = input_shape[-1]
+    planned = layer._planned_weight_shapes(input_shape)
+    if planned is not None:
+        return planned
     if isinstance(layer, Embedding):
         return [(layer.input_dim, layer.output_dim)]
     if not isinstance(layer, (Dense, _RNN, Bidirectional)):
