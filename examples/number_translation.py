@@ -96,9 +96,7 @@ print(f"{len(train_pairs)} training phrases, {len(test_pairs)} held out; e.g. {p
 def build(attention: bool):
     """The training model and the inference encoder and decoder, from the same layers."""
     enc_in = Input(shape=(None, len(in_chars)), name="phrase")
-    enc_seq, h, c = LSTM(latent, return_sequences=True, return_state=True, name="encoder")(
-        enc_in
-    )
+    enc_seq, h, c = LSTM(latent, return_sequences=True, return_state=True, name="encoder")(enc_in)
     dec_in = Input(shape=(None, len(out_chars)), name="digits_so_far")
     dec_lstm = LSTM(latent, return_sequences=True, return_state=True, name="decoder")
     head = Dense(len(out_chars), activation="softmax", name="next_digit")
@@ -157,9 +155,7 @@ for attention in (False, True):
     model.compile(optimizer=Adam(learning_rate=0.005), loss="categorical_crossentropy")
     if not attention:
         model.summary()
-    history = model.fit(
-        [enc_train, dec_train], tgt_train, batch_size=64, epochs=epochs, verbose=2
-    )
+    history = model.fit([enc_train, dec_train], tgt_train, batch_size=64, epochs=epochs, verbose=2)
     texts, maps = translate(encoder, decoder, enc_test)
     accuracy = float(np.mean([t == d for t, (_, d) in zip(texts, test_pairs)]))
     results[model.name] = (history.history["loss"], accuracy, texts, maps)

@@ -40,7 +40,23 @@ CASES = [
         "number_translation.png",
         [],
     ),
+    (
+        "sentiment_masked.py",
+        r"largest change of a prediction when padded 3x longer on the left: ([0-9.e+-]+)",
+        "sentiment_masked.png",
+        [],
+    ),
+    (
+        "cnn_lstm_forecast.py",
+        r"test forecast MAE: ([0-9.e+-]+)",
+        "cnn_lstm_forecast.png",
+        [],
+    ),
 ]
+
+#: Upper bounds on an example's metric where the number itself is the claim: padding must
+#: not change the masked model's predictions.
+BOUNDS = {"sentiment_masked.py": 1e-6}
 
 
 def _installed(module: str) -> bool:
@@ -67,6 +83,8 @@ def test_example_runs(script, pattern, png, needs, tmp_path):
     match = re.search(pattern, proc.stdout)
     assert match, f"{script}: no line matching {pattern!r} in\n{proc.stdout[-3000:]}"
     assert math.isfinite(float(match.group(1))), match.group(0)
+    if script in BOUNDS:
+        assert float(match.group(1)) <= BOUNDS[script], match.group(0)
     if _installed("matplotlib"):
         assert (tmp_path / png).stat().st_size > 10_000, f"{script} did not save {png}"
     else:
