@@ -134,7 +134,7 @@ def test_dotted_imports_name_the_same_modules():
 # --------------------------------------------------------------- missing names
 MISSING = [
     (keras_ns, "ops", "keras.ops"),
-    (keras_ns.layers, "Conv1D", "layers.Conv1D"),
+    (keras_ns.layers, "ConvLSTM1D", "layers.ConvLSTM1D"),
     (keras_ns.utils, "plot_model", "utils.plot_model"),
     (keras_ns.metrics, "F1Score", "metrics.F1Score"),
     (keras_ns.optimizers, "Nadam", "optimizers.Nadam"),
