@@ -484,9 +484,10 @@ def test_sequential_accepts_an_input_tensor_and_keeps_its_behaviour():
     m = rnnkit.Sequential([layers.Input(shape=(5, 2)), layers.LSTM(3), layers.Dense(1)])
     assert m.built and m.input_shape == (None, 5, 2)
     assert isinstance(m, Model)
-    with pytest.raises(NotImplementedError, match="Keras files of graph models"):
-        model, _, _ = _seq2seq(rk)
-        model.save("/tmp/never-written.keras")
+    model, _, _ = _seq2seq(rk)
+    with pytest.raises(NotImplementedError, match="legacy .h5 files of graph models"):
+        model.save("/tmp/never-written.h5")
+    assert not __import__("os").path.exists("/tmp/never-written.h5")
 
 
 def _hostile_variants(cfg):
@@ -536,3 +537,80 @@ def test_crafted_graph_configs_raise_model_file_error():
         with pytest.raises(ModelFileError, match="cannot rebuild the model"):
             saving.model_from_state(crafted)
         assert what
+
+
+# ---------------------------------------------------------------------- Keras files
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("which", ["seq2seq", "additive", "two_headed"])
+def test_graph_models_in_keras_files_both_ways(tmp_path, which):
+    """rnnkit writes a graph model (trained, compiled) as a .keras file that Keras 3 opens
+    with the same outputs, and reads it back exactly, compile settings and optimizer
+    state included (a second epoch continues identically)."""
+    keras = _keras()
+    pytest.importorskip("h5py")
+    rng = np.random.default_rng(20)
+    if which == "two_headed":
+        model = _two_headed(rk)
+        x = [
+            rng.standard_normal((8, 6, 3)).astype(np.float32),
+            rng.standard_normal((8, 4)).astype(np.float32),
+        ]
+        y = [rng.standard_normal((8, 2)).astype(np.float32), rng.integers(0, 3, 8)]
+        model.compile(
+            optimizer="adam",
+            loss=["mse", "sparse_categorical_crossentropy"],
+            loss_weights=[1.0, 0.3],
+            metrics=[["mae"], ["accuracy"]],
+        )
+    else:
+        model = _seq2seq(rk)[0] if which == "seq2seq" else _attention_model(rk, "additive")[0]
+        x, y = _seq2seq_data(rng, n=8, n_in=6 if which == "seq2seq" else 4)
+        model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    path = tmp_path / "graph.keras"
+    model.save(path)
+    want = model.predict(x, verbose=0)
+    want = want if isinstance(want, list) else [want]
+    theirs = keras.models.load_model(path).predict(x, verbose=0)
+    theirs = theirs if isinstance(theirs, list) else [theirs]
+    for a, b in zip(theirs, want):
+        assert max_diff(a, b) < 1e-6, f"{which}: Keras opens it with {max_diff(a, b):.3e}"
+    again = load_model(path)
+    got = again.predict(x, verbose=0)
+    for a, b in zip(got if isinstance(got, list) else [got], want):
+        assert max_diff(a, b) == 0.0
+    h0 = model.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0).history
+    h1 = again.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0).history
+    for key in h0:
+        assert h1[key] == pytest.approx(h0[key], rel=1e-6), f"{which} {key}: {h1[key]} vs {h0[key]}"
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("ext", [".keras", ".h5"])
+def test_keras_graph_models_open_in_rnnkit(tmp_path, ext):
+    """A graph Keras 3 built and saved (initial_state, attention with its scores as a second
+    output, TimeDistributed, Concatenate) opens in rnnkit with Keras's outputs."""
+    keras = _keras()
+    pytest.importorskip("h5py")
+    L = keras.layers
+    enc_in = keras.Input(shape=(None, 6), name="enc_in")
+    _, h, c = L.LSTM(8, return_state=True, name="encoder")(enc_in)
+    dec_in = keras.Input(shape=(None, 5), name="dec_in")
+    seq = L.LSTM(8, return_sequences=True, name="decoder")(dec_in, initial_state=[h, c])
+    ctx, w = L.Attention(use_scale=True)([seq, seq], return_attention_scores=True)
+    td = L.TimeDistributed(L.Dense(3))(seq)
+    out = L.Dense(5, activation="softmax", name="head")(L.Concatenate()([seq, ctx, td]))
+    theirs = keras.Model([enc_in, dec_in], [out, w])
+    path = tmp_path / f"k{ext}"
+    theirs.save(path)
+    rng = np.random.default_rng(21)
+    x = [
+        rng.standard_normal((3, 7, 6)).astype(np.float32),
+        rng.standard_normal((3, 4, 5)).astype(np.float32),
+    ]
+    ours = load_model(path)
+    assert isinstance(ours, Model) and [lay.name for lay in ours.layers] == [
+        lay.name for lay in theirs.layers
+    ]
+    for a, b in zip(ours.predict(x, verbose=0), theirs.predict(x, verbose=0)):
+        assert max_diff(a, b) < 1e-6, f"{ext}: {max_diff(a, b):.3e}"

@@ -206,7 +206,7 @@ UNSUPPORTED = [
         lambda c: c["config"]["layers"][2].update(class_name="ConvLSTM1D"),
         r"\(ConvLSTM1D\): layer class 'ConvLSTM1D' is not supported",
     ),
-    ("lstm_stack", lambda c: c.update(class_name="Functional"), "functional Keras model"),
+    ("lstm_stack", lambda c: c.update(class_name="Functional"), "input_layers must list"),
     ("lstm_stack", lambda c: c.update(class_name="MyModel"), "model class 'MyModel'"),
     (
         "lstm_stack",

@@ -1299,12 +1299,14 @@ class Model:
             saving.load_weights(self, filepath)
 
     def _refuse_keras_file(self, what: str, filepath: Any) -> None:
-        if not isinstance(self, Sequential):
-            raise NotImplementedError(
-                f"[Model.{what}] {os.fspath(filepath)!r}: Keras files of graph models "
-                "(Model(inputs, outputs)) are not supported yet; use rnnkit's format "
-                "(*.rnnkit), or get_weights()/set_weights() to move weights to and from Keras"
-            )
+        name = os.fspath(filepath)
+        if not isinstance(self, Sequential) and str(name).lower().endswith((".h5", ".hdf5")):
+            if what == "save" or not str(name).lower().endswith(".weights.h5"):
+                raise NotImplementedError(
+                    f"[Model.{what}] {name!r}: legacy .h5 files of graph models "
+                    "(Model(inputs, outputs)) are not written by rnnkit (their Keras 2 config "
+                    "format differs); save as *.keras (Keras 3 opens it) or *.rnnkit"
+                )
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (saving.model_from_state, (saving.model_state(self),))
@@ -2071,30 +2073,66 @@ class Functional(Model):
         """Rebuild the graph of ``get_config``: layers from their configs (rnnkit's classes
         only), then every node replayed once its input tensors exist."""
         from . import layers as layers_module
-        from ._training.functional import input_node
 
         owner = "Model.from_config"
         if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
             raise ValueError(f"[{owner}] config must be a dict with a layers list")
-        made: dict[str, Layer] = {}
-        pending: list[tuple[Layer, list[dict[str, Any]]]] = []
-        tensors: dict[tuple[str, int], list[Any]] = {}
+        made: list[Layer] = []
+        inbound: dict[str, list[Any]] = {}
         for entry in config["layers"]:
             if not isinstance(entry, dict):
                 raise ValueError(f"[{owner}] each layer entry must be a dict")
             layer = layers_module.deserialize(entry)
+            nodes = entry.get("inbound_nodes", [])
+            if not isinstance(nodes, list):
+                raise ValueError(f"[{owner}] inbound_nodes of {layer.name!r} must be a list")
+            made.append(layer)
+            inbound[layer.name] = list(nodes)
+        model = cls._assemble(
+            made,
+            inbound,
+            config.get("input_layers", []),
+            config.get("output_layers", []),
+            config.get("list_inputs", True),
+            config.get("list_outputs", True),
+            config.get("name"),
+            owner=owner,
+        )
+        model.trainable = bool(config.get("trainable", True))
+        return model
+
+    @classmethod
+    def _assemble(
+        cls,
+        layers: list[Layer],
+        inbound: dict[str, list[Any]],
+        input_refs: list[Any],
+        output_refs: list[Any],
+        list_inputs: bool,
+        list_outputs: bool,
+        name: str | None,
+        owner: str,
+    ) -> Functional:
+        """A model from unbuilt layers and their calls: ``inbound[layer name]`` is a list of
+        ``{"args": [[layer, node, index], ...], "list": bool, "kwargs": {key: refs},
+        "values": {...}}`` (one per call, in order), tensors named by the node index among
+        the layer's calls in this model. Nodes are replayed once their inputs exist."""
+        from ._training.functional import input_node
+
+        made: dict[str, Layer] = {}
+        pending: list[tuple[Layer, list[Any]]] = []
+        tensors: dict[tuple[str, int], list[Any]] = {}
+        for layer in layers:
             if layer.name in made:
                 raise ValueError(f"[{owner}] layer name {layer.name!r} appears twice")
             made[layer.name] = layer
-            inbound = entry.get("inbound_nodes", [])
-            if not isinstance(inbound, list):
-                raise ValueError(f"[{owner}] inbound_nodes of {layer.name!r} must be a list")
             if isinstance(layer, InputLayer):
                 shape = layer.input_shape_hint
                 dtype = np.int64 if layer._int_input else layer.dtype
                 tensors[(layer.name, 0)] = [input_node(layer, shape, dtype)]
             else:
-                pending.append((layer, list(inbound)))
+                pending.append((layer, list(inbound.get(layer.name, []))))
+        own_calls: dict[str, int] = {}
 
         def lookup(r: Any) -> Any:
             if (
@@ -2117,9 +2155,9 @@ class Functional(Model):
         while pending and progress:
             progress = False
             for item in list(pending):
-                layer, inbound = item
-                while inbound:
-                    node = inbound[0]
+                layer, calls = item
+                while calls:
+                    node = calls[0]
                     if not isinstance(node, dict) or not isinstance(node.get("args"), list):
                         raise ValueError(f"[{owner}] bad inbound node of {layer.name!r}")
                     args = [lookup(r) for r in node["args"]]
@@ -2136,30 +2174,29 @@ class Functional(Model):
                         raise ValueError(f"[{owner}] bad inbound node of {layer.name!r}")
                     main = args if node.get("list") else args[0]
                     result = layer(main, **kwargs, **values)
-                    index = len(layer._nodes) - 1
+                    index = own_calls.get(layer.name, 0)
+                    own_calls[layer.name] = index + 1
                     tensors[(layer.name, index)] = (
                         list(result) if isinstance(result, list) else [result]
                     )
-                    inbound.pop(0)
+                    calls.pop(0)
                     progress = True
-                if not inbound:
+                if not calls:
                     pending.remove(item)
         if pending:
             raise ValueError(
                 f"[{owner}] the graph cannot be rebuilt: the inputs of "
                 f"{', '.join(repr(lay.name) for lay, _ in pending)} are never produced"
             )
-        inputs = [lookup(r) for r in config.get("input_layers", [])]
-        outputs = [lookup(r) for r in config.get("output_layers", [])]
+        inputs = [lookup(r) for r in input_refs]
+        outputs = [lookup(r) for r in output_refs]
         if any(t is None for t in inputs + outputs) or not inputs or not outputs:
             raise ValueError(f"[{owner}] input_layers/output_layers name missing tensors")
-        model = cls(
-            inputs if config.get("list_inputs", True) else inputs[0],
-            outputs if config.get("list_outputs", True) else outputs[0],
-            name=config.get("name"),
-            trainable=bool(config.get("trainable", True)),
+        return cls(
+            inputs if list_inputs else inputs[0],
+            outputs if list_outputs else outputs[0],
+            name=name,
         )
-        return model
 
     def __repr__(self) -> str:
         return (

@@ -167,6 +167,16 @@ _LAYERS: dict[str, dict[str, tuple[str, ...]]] = {
         "ignore": ("renorm_clipping", "renorm_momentum"),
     },
     "Reshape": {"pass": ("target_shape",), "off": (), "ignore": ()},
+    "Concatenate": {"pass": ("axis",), "off": (), "ignore": ()},
+    "Add": {"pass": (), "off": (), "ignore": ()},
+    "Subtract": {"pass": (), "off": (), "ignore": ()},
+    "Multiply": {"pass": (), "off": (), "ignore": ()},
+    "Average": {"pass": (), "off": (), "ignore": ()},
+    "Maximum": {"pass": (), "off": (), "ignore": ()},
+    "Minimum": {"pass": (), "off": (), "ignore": ()},
+    "Dot": {"pass": ("axes", "normalize"), "off": (), "ignore": ()},
+    "Attention": {"pass": ("use_scale", "score_mode", "dropout", "seed"), "off": (), "ignore": ()},
+    "AdditiveAttention": {"pass": ("use_scale", "dropout"), "off": (), "ignore": ("seed",)},
     "Permute": {"pass": ("dims",), "off": (), "ignore": ()},
     "Masking": {"pass": ("mask_value",), "off": (), "ignore": ()},
     "RepeatVector": {"pass": ("n",), "off": (), "ignore": ()},
@@ -298,6 +308,13 @@ class _Reader:
             raise self.fail(f"{owner}: nested models are not supported; flatten the layers")
         if cls == "Bidirectional":
             return self.bidirectional(config, owner)
+        if cls == "TimeDistributed":
+            inner = self.layer(config.get("layer"), index)
+            kwargs = {k: config[k] for k in ("name", "trainable") if k in config}
+            try:
+                return layers_module.TimeDistributed(inner, **kwargs)
+            except (TypeError, ValueError, NotImplementedError) as e:
+                raise self.fail(f"{owner}: {e}") from None
         if cls == "InputLayer":
             return self.input_layer(config, owner)
         table = _LAYERS.get(cls)  # type: ignore[arg-type]
@@ -447,6 +464,91 @@ class _Reader:
             )
 
 
+def is_functional(config: Any) -> bool:
+    return isinstance(config, dict) and config.get("class_name") in ("Functional", "Model")
+
+
+def _tensor_ref(value: Any, fail: Any, owner: str) -> list[Any]:
+    """A Keras 3 ``__keras_tensor__`` record as ``[layer, node, index]``."""
+    if not isinstance(value, dict) or value.get("class_name") != "__keras_tensor__":
+        raise fail(f"{owner}: expected a tensor reference; got {value!r:.100}")
+    history = (value.get("config") or {}).get("keras_history")
+    if not isinstance(history, (list, tuple)) or len(history) != 3:
+        raise fail(f"{owner}: a tensor reference without keras_history: {value!r:.100}")
+    return list(history)
+
+
+def _graph_refs(value: Any, fail: Any, owner: str) -> tuple[list[list[Any]], bool]:
+    """A node argument: one tensor or a list of them, as references (and whether a list)."""
+    if isinstance(value, (list, tuple)):
+        return [_tensor_ref(v, fail, owner) for v in value], True
+    return [_tensor_ref(value, fail, owner)], False
+
+
+def functional_from_keras_config(config: Any, keras_version: Any, where: str) -> Any:
+    """Rebuild a Keras 3 functional model (``keras.Model(inputs, outputs)``) as an rnnkit
+    :class:`~rnnkit.models.Functional` (built; weights as initialized)."""
+    from ..models import Functional
+
+    reader = _Reader(where, keras_version)
+    body = config.get("config")
+    if not isinstance(body, dict) or not isinstance(body.get("layers"), list):
+        raise reader.fail("the functional model config has no layers list")
+    made: list[Layer] = []
+    inbound: dict[str, list[dict[str, Any]]] = {}
+    for index, entry in enumerate(body["layers"]):
+        layer = reader.layer(entry, index)
+        made.append(layer)
+        owner = f"layer {layer.name!r}"
+        nodes = entry.get("inbound_nodes") or []
+        if not isinstance(nodes, list):
+            raise reader.fail(f"{owner}: inbound_nodes must be a list")
+        specs = []
+        for node in nodes:
+            if not isinstance(node, dict) or "args" not in node:
+                raise reader.fail(
+                    f"{owner}: inbound nodes in Keras 2's format are not supported (save the "
+                    "model with Keras 3)"
+                )
+            args = node.get("args") or []
+            if len(args) != 1:
+                raise reader.fail(f"{owner}: a call with {len(args)} positional arguments")
+            refs, listed = _graph_refs(args[0], reader.fail, owner)
+            kw_refs: dict[str, Any] = {}
+            values: dict[str, Any] = {}
+            for key, value in (node.get("kwargs") or {}).items():
+                if key == "training" or (key == "mask" and value is None):
+                    continue
+                if key in layer._tensor_call_kwargs:
+                    if value is not None:
+                        kw_refs[key] = _graph_refs(value, reader.fail, owner)[0]
+                elif key in layer._value_call_kwargs:
+                    values[key] = value
+                else:
+                    raise reader.fail(
+                        f"{owner}: call argument {key}={value!r:.60} is not supported"
+                    )
+            specs.append({"args": refs, "list": listed, "kwargs": kw_refs, "values": values})
+        inbound[layer.name] = specs
+
+    def refs(key: str) -> tuple[list[Any], bool]:
+        value = body.get(key)
+        if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str):
+            return [value], False
+        if not isinstance(value, list) or not value:
+            raise reader.fail(f"{key} must list the model's tensors")
+        return list(value), True
+
+    inputs, list_in = refs("input_layers")
+    outputs, list_out = refs("output_layers")
+    try:
+        return Functional._assemble(
+            made, inbound, inputs, outputs, list_in, list_out, body.get("name"), owner="load_model"
+        )
+    except (TypeError, ValueError, KeyError, NotImplementedError) as e:
+        raise reader.fail(f"the graph cannot be rebuilt: {e}") from None
+
+
 def layers_from_keras_config(
     config: Any, keras_version: Any, where: str
 ) -> tuple[str | None, list[Layer], tuple[Any, ...] | None]:
@@ -560,30 +662,49 @@ def _metric(entry: Any) -> Any:
     raise ValueError(f"metric {entry!r} is not understood")
 
 
-def compile_args_from_keras(config: Any, where: str) -> dict[str, Any]:
+def compile_args_from_keras(config: Any, where: str, n_outputs: int = 1) -> dict[str, Any]:
     """``compile()`` arguments from a Keras 3 ``compile_config`` or a Keras 2
-    ``training_config`` (``optimizer_config`` key). Unsupported entries raise ValueError."""
+    ``training_config`` (``optimizer_config`` key), for a model of ``n_outputs`` outputs (a
+    loss, loss weight and metric list per output, as lists or dicts keyed by output name).
+    Unsupported entries raise ValueError."""
     if not isinstance(config, dict):
         raise ValueError("the compile config is not a JSON object")
-    for key in ("loss_weights", "weighted_metrics"):
-        if config.get(key) not in _OFF:
-            raise ValueError(f"{key}={config[key]!r} is not supported by rnnkit")
+    if config.get("weighted_metrics") not in _OFF:
+        raise ValueError(
+            f"weighted_metrics={config['weighted_metrics']!r} is not supported by rnnkit"
+        )
+    weights = config.get("loss_weights")
+    if weights not in _OFF and n_outputs == 1 and not isinstance(weights, (list, dict)):
+        raise ValueError(f"loss_weights={weights!r} is not supported for one output")
     optimizer = config.get("optimizer", config.get("optimizer_config"))
-    metrics: list[Any] = []
+
+    def metric_names(items: Any) -> list[Any]:
+        names = [_metric(item) for item in (items if isinstance(items, list) else [items])]
+        for m in names:
+            if m.lower() not in ("accuracy", "acc"):
+                metrics_module.get(m)
+        return names
+
     raw = config.get("metrics") or []
-    if isinstance(raw, dict):
-        raise ValueError("per-output metrics are not supported (single-output models only)")
-    for m in raw:
-        # Keras 2 nests one list per output
-        for item in m if isinstance(m, list) else [m]:
-            metrics.append(_metric(item))
-    for m in metrics:
-        if m.lower() not in ("accuracy", "acc"):
-            metrics_module.get(m)
+    metrics: Any
+    if isinstance(raw, dict) and "class_name" not in raw:  # keyed by output name
+        metrics = {k: metric_names(v) for k, v in raw.items() if v is not None}
+    elif n_outputs > 1 and any(isinstance(m, list) for m in raw):
+        metrics = [[] if m is None else metric_names(m) for m in raw]
+    else:  # one output (Keras 2 nests its list)
+        metrics = [name for m in raw for name in metric_names(m)]
+    loss = config.get("loss")
+    if isinstance(loss, dict) and "class_name" not in loss:  # keyed by output name
+        loss_arg: Any = {k: _loss(v) for k, v in loss.items()}
+    elif isinstance(loss, list):
+        loss_arg = [_loss(v) for v in loss]
+    else:
+        loss_arg = _loss(loss)
     return {
         "optimizer": _optimizer(optimizer, where),
-        "loss": _loss(config.get("loss")),
+        "loss": loss_arg,
         "metrics": metrics or None,
+        "loss_weights": None if weights in _OFF else weights,
     }
 
 
@@ -637,9 +758,85 @@ def _input_entry(model: Any, keras3: bool) -> dict[str, Any] | None:
     return {"class_name": "InputLayer", "config": config}
 
 
+def _graph_config(model: Any) -> dict[str, Any]:
+    """The Keras 3 config of an rnnkit graph model (``keras.Model(inputs, outputs)``)."""
+    nodes_of = model._model_nodes()
+
+    def ref(t: Any) -> list[Any]:
+        layer = t._node.layer
+        index = next(i for i, n in enumerate(nodes_of[id(layer)]) if n is t._node)
+        return [layer.name, index, t._index]
+
+    def tensor(t: Any) -> dict[str, Any]:
+        return {
+            "class_name": "__keras_tensor__",
+            "config": {"shape": list(t.shape), "dtype": t.dtype.name, "keras_history": ref(t)},
+        }
+
+    entries = []
+    for layer in model.layers:
+        if isinstance(layer, InputLayer):
+            t = layer.output
+            entry: dict[str, Any] = {
+                "module": "keras.layers",
+                "class_name": "InputLayer",
+                "config": {
+                    "batch_shape": list(t.shape),
+                    "dtype": "int32" if layer._int_input else layer.dtype.name,
+                    "sparse": False,
+                    "name": layer.name,
+                },
+                "registered_name": None,
+            }
+            inbound: list[Any] = []
+        else:
+            entry = _entry(layer, True)
+            if type(layer).__name__ == "TimeDistributed":
+                inner = entry["config"]["layer"]
+                entry["config"]["layer"] = {
+                    "module": "keras.layers",
+                    "class_name": inner["class_name"],
+                    "config": _layer_config(layer.layer, True),
+                    "registered_name": None,
+                }
+            inbound = []
+            for node in nodes_of[id(layer)]:
+                main = [tensor(t) for t in node.inputs[: node.n_main]]
+                kwargs: dict[str, Any] = dict(node.call_kwargs)
+                at = node.n_main
+                for key, count in node.kw_counts.items():
+                    kwargs[key] = [tensor(t) for t in node.inputs[at : at + count]]
+                    at += count
+                inbound.append({"args": [main if node.list_input else main[0]], "kwargs": kwargs})
+        entry["name"] = layer.name
+        entry["inbound_nodes"] = inbound
+        entries.append(entry)
+    ins = [ref(t) for t in model.inputs]
+    outs = [ref(t) for t in model.outputs]
+    return {
+        "module": "keras.src.models.functional",
+        "class_name": "Functional",
+        "config": {
+            "name": model.name,
+            "trainable": model.trainable,
+            "layers": entries,
+            "input_layers": ins if model._list_inputs else ins[0],
+            "output_layers": outs if model._list_outputs else outs[0],
+        },
+        "registered_name": "Functional",
+    }
+
+
 def keras_model_config(model: Any, keras3: bool = True) -> dict[str, Any]:
     """The Keras config of an rnnkit Sequential: Keras 3 style (``.keras``) or Keras 2 style
-    (``model_config`` of a legacy ``.h5``)."""
+    (``model_config`` of a legacy ``.h5``); of a graph model, Keras 3 style only."""
+    if hasattr(model, "_graph"):
+        if not keras3:
+            raise NotImplementedError(
+                "[save] legacy .h5 files of graph models are not written (their Keras 2 "
+                "config format differs); save as *.keras, which Keras 3 opens"
+            )
+        return _graph_config(model)
     layers = []
     first = _input_entry(model, keras3)
     if first is not None:
@@ -702,14 +899,19 @@ def keras_compile_config(model: Any, keras3: bool = True) -> dict[str, Any] | No
     """Keras 3 ``compile_config`` (or, with ``keras3=False``, Keras 2 ``training_config``)."""
     if not model.compiled or model.optimizer is None:
         return None
-    metrics = [m if isinstance(m, str) else m.name for m in model._metric_ids[0]]
-    loss = None if model.loss is None else _keras_loss(model.loss, keras3)
+    groups = [[m if isinstance(m, str) else m.name for m in g] for g in model._metric_ids]
+    several = model._n_outputs > 1
+    metrics: Any = groups if several else groups[0]
+    if several:
+        loss: Any = [None if v is None else _keras_loss(v, keras3) for v in model._losses]
+    else:
+        loss = None if model.loss is None else _keras_loss(model.loss, keras3)
     opt = _keras_optimizer(model.optimizer, keras3)
     if keras3:
         return {
             "optimizer": opt,
             "loss": loss,
-            "loss_weights": None,
+            "loss_weights": model._loss_weights,
             "metrics": metrics,
             "weighted_metrics": None,
             "run_eagerly": False,

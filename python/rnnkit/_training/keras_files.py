@@ -42,6 +42,8 @@ from .core_layers import InputLayer
 from .h5_extract import Dataset, Group, H5Error, Tree, extract
 from .keras_config import (
     compile_args_from_keras,
+    functional_from_keras_config,
+    is_functional,
     keras_compile_config,
     keras_major,
     keras_model_config,
@@ -140,8 +142,13 @@ def _var_groups(layer: Layer) -> list[tuple[str, str, bool]]:
     name, whether it holds the layer's weights)``, weight holders in weight order."""
     # the layer's own variables (Dense, Embedding, Conv1D, the normalizations ...); a
     # recurrent layer's live in its cell's group
-    groups = [("vars", layer.name, not isinstance(layer, (_RNN, Bidirectional)))]
-    if isinstance(layer, Bidirectional):
+    from .merge import TimeDistributed
+
+    wrapper = isinstance(layer, (_RNN, Bidirectional, TimeDistributed))
+    groups = [("vars", layer.name, not wrapper)]
+    if isinstance(layer, TimeDistributed):
+        groups.append(("layer/vars", layer.layer.name, True))
+    elif isinstance(layer, Bidirectional):
         cell = f"{keras_snake_case(type(layer.layer).__name__)}_cell"
         inner = layer.layer.name.removeprefix(f"{layer.name}_")
         for side in ("forward", "backward"):
@@ -384,7 +391,12 @@ class _Opened:
     def weights_for(
         self, layers: list[Layer], input_shape: tuple[Any, ...] | None
     ) -> list[list[Any]]:
-        plan = weight_plan(layers, input_shape, self.fail)
+        return self.weights_for_plan(layers, weight_plan(layers, input_shape, self.fail))
+
+    def weights_for_plan(
+        self, layers: list[Layer], plan: list[list[tuple[int, ...]]]
+    ) -> list[list[Any]]:
+        """The checked datasets of ``layers``' weights, whose shapes ``plan`` gives."""
         if not any(plan):
             return [[] for _ in layers]
         if self.store is None:
@@ -429,9 +441,36 @@ def _declared_shape(layers: list[Layer]) -> tuple[Any, ...] | None:
     return layers[0].input_shape_hint if layers else None
 
 
+def _sequential_from(opened: _Opened, path: str) -> Sequential:
+    from ..models import Sequential
+
+    try:
+        name, layers, build_shape = layers_from_keras_config(
+            opened.config, opened.keras_version, repr(path)
+        )
+    except ModelFileError:
+        raise
+    except CONFIG_ERRORS as e:
+        raise opened.fail(f"has a config rnnkit cannot read ({type(e).__name__}: {e})") from None
+    body = [lay for lay in layers if not isinstance(lay, InputLayer)]
+    shape = _declared_shape(layers) or build_shape
+    # Every weight is checked against the config before the model allocates any.
+    datasets = opened.weights_for(body, shape)
+    model = Sequential(name=name)
+    try:
+        for layer in layers:
+            model.add(layer)  # builds once an input shape is declared
+        if not model.built and shape is not None:
+            model.build(shape)
+    except CONFIG_ERRORS as e:
+        raise ModelFileError(f"[load_model] {path!r}: {e}") from None
+    if model.built:
+        _set_from(model, datasets, repr(path))
+    return model
+
+
 def load_model(filepath: str | os.PathLike, compile: bool = True) -> Sequential:
     """Rebuild the Keras Sequential model in a ``.keras`` or legacy ``.h5`` file."""
-    from ..models import Sequential
 
     path = os.fspath(filepath)
     with _Opened(path, "load_model") as opened:
@@ -439,33 +478,29 @@ def load_model(filepath: str | os.PathLike, compile: bool = True) -> Sequential:
             raise opened.fail(
                 "holds only weights; build the model and call model.load_weights(path)"
             )
-        try:
-            name, layers, build_shape = layers_from_keras_config(
-                opened.config, opened.keras_version, repr(path)
-            )
-        except ModelFileError:
-            raise
-        except CONFIG_ERRORS as e:
-            raise opened.fail(
-                f"has a config rnnkit cannot read ({type(e).__name__}: {e})"
-            ) from None
-        body = [lay for lay in layers if not isinstance(lay, InputLayer)]
-        shape = _declared_shape(layers) or build_shape
-        # Every weight is checked against the config before the model allocates any.
-        datasets = opened.weights_for(body, shape)
-        model = Sequential(name=name)
-        try:
-            for layer in layers:
-                model.add(layer)  # builds once an input shape is declared
-            if not model.built and shape is not None:
-                model.build(shape)
-        except CONFIG_ERRORS as e:
-            raise ModelFileError(f"[load_model] {path!r}: {e}") from None
-        if model.built:
+        if is_functional(opened.config):
+            try:
+                model: Any = functional_from_keras_config(
+                    opened.config, opened.keras_version, repr(path)
+                )
+            except ModelFileError:
+                raise
+            except CONFIG_ERRORS as e:
+                raise opened.fail(
+                    f"has a config rnnkit cannot read ({type(e).__name__}: {e})"
+                ) from None
+            # a graph is built from its Input shapes (sizes bounded at build); its weights
+            # are checked against the built layers before any is set
+            layers = model.layers
+            datasets = opened.weights_for_plan(layers, [lay.weight_shapes() for lay in layers])
             _set_from(model, datasets, repr(path))
+        else:
+            model = _sequential_from(opened, path)
         if compile and opened.compile_config:
             try:
-                model.compile(**compile_args_from_keras(opened.compile_config, repr(path)))
+                model.compile(
+                    **compile_args_from_keras(opened.compile_config, repr(path), model._n_outputs)
+                )
             except CONFIG_ERRORS as e:
                 raise ModelFileError(
                     f"[load_model] {path!r}: its compile config is not supported ({e}); "
