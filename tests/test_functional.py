@@ -614,3 +614,24 @@ def test_keras_graph_models_open_in_rnnkit(tmp_path, ext):
     ]
     for a, b in zip(ours.predict(x, verbose=0), theirs.predict(x, verbose=0)):
         assert max_diff(a, b) < 1e-6, f"{ext}: {max_diff(a, b):.3e}"
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_graph_weights_move_through_keras_weight_files(tmp_path):
+    """save_weights('*.weights.h5') from rnnkit loads into the same graph in Keras, and
+    Keras's weights file loads into rnnkit's."""
+    keras = _keras()
+    pytest.importorskip("h5py")
+    ours, _, _ = _seq2seq(rk)
+    theirs, _, _ = _seq2seq(keras)
+    rng = np.random.default_rng(22)
+    x, _ = _seq2seq_data(rng, n=4)
+    path = tmp_path / "ours.weights.h5"
+    ours.save_weights(path)
+    theirs.load_weights(path)
+    assert max_diff(theirs.predict(x, verbose=0), ours.predict(x, verbose=0)) < 1e-6
+    fresh, _, _ = _seq2seq(keras)
+    path = tmp_path / "theirs.weights.h5"
+    fresh.save_weights(path)
+    ours.load_weights(path)
+    assert max_diff(ours.predict(x, verbose=0), fresh.predict(x, verbose=0)) < 1e-6

@@ -524,7 +524,11 @@ def load_weights(model: Sequential, filepath: str | os.PathLike) -> None:
         )
     path = os.fspath(filepath)
     with _Opened(path, "load_weights") as opened:
-        datasets = opened.weights_for(model.layers, model._build_input_shape)
+        if hasattr(model, "_graph"):  # a graph model: its layers are built
+            plan = [lay.weight_shapes() for lay in model.layers]
+            datasets = opened.weights_for_plan(model.layers, plan)
+        else:
+            datasets = opened.weights_for(model.layers, model._build_input_shape)
         _set_from(model, datasets, repr(path))
 
 
