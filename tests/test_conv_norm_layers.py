@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from graph_check import fd_check, max_diff
 
 import rnnkit.keras as rk
 from rnnkit import layers
 from rnnkit.models import Model, Sequential
-
-
-def max_diff(a, b):
-    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 
 
 def _keras():
@@ -114,37 +111,6 @@ def test_cnn_lstm_two_outputs_fit_matches_keras():
         assert max_diff(a, b) < 1e-4, f"weight {k} {a.shape}: {max_diff(a, b):.3e}"
 
 
-def _fd_check(model, xs, seed=0, n_checks=4, tol=1e-6):
-    rng = np.random.default_rng(seed)
-    outs = model._forward_list(xs, True)
-    gs = [rng.standard_normal(o.shape) for o in outs]
-    model._training_setup()
-    for layer in model._train_layers:
-        layer.zero_grad()
-    model._backward_list(gs, [None] * len(gs))
-    grads = [g.copy() for lay in model._train_layers for g in lay.gradients()]
-
-    def objective():
-        return sum(float(np.sum(o * g)) for o, g in zip(model._forward_list(xs, True), gs))
-
-    eps = 1e-6
-    for k, (p, g) in enumerate(zip(model._params, grads)):
-        flat = p.reshape(-1)
-        for idx in rng.choice(flat.size, min(n_checks, flat.size), replace=False):
-            old = flat[idx]
-            flat[idx] = old + eps
-            up = objective()
-            flat[idx] = old - eps
-            down = objective()
-            flat[idx] = old
-            fd = (up - down) / (2 * eps)
-            got = g.reshape(-1)[idx]
-            assert abs(fd - got) < tol * max(1.0, abs(fd)), (
-                f"parameter {k} {p.shape} entry {idx}: backward {got:.8g} vs central "
-                f"differences {fd:.8g}"
-            )
-
-
 @pytest.mark.parametrize("name", list(CASES))
 def test_layer_gradients_against_finite_differences(name):
     """A Dense before the layer (so the input gradient is checked too) and one after."""
@@ -160,7 +126,7 @@ def test_layer_gradients_against_finite_differences(name):
     xs = [rng.standard_normal((3, 9, 6))]
     if name == "maxpool" or name == "gmp" or name.startswith("maxpool"):
         xs = [rng.permutation(np.linspace(-2, 2, 3 * 9 * 6)).reshape(3, 9, 6)]  # no ties
-    _fd_check(model, xs)
+    fd_check(model, xs)
 
 
 def test_masks_through_pooling_and_batch_normalization():
@@ -193,7 +159,7 @@ def test_masks_through_pooling_and_batch_normalization():
     assert np.allclose(h1["loss"], h2["loss"], rtol=1e-5), (h1, h2)
     for k, (a, b) in enumerate(zip(ours.get_weights(), theirs.get_weights())):
         assert max_diff(a, b) < 1e-5, f"weight {k}: {max_diff(a, b):.3e}"
-    _fd_check(build(rk, "float64"), [ids])
+    fd_check(build(rk, "float64"), [ids])
 
 
 def test_sequential_cnn_lstm_saves_and_loads(tmp_path):

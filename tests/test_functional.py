@@ -14,15 +14,12 @@ import pickle
 
 import numpy as np
 import pytest
+from graph_check import fd_check, max_diff
 
 import rnnkit
 import rnnkit.keras as rk
 from rnnkit import layers
 from rnnkit.models import Model, load_model
-
-
-def max_diff(a, b):
-    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 
 
 def _keras():
@@ -234,47 +231,12 @@ def test_two_inputs_two_outputs_match_keras(optimizer):
 
 
 # ----------------------------------------------------------------- finite differences
-def _fd_check(model, xs, seed=0, n_checks=4, tol=1e-6):
-    """sum(out_k * G_k) through the graph: every parameter's gradient (a few entries each)
-    against central differences, float64."""
-    rng = np.random.default_rng(seed)
-    outs = model._forward_list(xs, True)
-    gs = [rng.standard_normal(o.shape) for o in outs]
-    model._training_setup()
-    for layer in model._train_layers:
-        layer.zero_grad()
-    model._backward_list(gs, [None] * len(gs))
-    grads = [g.copy() for lay in model._train_layers for g in lay.gradients()]
-    params = model._params
-    assert params, "the model has parameters"
-
-    def objective():
-        return sum(float(np.sum(o * g)) for o, g in zip(model._forward_list(xs, True), gs))
-
-    eps = 1e-6
-    for k, (p, g) in enumerate(zip(params, grads)):
-        flat = p.reshape(-1)
-        for idx in rng.choice(flat.size, min(n_checks, flat.size), replace=False):
-            old = flat[idx]
-            flat[idx] = old + eps
-            up = objective()
-            flat[idx] = old - eps
-            down = objective()
-            flat[idx] = old
-            fd = (up - down) / (2 * eps)
-            got = g.reshape(-1)[idx]
-            assert abs(fd - got) < tol * max(1.0, abs(fd)), (
-                f"parameter {k} {p.shape} entry {idx}: backward {got:.8g} vs central "
-                f"differences {fd:.8g}"
-            )
-
-
 def test_state_gradients_flow_from_decoder_into_encoder():
     """The encoder's weights get gradients only through the decoder's initial state."""
     model, _, _ = _seq2seq_f64()
     rng = np.random.default_rng(5)
     xs = [rng.standard_normal((3, 4, 6)), rng.standard_normal((3, 5, 5))]
-    _fd_check(model, xs)
+    fd_check(model, xs)
     enc = model.get_layer("encoder")
     assert max(float(np.abs(g).max()) for g in enc.gradients()) > 1e-3
 
@@ -315,7 +277,7 @@ def test_attention_gradients_against_finite_differences(make, with_key):
     out, weights = att(ins, return_attention_scores=True)
     model = Model([q_in, v_in], [out, weights])
     rng = np.random.default_rng(6)
-    _fd_check(model, [rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5, 4))])
+    fd_check(model, [rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5, 4))])
 
 
 @pytest.mark.parametrize(
@@ -342,7 +304,7 @@ def test_merge_gradients_against_finite_differences(make):
     out = make()([a, b])
     model = Model([a_in, b_in], out)
     rng = np.random.default_rng(7)
-    _fd_check(model, [rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 3, 4))])
+    fd_check(model, [rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 3, 4))])
 
 
 def test_dot_of_vectors_and_time_distributed_gradients():
@@ -352,7 +314,7 @@ def test_dot_of_vectors_and_time_distributed_gradients():
     v = layers.Dense(4, dtype="float64")(last)
     model = Model(x_in, [layers.Dot(axes=1, dtype="float64")([last, v]), seq])
     rng = np.random.default_rng(8)
-    _fd_check(model, [rng.standard_normal((3, 5, 3))])
+    fd_check(model, [rng.standard_normal((3, 5, 3))])
 
 
 def test_shared_layer_gradients_sum_over_its_calls():
@@ -365,7 +327,7 @@ def test_shared_layer_gradients_sum_over_its_calls():
     ya, yb = head(shared(a_in)), head(shared(b_in))
     model = Model([a_in, b_in], [layers.Subtract(dtype="float64")([ya, yb]), ya])
     rng = np.random.default_rng(9)
-    _fd_check(model, [rng.standard_normal((3, 4, 3)), rng.standard_normal((3, 6, 3))])
+    fd_check(model, [rng.standard_normal((3, 4, 3)), rng.standard_normal((3, 6, 3))])
     assert len(model.layers) == 5  # two inputs, shared, head, subtract
 
 

@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from graph_check import fd_check, max_diff
 
 import rnnkit.keras as rk
 from rnnkit import layers
 from rnnkit.models import Model, Sequential
-
-
-def max_diff(a, b):
-    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 
 
 def _keras():
@@ -215,37 +212,6 @@ def test_padding_no_longer_changes_predictions(side):
 
 
 # ----------------------------------------------------------------- finite differences
-def _fd_check(model, xs, seed=0, n_checks=5, tol=1e-6):
-    rng = np.random.default_rng(seed)
-    outs = model._forward_list(xs, True)
-    gs = [rng.standard_normal(o.shape) for o in outs]
-    model._training_setup()
-    for layer in model._train_layers:
-        layer.zero_grad()
-    model._backward_list(gs, [None] * len(gs))
-    grads = [g.copy() for lay in model._train_layers for g in lay.gradients()]
-
-    def objective():
-        return sum(float(np.sum(o * g)) for o, g in zip(model._forward_list(xs, True), gs))
-
-    eps = 1e-6
-    for k, (p, g) in enumerate(zip(model._params, grads)):
-        flat = p.reshape(-1)
-        for idx in rng.choice(flat.size, min(n_checks, flat.size), replace=False):
-            old = flat[idx]
-            flat[idx] = old + eps
-            up = objective()
-            flat[idx] = old - eps
-            down = objective()
-            flat[idx] = old
-            fd = (up - down) / (2 * eps)
-            got = g.reshape(-1)[idx]
-            assert abs(fd - got) < tol * max(1.0, abs(fd)), (
-                f"parameter {k} {p.shape} entry {idx}: backward {got:.8g} vs central "
-                f"differences {fd:.8g}"
-            )
-
-
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
 @pytest.mark.parametrize("bi", [False, True], ids=["uni", "bidirectional"])
 def test_masked_gradients_against_finite_differences(cell, bi):
@@ -262,7 +228,7 @@ def test_masked_gradients_against_finite_differences(cell, bi):
     dec = rec(3, return_sequences=True, **f64)(dec_in, initial_state=states)
     model = Model([ids_in, dec_in], [out, dec, layers.Dense(2, **f64)(states[0])])
     rng = np.random.default_rng(5)
-    _fd_check(model, [_padded_ids(rng, n=6), rng.standard_normal((6, 4, 2))])
+    fd_check(model, [_padded_ids(rng, n=6), rng.standard_normal((6, 4, 2))], n_checks=5)
 
 
 def test_masks_are_refused_where_they_cannot_apply():
