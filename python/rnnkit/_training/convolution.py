@@ -15,8 +15,9 @@ import numpy as np
 
 from .. import _core
 from .._checks import check_elements, check_float
-from . import activations, initializers
+from . import initializers
 from .base import Array, Layer, Shape, format_shape, resolve_rules, rules_config
+from .core_layers import kernel_bias_config, kernel_bias_options, kernel_bias_rules
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -117,15 +118,6 @@ class Conv1D(Layer):
     ) -> None:
         super().__init__(**kwargs)
         owner = f"Conv1D {self.name!r}"
-        resolve_rules(
-            self,
-            owner,
-            kernel_regularizer=kernel_regularizer,
-            bias_regularizer=bias_regularizer,
-            activity_regularizer=activity_regularizer,
-            kernel_constraint=kernel_constraint,
-            bias_constraint=bias_constraint,
-        )
         _check_data_format(owner, data_format)
         self.filters = _positive(owner, "filters", filters)
         self.kernel_size = _positive(owner, "kernel_size", kernel_size)
@@ -140,14 +132,19 @@ class Conv1D(Layer):
                 f"[{owner}] padding must be 'valid', 'same' or 'causal'; got {padding!r}"
             )
         self.padding = padding
-        self.activation = activations.resolve(activation, owner)
-        self._act, self._act_grad = activations.ACTIVATIONS[self.activation]
-        self.use_bias = bool(use_bias)
-        self.weight_names = ("kernel", "bias") if self.use_bias else ("kernel",)
-        self.kernel_initializer = initializers.resolve(
-            kernel_initializer, owner, "kernel_initializer"
+        kernel_bias_options(
+            self,
+            owner,
+            activation,
+            use_bias,
+            kernel_initializer,
+            bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
         )
-        self.bias_initializer = initializers.resolve(bias_initializer, owner, "bias_initializer")
 
     def _span(self) -> int:
         return self.dilation_rate * (self.kernel_size - 1) + 1
@@ -244,10 +241,7 @@ class Conv1D(Layer):
             p[...] = w
 
     def _weight_rules(self) -> list[tuple[int, Any, Any]]:
-        rules = [(0, self.kernel_regularizer, self.kernel_constraint)]
-        if self.use_bias:
-            rules.append((1, self.bias_regularizer, self.bias_constraint))
-        return [r for r in rules if r[1] is not None or r[2] is not None]
+        return kernel_bias_rules(self)
 
     def _config(self) -> dict[str, Any]:
         return {
@@ -256,20 +250,7 @@ class Conv1D(Layer):
             "strides": [self.strides],
             "padding": self.padding,
             "dilation_rate": [self.dilation_rate],
-            "activation": self.activation,
-            "use_bias": self.use_bias,
-            "kernel_initializer": self.kernel_initializer,
-            "bias_initializer": self.bias_initializer,
-            **rules_config(
-                self,
-                (
-                    "kernel_regularizer",
-                    "bias_regularizer",
-                    "activity_regularizer",
-                    "kernel_constraint",
-                    "bias_constraint",
-                ),
-            ),
+            **kernel_bias_config(self),
         }
 
 

@@ -166,26 +166,22 @@ class Dense(Layer):
     ) -> None:
         super().__init__(**kwargs)
         owner = f"Dense {self.name!r}"
-        resolve_rules(
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
+            raise ValueError(f"[{owner}] units must be a positive int; got {units!r}")
+        self.units = int(units)
+        kernel_bias_options(
             self,
             owner,
+            activation,
+            use_bias,
+            kernel_initializer,
+            bias_initializer,
             kernel_regularizer=kernel_regularizer,
             bias_regularizer=bias_regularizer,
             activity_regularizer=activity_regularizer,
             kernel_constraint=kernel_constraint,
             bias_constraint=bias_constraint,
         )
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
-            raise ValueError(f"[{owner}] units must be a positive int; got {units!r}")
-        self.units = int(units)
-        self.activation = activations.resolve(activation, owner)
-        self._act, self._act_grad = activations.ACTIVATIONS[self.activation]
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.resolve(
-            kernel_initializer, owner, "kernel_initializer"
-        )
-        self.bias_initializer = initializers.resolve(bias_initializer, owner, "bias_initializer")
-        self.weight_names = ("kernel", "bias") if self.use_bias else ("kernel",)
         self._cache: tuple[Array, Array, Array, tuple[int, ...]] | None = None
 
     _passes_mask = True
@@ -310,10 +306,7 @@ class Dense(Layer):
             self._quantize("bfloat16")
 
     def _weight_rules(self) -> list[tuple[int, Any, Any]]:
-        rules = [(0, self.kernel_regularizer, self.kernel_constraint)]
-        if self.use_bias:
-            rules.append((1, self.bias_regularizer, self.bias_constraint))
-        return [r for r in rules if r[1] is not None or r[2] is not None]
+        return kernel_bias_rules(self)
 
     def _quantize(self, mode: str) -> bool:
         from .. import _core
@@ -323,14 +316,7 @@ class Dense(Layer):
         return True
 
     def _config(self) -> dict[str, Any]:
-        return {
-            "units": self.units,
-            "activation": self.activation,
-            "use_bias": self.use_bias,
-            "kernel_initializer": self.kernel_initializer,
-            "bias_initializer": self.bias_initializer,
-            **rules_config(self, _DENSE_RULES),
-        }
+        return {"units": self.units, **kernel_bias_config(self)}
 
 
 #: The regularizer/constraint arguments of Dense (and of Conv1D).
@@ -341,6 +327,49 @@ _DENSE_RULES = (
     "kernel_constraint",
     "bias_constraint",
 )
+
+
+def kernel_bias_options(
+    layer: Layer,
+    owner: str,
+    activation: Any,
+    use_bias: Any,
+    kernel_initializer: Any,
+    bias_initializer: Any,
+    **rules: Any,
+) -> None:
+    """The options a layer with a kernel and a bias (Dense, Conv1D) shares: activation,
+    use_bias, initializers, regularizers and constraints, resolved onto ``layer``."""
+    resolve_rules(layer, owner, **rules)
+    layer.activation = activations.resolve(activation, owner)  # type: ignore[attr-defined]
+    layer._act, layer._act_grad = activations.ACTIVATIONS[layer.activation]  # type: ignore[attr-defined]
+    layer.use_bias = bool(use_bias)  # type: ignore[attr-defined]
+    layer.kernel_initializer = initializers.resolve(  # type: ignore[attr-defined]
+        kernel_initializer, owner, "kernel_initializer"
+    )
+    layer.bias_initializer = initializers.resolve(  # type: ignore[attr-defined]
+        bias_initializer, owner, "bias_initializer"
+    )
+    layer.weight_names = ("kernel", "bias") if layer.use_bias else ("kernel",)  # type: ignore[attr-defined]
+
+
+def kernel_bias_rules(layer: Any) -> list[tuple[int, Any, Any]]:
+    """``_weight_rules`` of a layer whose parameters are [kernel, bias]."""
+    rules = [(0, layer.kernel_regularizer, layer.kernel_constraint)]
+    if layer.use_bias:
+        rules.append((1, layer.bias_regularizer, layer.bias_constraint))
+    return [r for r in rules if r[1] is not None or r[2] is not None]
+
+
+def kernel_bias_config(layer: Any) -> dict[str, Any]:
+    """The config entries ``kernel_bias_options`` set."""
+    return {
+        "activation": layer.activation,
+        "use_bias": layer.use_bias,
+        "kernel_initializer": layer.kernel_initializer,
+        "bias_initializer": layer.bias_initializer,
+        **rules_config(layer, _DENSE_RULES),
+    }
 
 
 class Dropout(Layer):
