@@ -1804,7 +1804,7 @@ class Functional(Model):
         return self._graph.outputs[k].dtype
 
     def _consumers(self, tensor: Any) -> list[Any]:
-        return [node for node in self._graph.nodes if any(t is tensor for t in node.inputs)]
+        return self._graph.readers.get(id(tensor), [])
 
     def _prepare_inputs(self, x: Any, owner: str, argument: str = "x") -> list[Array]:
         from ._training.base import _as_indices

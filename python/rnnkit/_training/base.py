@@ -590,6 +590,34 @@ class Layer:
         return f"<{type(self).__name__} name={self.name!r}, built={self.built}>"
 
 
+class OwnWeights:
+    """Mixin of the layers that keep their trainable weights in ``self._params`` and their
+    gradients, same shapes, in ``self._grads`` (Conv1D, the attention layers, the
+    normalizations), Keras's layout being the internal one unless a layer says otherwise."""
+
+    _params: list[Array]
+    _grads: list[Array]
+    built: bool
+
+    def parameters(self) -> list[Array]:
+        return list(self._params) if self.built else []
+
+    def gradients(self) -> list[Array]:
+        return list(self._grads) if self.built else []
+
+    def zero_grad(self) -> None:
+        if self.built:
+            for g in self._grads:
+                g[...] = 0
+
+    def _keras_weights(self) -> list[Array]:
+        return list(self._params) if self.built else []
+
+    def _set_keras_weights(self, weights: list[Array]) -> None:
+        for p, w in zip(self._params, weights):
+            p[...] = w
+
+
 def _rebuild_layer(
     cls: type[Layer], config: dict[str, Any], shape: Shape | None, weights: list[Array] | None
 ) -> Layer:

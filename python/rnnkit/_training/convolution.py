@@ -16,7 +16,7 @@ import numpy as np
 from .. import _core
 from .._checks import check_elements, check_float
 from . import initializers
-from .base import Array, Layer, Shape, format_shape, resolve_rules, rules_config
+from .base import Array, Layer, OwnWeights, Shape, format_shape, resolve_rules, rules_config
 from .core_layers import kernel_bias_config, kernel_bias_options, kernel_bias_rules
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ class _Windows:
         return dx[:, self.left : self.padded - self.right]
 
 
-class Conv1D(Layer):
+class Conv1D(OwnWeights, Layer):
     """1-D convolution over steps, Keras 3's ``Conv1D``: ``x (B, T, C) -> (B, T_out,
     filters)`` with ``kernel (kernel_size, C, filters)``; ``padding`` "valid", "same" or
     "causal" (left padding only: step t sees steps ≤ t), ``strides``, ``dilation_rate``."""
@@ -221,24 +221,6 @@ class Conv1D(Layer):
             dz, np.ascontiguousarray(self.kernel.reshape(-1, self.filters)), dcols, trans_b=True
         )
         return win.scatter(dcols.reshape(shape[0], win.out, -1), shape[2])
-
-    def parameters(self) -> list[Array]:
-        return list(self._params) if self.built else []
-
-    def gradients(self) -> list[Array]:
-        return list(self._grads) if self.built else []
-
-    def zero_grad(self) -> None:
-        if self.built:
-            for g in self._grads:
-                g[...] = 0
-
-    def _keras_weights(self) -> list[Array]:
-        return list(self._params) if self.built else []
-
-    def _set_keras_weights(self, weights: list[Array]) -> None:
-        for p, w in zip(self._params, weights):
-            p[...] = w
 
     def _weight_rules(self) -> list[tuple[int, Any, Any]]:
         return kernel_bias_rules(self)
@@ -406,7 +388,7 @@ class GlobalMaxPooling1D(_GlobalPooling1D):
         return dx
 
 
-class _Normalization(Layer):
+class _Normalization(OwnWeights, Layer):
     """Shared by LayerNormalization and BatchNormalization: gamma/beta on the last axis."""
 
     _passes_mask = True
@@ -468,7 +450,8 @@ class _Normalization(Layer):
             self._affine.append(
                 ("beta", initializers.initialize(self.beta_initializer, (dim,), self.dtype))
             )
-        self._affine_grads = [np.zeros_like(a) for _, a in self._affine]
+        self._params = [a for _, a in self._affine]
+        self._grads = [np.zeros_like(a) for a in self._params]
 
     #: Non-trainable per-feature weights after gamma and beta (BatchNormalization's moving
     #: statistics).
@@ -489,22 +472,11 @@ class _Normalization(Layer):
         axes = tuple(range(dy.ndim - 1))
         for k, (name, _) in enumerate(self._affine):
             if name == "gamma":
-                self._affine_grads[k] += np.sum(dy * xhat, axis=axes)
+                self._grads[k] += np.sum(dy * xhat, axis=axes)
             else:
-                self._affine_grads[k] += np.sum(dy, axis=axes)
+                self._grads[k] += np.sum(dy, axis=axes)
         gamma, _ = self._gamma_beta()
         return dy * gamma
-
-    def parameters(self) -> list[Array]:
-        return [a for _, a in self._affine] if self.built else []
-
-    def gradients(self) -> list[Array]:
-        return list(self._affine_grads) if self.built else []
-
-    def zero_grad(self) -> None:
-        if self.built:
-            for g in self._affine_grads:
-                g[...] = 0
 
     def _weight_rules(self) -> list[tuple[int, Any, Any]]:
         rules = []
@@ -555,13 +527,6 @@ class LayerNormalization(_Normalization):
         return inv * (
             g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True)
         )
-
-    def _keras_weights(self) -> list[Array]:
-        return [a for _, a in self._affine] if self.built else []
-
-    def _set_keras_weights(self, weights: list[Array]) -> None:
-        for (_, a), w in zip(self._affine, weights):
-            a[...] = w
 
 
 class BatchNormalization(_Normalization):
@@ -667,11 +632,10 @@ class BatchNormalization(_Normalization):
     def _keras_weights(self) -> list[Array]:
         if not self.built:
             return []
-        return [*(a for _, a in self._affine), self.moving_mean, self.moving_variance]
+        return [*self._params, self.moving_mean, self.moving_variance]
 
     def _set_keras_weights(self, weights: list[Array]) -> None:
-        targets = [*(a for _, a in self._affine), self.moving_mean, self.moving_variance]
-        for a, w in zip(targets, weights):
+        for a, w in zip([*self._params, self.moving_mean, self.moving_variance], weights):
             a[...] = w
 
     def _config(self) -> dict[str, Any]:

@@ -307,6 +307,13 @@ class Graph:
         for node in order:
             counts[id(node.layer)] = counts.get(id(node.layer), 0) + 1
         self.shared = {lid for lid, c in counts.items() if c > 1}
+        #: The nodes that read each tensor (by id), in node order.
+        self.readers: dict[int, list[Node]] = {}
+        for node in order:
+            for t in node.inputs:
+                readers = self.readers.setdefault(id(t), [])
+                if all(n is not node for n in readers):
+                    readers.append(node)
 
     def layers(self) -> list[Layer]:
         """Every layer once, in Keras 3's order (so that ``get_weights`` lists the weights in

@@ -15,7 +15,7 @@ import numpy as np
 
 from .._checks import check_elements, check_float
 from . import initializers
-from .base import Array, Layer, Shape, format_shape
+from .base import Array, Layer, OwnWeights, Shape, format_shape
 from .random import get_rng
 
 if TYPE_CHECKING:
@@ -378,7 +378,7 @@ def _softmax(s: Array) -> Array:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-class Attention(_Merge):
+class Attention(OwnWeights, _Merge):
     """Dot-product attention (Luong), Keras 3's ``Attention``: inputs ``[query (B, Tq, D),
     value (B, Tv, D)]`` or ``[query, value, key]`` (key defaults to value).
 
@@ -433,16 +433,16 @@ class Attention(_Merge):
 
     def build(self, input_shape: Any) -> None:
         super().build(input_shape)
-        self._weights_list: list[Array] = []
+        self._params: list[Array] = []
         names = []
         if self.use_scale:
-            self._weights_list.append(self._make_scale(input_shape))
+            self._params.append(self._make_scale(input_shape))
             names.append("scale")
         if self.score_mode == "concat":
-            self._weights_list.append(np.ones((1,), dtype=self.dtype))
+            self._params.append(np.ones((1,), dtype=self.dtype))
             names.append("concat_score_weight")
         self.weight_names = tuple(names)
-        self._grads = [np.zeros_like(w) for w in self._weights_list]
+        self._grads = [np.zeros_like(w) for w in self._params]
 
     def _make_scale(self, input_shape: Any) -> Array:
         # Keras's scalar weights are stored (1,) here (optimizers update 1-d arrays in place)
@@ -464,12 +464,12 @@ class Attention(_Merge):
     def _scores(self, q: Array, k: Array) -> Array:
         if self.score_mode == "dot":
             s = np.matmul(q, k.transpose(0, 2, 1))
-            return s * self._weights_list[0] if self.use_scale else s
+            return s * self._params[0] if self.use_scale else s
         pre = q[:, :, None, :] + k[:, None, :, :]  # (B, Tq, Tv, D)
         if self.use_scale:
-            pre = pre * self._weights_list[0]
+            pre = pre * self._params[0]
         self._tanh = np.tanh(pre)
-        return self._weights_list[-1] * self._tanh.sum(axis=-1)
+        return self._params[-1] * self._tanh.sum(axis=-1)
 
     def _scores_backward(self, ds: Array, q: Array, k: Array) -> tuple[Array, Array]:
         grads = self._grads
@@ -477,16 +477,16 @@ class Attention(_Merge):
             raw = np.matmul(q, k.transpose(0, 2, 1))
             if self.use_scale:
                 grads[0] += np.sum(ds * raw)
-                ds = ds * self._weights_list[0]
+                ds = ds * self._params[0]
             return np.matmul(ds, k), np.matmul(ds.transpose(0, 2, 1), q)
         t = self._tanh
-        w = self._weights_list[-1]
+        w = self._params[-1]
         grads[-1] += np.sum(ds * t.sum(axis=-1))
         dpre = (ds * w)[..., None] * (1.0 - t * t)  # (B, Tq, Tv, D)
         if self.use_scale:
             pre = q[:, :, None, :] + k[:, None, :, :]
             grads[0] += np.sum(dpre * pre)
-            dpre = dpre * self._weights_list[0]
+            dpre = dpre * self._params[0]
         return dpre.sum(axis=2), dpre.sum(axis=1)
 
     _mask_aware = True
@@ -562,19 +562,8 @@ class Attention(_Merge):
             return [dq, dv, dk]
         return [dq, dv + dk]
 
-    def parameters(self) -> list[Array]:
-        return list(self._weights_list) if self.built else []
-
-    def gradients(self) -> list[Array]:
-        return list(self._grads) if self.built else []
-
-    def zero_grad(self) -> None:
-        if self.built:
-            for g in self._grads:
-                g[...] = 0
-
     def _keras_weights(self) -> list[Array]:
-        return [self._keras_view(w) for w in self._weights_list] if self.built else []
+        return [self._keras_view(w) for w in self._params] if self.built else []
 
     def _keras_view(self, w: Array) -> Array:
         return w.reshape(()) if w.shape == (1,) and self._scalar_weights else w
@@ -582,15 +571,11 @@ class Attention(_Merge):
     #: Whether the (1,) weights are Keras scalars (Attention's; AdditiveAttention's are (D,)).
     _scalar_weights = True
 
-    def _set_keras_weights(self, weights: list[Array]) -> None:
-        for p, w in zip(self._weights_list, weights):
-            p[...] = w
-
     def _keras_from_parameters(self, arrays: list[Array]) -> list[Array]:
         return [self._keras_view(a) for a in arrays]
 
     def _parameters_from_keras(self, weights: list[Array]) -> list[Array]:
-        return [np.reshape(w, p.shape) for w, p in zip(weights, self._weights_list)]
+        return [np.reshape(w, p.shape) for w, p in zip(weights, self._params)]
 
     def _config(self) -> dict[str, Any]:
         return {
@@ -623,13 +608,13 @@ class AdditiveAttention(Attention):
     def _scores(self, q: Array, k: Array) -> Array:
         self._tanh = np.tanh(q[:, :, None, :] + k[:, None, :, :])  # (B, Tq, Tv, D)
         if self.use_scale:
-            return self._tanh @ self._weights_list[0]
+            return self._tanh @ self._params[0]
         return self._tanh.sum(axis=-1)
 
     def _scores_backward(self, ds: Array, q: Array, k: Array) -> tuple[Array, Array]:
         t = self._tanh
         if self.use_scale:
-            scale = self._weights_list[0]
+            scale = self._params[0]
             self._grads[0] += np.einsum("bqv,bqvd->d", ds, t)
             dpre = ds[..., None] * scale * (1.0 - t * t)
         else:
