@@ -198,11 +198,6 @@ UNSUPPORTED = [
     ("embedding", lambda c: _layer(c, 1).update(sparse=True), r"'embedding'.*sparse=True"),
     (
         "lstm_stack",
-        lambda c: _layer(c, 1).update(recurrent_dropout=0.2),
-        r"layer 'lstm.*' \(LSTM\): recurrent_dropout=0.2 is not supported",
-    ),
-    (
-        "lstm_stack",
         lambda c: c["config"]["layers"][2].update(class_name="ConvLSTM1D"),
         r"\(ConvLSTM1D\): layer class 'ConvLSTM1D' is not supported",
     ),

@@ -388,8 +388,6 @@ def test_bidirectional_equals_forward_and_reversed_layers():
 
 
 def test_recurrent_bad_options_and_input():
-    with pytest.raises(NotImplementedError, match="recurrent_dropout=0.2 is not supported"):
-        layers.LSTM(4, recurrent_dropout=0.2)
     with pytest.raises(ValueError, match="activation 'softmax' is not available in the core"):
         layers.GRU(4, activation="softmax")
     with pytest.raises(ValueError, match="unknown activation 'tanhh'"):

@@ -107,7 +107,7 @@ class RNN {
 
   py::tuple forward(const py::object& x_obj, const py::object& h0_obj, const py::object& c0_obj,
                     const py::object& lengths_obj, const py::object& masks_obj, bool train,
-                    const py::object& reuse) {
+                    const py::object& reuse, const py::object& h_masks_obj, const py::object& x_masks_obj) {
     const rnnkit::CellSpec& s = spec_.cell;
     const bool lstm = s.kind == CellKind::LSTM;
     const int L = spec_.num_layers, D = spec_.num_dirs, H = s.hidden_size, Ho = s.out_size();
@@ -116,7 +116,7 @@ class RNN {
       throw std::invalid_argument("[RNN.forward] x has shape " + shape_str(x) +
                                   "; expected (T, B, " + std::to_string(s.input_size) + ") with T, B >= 1");
     const py::ssize_t T_ = x.shape(0), B = x.shape(1);
-    std::optional<CArray<T>> h0, c0, masks;
+    std::optional<CArray<T>> h0, c0, masks, h_masks, x_masks;
     std::optional<CArray<int32_t>> lengths;
     if (!h0_obj.is_none()) {
       h0 = carray<T>(h0_obj);
@@ -141,6 +141,16 @@ class RNN {
       masks = carray<T>(masks_obj);
       check_shape("RNN.forward", "masks", *masks, {L - 1, T_, B, D * Ho});
     }
+    if (!h_masks_obj.is_none()) {
+      if (!train) throw std::invalid_argument("[RNN.forward] h_masks (recurrent dropout) is for training forwards only");
+      h_masks = carray<T>(h_masks_obj);
+      check_shape("RNN.forward", "h_masks", *h_masks, {L * D, s.gates(), B, Ho});
+    }
+    if (!x_masks_obj.is_none()) {
+      if (!train) throw std::invalid_argument("[RNN.forward] x_masks (per-gate input dropout) is for training forwards only");
+      x_masks = carray<T>(x_masks_obj);
+      check_shape("RNN.forward", "x_masks", *x_masks, {D, s.gates(), B, s.input_size});
+    }
     CArray<T> y({T_, B, py::ssize_t(D * Ho)});
     CArray<T> hn({py::ssize_t(L * D), B, py::ssize_t(Ho)});
     std::optional<CArray<T>> cn;
@@ -161,7 +171,9 @@ class RNN {
       py::gil_scoped_release nogil;
       rnnkit::SeqShape seq{int(T_), int(B), lengths ? lengths->data() : nullptr};
       stack_->forward(x.data(), seq, h0 ? h0->data() : nullptr, c0 ? c0->data() : nullptr,
-                      masks ? masks->data() : nullptr, y.mutable_data(), hn.mutable_data(),
+                      rnnkit::StackDropout<T>{masks ? masks->data() : nullptr, x_masks ? x_masks->data() : nullptr,
+                                              h_masks ? h_masks->data() : nullptr},
+                      y.mutable_data(), hn.mutable_data(),
                       cn ? cn->mutable_data() : nullptr, cache);
     }
     return py::make_tuple(y, hn, cn ? py::object(*cn) : py::none(), cache_obj);
@@ -283,7 +295,8 @@ void register_type(py::module_& m, const char* rnn_name, const char* cache_name)
            py::arg("weights"), py::kw_only(), py::arg("cell_activation") = py::none(),
            py::arg("clip") = 0.0, py::arg("input_forget") = false, py::arg("reverse") = false)
       .def("forward", &RNN<T>::forward, py::arg("x"), py::arg("h0"), py::arg("c0"),
-           py::arg("lengths"), py::arg("masks"), py::arg("train"), py::arg("reuse") = py::none())
+           py::arg("lengths"), py::arg("masks"), py::arg("train"), py::arg("reuse") = py::none(),
+           py::arg("h_masks") = py::none(), py::arg("x_masks") = py::none())
       .def("backward", &RNN<T>::backward, py::arg("cache"), py::arg("dy"), py::arg("dh_n"),
            py::arg("dc_n"), py::arg("grads"), py::arg("need_dx") = true)
       .def("freeze", &RNN<T>::freeze, py::arg("bf16") = false,

@@ -25,6 +25,8 @@ struct StackWorkspace {
   PackedOrder order;  // an inference call's order (a training call keeps it in its cache)
   Buffer<T> x, y;     // (rows, I), (rows, D*Hout) the first layer's input, the last one's output
   Buffer<T> masks;    // (L-1, rows, D*Hout) dropout scales
+  Buffer<T> h_masks;  // (L*D, G, B, Hout) recurrent dropout scales in packed order
+  Buffer<T> x_masks;  // (D, G, B, I) per-gate input dropout scales in packed order
   Buffer<T> s0[2], s1[2];  // (L*D, B, Hout), (L*D, B, H) h and c: initial, final (or grads)
 };
 
@@ -271,12 +273,16 @@ std::shared_ptr<const typename Stack<T>::Packs> Stack<T>::frozen_packs(const Ker
 }
 
 template <class T>
-void Stack<T>::forward(const T* x, SeqShape seq, const T* h0, const T* c0, const T* masks, T* y,
-                       T* hn, T* cn, StackCache<T>* cache) const {
+void Stack<T>::forward(const T* x, SeqShape seq, const T* h0, const T* c0, const StackDropout<T>& drop,
+                       T* y, T* hn, T* cn, StackCache<T>* cache) const {
   const int L = spec_.num_layers, D = spec_.num_dirs, LD = L * D;
   const int Ho = spec_.cell.out_size(), H = spec_.cell.hidden_size, B = seq.B, I = spec_.cell.input_size;
   const int64_t width = int64_t(D) * Ho;
   const bool lstm = spec_.cell.kind == CellKind::LSTM;
+  const int gates = spec_.cell.gates();
+  const int64_t per_mask = int64_t(gates) * B * Ho;  // one layer-direction's h_masks
+  const int64_t per_xmask = int64_t(gates) * B * I;  // one direction's x_masks
+  const T* masks = drop.between;
   const Kernels& kernels = active_kernels();  // read once: set_isa may run concurrently
   const KernelTable<T>& k = kernels.table<T>();
   StackWorkspace<T>& ws = stack_workspace<T>();
@@ -314,6 +320,24 @@ void Stack<T>::forward(const T* x, SeqShape seq, const T* h0, const T* c0, const
       permute_states(*po, true, LD, B, c0, H, p);
       c0 = p;
     }
+  }
+  // The per-gate masks, kept for backward (training) and in the rows' packed order.
+  auto gate_masks = [&](const T* m, int64_t blocks, int64_t width, Buffer<T>& kept, Buffer<T>& scratch) -> const T* {
+    if (!m) return nullptr;
+    T* p = cache ? kept.reserve(blocks * B * width) : permute ? scratch.reserve(blocks * B * width) : nullptr;
+    if (permute)
+      permute_states(*po, true, blocks, B, m, width, p);
+    else if (p)
+      std::memcpy(p, m, blocks * B * width * sizeof(T));
+    return p ? p : m;
+  };
+  const T* h_masks = cache ? gate_masks(drop.h, LD * gates, Ho, cache->h_masks, ws.h_masks)
+                           : gate_masks(drop.h, LD * gates, Ho, ws.h_masks, ws.h_masks);
+  const T* x_masks = cache ? gate_masks(drop.x, D * gates, I, cache->x_masks, ws.x_masks)
+                           : gate_masks(drop.x, D * gates, I, ws.x_masks, ws.x_masks);
+  if (cache) {
+    cache->has_h_masks = h_masks != nullptr;
+    cache->has_x_masks = x_masks != nullptr;
   }
   T* const y_caller = y;
   T* const hn_caller = hn;
@@ -378,6 +402,8 @@ void Stack<T>::forward(const T* x, SeqShape seq, const T* h0, const T* c0, const
       a.hn = hn + int64_t(ld) * B * Ho;
       a.cn = lstm ? cn + int64_t(ld) * B * H : nullptr;
       a.cache = cache ? &cache->dirs[ld] : nullptr;
+      a.h_mask = h_masks ? h_masks + ld * per_mask : nullptr;
+      a.x_mask = x_masks && l == 0 ? x_masks + d * per_xmask : nullptr;
       a.threads = dir_threads;
       k.forward(a);
     });
@@ -508,6 +534,8 @@ void Stack<T>::backward(const StackCache<T>& cache, const T* dy, const T* dhn, c
       a.dx = d == 1 ? din_rev : din;
       a.dh0 = dh0 + int64_t(ld) * B * Ho;
       a.dc0 = lstm ? dc0 + int64_t(ld) * B * H : nullptr;
+      a.h_mask = cache.has_h_masks ? cache.h_masks.data() + ld * int64_t(s.gates()) * B * Ho : nullptr;
+      a.x_mask = cache.has_x_masks && l == 0 ? cache.x_masks.data() + d * int64_t(s.gates()) * B * s.input_size : nullptr;
       a.threads = dir_threads;
       k.backward(a);
     });

@@ -128,7 +128,7 @@ void StreamBank<T>::run(int steps, const T* x, T* y) {
   claim("run", nullptr, N_);
   try {
     T* c = lstm_ ? c_.data() : nullptr;
-    stack_.forward(x, SeqShape{steps, int(N_), nullptr}, h_.data(), c, nullptr, y, h_.data(), c, nullptr);
+    stack_.forward(x, SeqShape{steps, int(N_), nullptr}, h_.data(), c, {}, y, h_.data(), c, nullptr);
   } catch (...) {
     unclaim(nullptr, N_);
     throw;

@@ -48,6 +48,8 @@ class RNNf32:
         masks: _F32 | None,
         train: bool,
         reuse: ForwardCachef32 | None = None,
+        h_masks: _F32 | None = None,
+        x_masks: _F32 | None = None,
     ) -> tuple[_F32, _F32, _F32 | None, ForwardCachef32 | None]: ...
     def backward(
         self,
@@ -99,6 +101,8 @@ class RNNf64:
         masks: _F64 | None,
         train: bool,
         reuse: ForwardCachef64 | None = None,
+        h_masks: _F64 | None = None,
+        x_masks: _F64 | None = None,
     ) -> tuple[_F64, _F64, _F64 | None, ForwardCachef64 | None]: ...
     def backward(
         self,

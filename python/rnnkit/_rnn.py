@@ -458,7 +458,21 @@ class _RNNBase:
 
     # ----------------------------------------------------------------- compute
 
-    def _run(self, x: Any, h0: Any, c0: Any, lengths: Any) -> tuple[Array, Array, Array | None]:
+    def _run(
+        self,
+        x: Any,
+        h0: Any,
+        c0: Any,
+        lengths: Any,
+        h_masks: Array | None = None,
+        x_masks: Array | None = None,
+    ) -> tuple[Array, Array, Array | None]:
+        """The forward of every call. Training only, the Keras layers' dropout: ``h_masks``
+        (num_layers*num_directions, gates, B, Hout), gate q's recurrent product reading
+        ``h * h_masks[ld, q]`` (``recurrent_dropout``); ``x_masks`` (num_directions, gates,
+        B, input_size), gate q's input projection in the first layer reading
+        ``x * x_masks[d, q]`` (``dropout`` beside ``recurrent_dropout``). Time-major order
+        of B as x's."""
         xt, unbatched = self._check_x(x)
         T, B = xt.shape[0], xt.shape[1]
         h0a = self._check_state("h0", h0, self.output_size, B, unbatched)
@@ -478,7 +492,9 @@ class _RNNBase:
         if self.training and spare is None and self._cache is not None:
             spare = self._cache[0]
         self._cache = None
-        y, hn, cn, cache = self._core.forward(xt, h0a, c0a, lens, masks, self.training, spare)
+        y, hn, cn, cache = self._core.forward(
+            xt, h0a, c0a, lens, masks, self.training, spare, h_masks=h_masks, x_masks=x_masks
+        )
         y = self._from_time_major(y, unbatched)
         if unbatched:
             hn = hn[:, 0, :]

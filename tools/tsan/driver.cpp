@@ -107,11 +107,11 @@ Outputs run_case(const Case& c, int threads) {
     out = {y, h, cs};
   } else if (!c.train) {
     stack.freeze(c.bf16);
-    stack.forward(x.data(), seq, nullptr, nullptr, nullptr, y.data(), hn.data(), lstm ? cn.data() : nullptr, nullptr);
+    stack.forward(x.data(), seq, nullptr, nullptr, {}, y.data(), hn.data(), lstm ? cn.data() : nullptr, nullptr);
     out = {y, hn, cn};
   } else {
     StackCache<float> cache;
-    stack.forward(x.data(), seq, nullptr, nullptr, nullptr, y.data(), hn.data(), lstm ? cn.data() : nullptr, &cache);
+    stack.forward(x.data(), seq, nullptr, nullptr, {}, y.data(), hn.data(), lstm ? cn.data() : nullptr, &cache);
     std::vector<float> dy(y.size());
     for (float& v : dy) v = nd(rng);
     std::vector<float> dx(x.size(), 0.0f), dh0(hn.size()), dc0(cn.size());

@@ -37,6 +37,13 @@ struct ForwardArgs {
   T* hn = nullptr;        // (B, Hout)
   T* cn = nullptr;        // LSTM (B, H)
   DirCache<T>* cache = nullptr;  // filled in training mode, null for inference
+  // Recurrent dropout, or null: (G, B, Hout), gate q's product U_q h reads h * h_mask[q] (each
+  // scale 0 or 1/(1 - rate), fixed over the sequence, as Keras's per-gate masks). The state h
+  // itself, and every other use of it, stays unmasked. The time loop then runs on one thread.
+  const T* h_mask = nullptr;
+  // Per-gate input dropout, or null: (G, B, I), gate q's input projection reads x * x_mask[q]
+  // (Keras's implementation=1, which its cells run whenever recurrent_dropout is set).
+  const T* x_mask = nullptr;
   int threads = 1;               // at most this many threads may share the time loop
 };
 
@@ -56,6 +63,8 @@ struct BackwardArgs {
   T* dx = nullptr;         // (T, B, I) accumulated (+=), or null: not wanted (no dx GEMM)
   T* dh0 = nullptr;        // (B, Hout) written
   T* dc0 = nullptr;        // LSTM (B, H) written
+  const T* h_mask = nullptr;  // the forward's ForwardArgs::h_mask
+  const T* x_mask = nullptr;  // the forward's ForwardArgs::x_mask
   int threads = 1;         // threads for the whole-sequence GEMMs
 };
 

@@ -41,6 +41,14 @@ struct PackedOrder {
   SeqShape shape(int T, int B) const { return {T, B, lengths.data(), offsets.data()}; }
 };
 
+// What a training forward drops, each null for nothing; every scale is 0 or 1/(1 - rate).
+template <class T>
+struct StackDropout {
+  const T* between = nullptr;  // (L-1, T, B, D*Hout) on the inputs of layers 1..L-1
+  const T* x = nullptr;        // (D, G, B, I) per gate on layer 0's input (ForwardArgs::x_mask)
+  const T* h = nullptr;        // (L*D, G, B, Hout) per gate on h in the recurrent products
+};
+
 template <class T>
 struct StackCache {
   const void* owner = nullptr;  // the Stack that made it
@@ -49,6 +57,9 @@ struct StackCache {
   PackedOrder packed;
   std::vector<Buffer<T>> inputs;    // inputs[l]: (rows, in_l) layer l's input after dropout
   std::vector<Buffer<T>> masks;     // masks[l-1]: (rows, D*Hout) dropout scale before layer l
+  Buffer<T> h_masks;                // StackDropout::h in packed order, if any
+  Buffer<T> x_masks;                // StackDropout::x in packed order, if any
+  bool has_h_masks = false, has_x_masks = false;
   std::vector<DirCache<T>> dirs;    // [l*D + d]
 };
 
@@ -71,12 +82,12 @@ class Stack {
   bool freeze(bool bf16 = false) const;
   void thaw() const;
 
-  // x (T, B, I) time-major; h0 (L*D, B, Hout), c0 (L*D, B, H) or null; masks (L-1, T, B, D*Hout)
-  // dropout scales or null; y (T, B, D*Hout); hn, cn like h0, c0. cache non-null in training.
+  // x (T, B, I) time-major; h0 (L*D, B, Hout), c0 (L*D, B, H) or null; drop: the dropout masks
+  // (StackDropout); y (T, B, D*Hout); hn, cn like h0, c0. cache non-null in training.
   // seq.lengths: the caller's (B) lengths in 1..T, any order, or null (seq.offsets unused):
   // steps past a sequence's length cost nothing and give zero outputs.
-  void forward(const T* x, SeqShape seq, const T* h0, const T* c0, const T* masks, T* y, T* hn,
-               T* cn, StackCache<T>* cache) const;
+  void forward(const T* x, SeqShape seq, const T* h0, const T* c0, const StackDropout<T>& drop, T* y,
+               T* hn, T* cn, StackCache<T>* cache) const;
 
   // dy like y; dhn, dcn like hn, cn or null; dx like x, or null when the caller does not need
   // it (the first layer's input GEMM is skipped); dh0, dc0 like h0, c0 (written).

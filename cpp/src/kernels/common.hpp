@@ -157,6 +157,7 @@ struct Workspace {
   Buffer<T> dprev;   // (B, Hout) gradient flowing to h_prev through U
   Buffer<T> direct;  // (B, H) GRU: gradient flowing to h_prev directly
   Buffer<T> dh, dc;  // (B, Hout), (B, H) running state gradients
+  Buffer<T> drop;    // recurrent dropout: (B, Hout) a masked h, (T*B, Hout) a masked h_prev
 };
 
 template <class T>
@@ -362,6 +363,86 @@ inline void add_input_grad(int threads, T* dx, const T* d, const T* w, Eigen::In
   split_rows(threads, TB, 2.0 * TB * G * I, [&](Eigen::Index r0, Eigen::Index r1) {
     mat(dx + r0 * I, r1 - r0, I).noalias() += cmat(d + r0 * G, r1 - r0, G) * cmat(w, G, I);
   });
+}
+
+// Recurrent dropout (ForwardArgs::h_mask, (G, B, Hout)): the recurrent products of gates
+// [q0, q1) read h * mask_q. On Eigen, one thread: the kernels run a masked time loop unpacked.
+
+// dst[row] = src[row] * m[b] for every row of the sequence, b the row's sequence; rows of
+// width w (src may be dst), m (B, w).
+template <class T>
+inline void mask_rows(const T* src, int w, const T* m, const SeqShape& seq, T* dst) {
+  for (int t = 0; t < seq.T; ++t)
+    for (int b = 0; b < seq.active(t); ++b) {
+      const int64_t row = seq.row(t, b);
+      ArrMap<T>(dst + row * w, w) = CArrMap<T>(src + row * w, w) * CArrMap<T>(m + int64_t(b) * w, w);
+    }
+}
+
+// acc[b, q*H + j] = (h[b] * mask_q[b]) . U[q*H + j] for rows b < rows, gates q in [q0, q1),
+// units j < H; h (rows, Ho) dense, U (G*H, Ho), acc row stride lda, tmp (rows, Ho).
+template <class T>
+inline void masked_gate_product(const T* h, int rows, int Ho, const T* U, const T* mask, int B, int q0, int q1,
+                                int H, T* acc, int lda, T* tmp) {
+  const int64_t n = int64_t(rows) * Ho;
+  for (int q = q0; q < q1; ++q) {
+    ArrMap<T>(tmp, n) = CArrMap<T>(h, n) * CArrMap<T>(mask + int64_t(q) * B * Ho, n);
+    mat(acc + q * H, rows, H, lda).noalias() = cmat(tmp, rows, Ho) * cmat(U + int64_t(q) * H * Ho, H, Ho).transpose();
+  }
+}
+
+// out (rows, Ho) = sum over gates q in [q0, q1) of (d_q U_q) * mask_q: the gradient reaching h
+// through the masked products; d_q at d + q*H with row stride ldd; tmp (rows, Ho).
+template <class T>
+inline void masked_gate_grad(const T* d, int rows, int ldd, const T* U, const T* mask, int B, int q0, int q1, int H,
+                             int Ho, T* out, T* tmp) {
+  const int64_t n = int64_t(rows) * Ho;
+  ArrMap<T> o(out, n);
+  o.setZero();
+  for (int q = q0; q < q1; ++q) {
+    mat(tmp, rows, Ho).noalias() = cmat(d + q * H, rows, H, ldd) * cmat(U + int64_t(q) * H * Ho, H, Ho);
+    o += CArrMap<T>(tmp, n) * CArrMap<T>(mask + int64_t(q) * B * Ho, n);
+  }
+}
+
+// gU rows [q*H, (q+1)*H) += d_q^T (h_prev * mask_q) for gates q in [q0, q1), over every row
+// of the sequence (a row's mask is its sequence's); d (rows, ldd), h_prev (rows, Ho) as
+// cached, tmp (rows, Ho).
+template <class T>
+inline void masked_weight_grad(int threads, T* gU, const T* d, int ldd, const T* h_prev, const T* mask,
+                               const SeqShape& seq, int q0, int q1, int H, int Ho, T* tmp) {
+  for (int q = q0; q < q1; ++q) {
+    mask_rows(h_prev, Ho, mask + int64_t(q) * seq.B * Ho, seq, tmp);
+    add_weight_grad(threads, gU + int64_t(q) * H * Ho, d + q * H, ldd, H, tmp, seq.rows(), Ho);
+  }
+}
+
+// Per-gate input dropout (ForwardArgs::x_mask, (G, B, I)), on Eigen, one call per gate.
+// gx[row, q*xs + j] = (x[row] * mask_q) . W[q*H + j] + bias[q*H + j] (bias may be null), for
+// every row of the sequence, gate q's columns at q*xs (row stride ldx); tmp (rows, I).
+template <class T>
+inline void masked_input_projection(const T* x, const T* w_ih, const T* bias, T* gx, int ldx, int xs,
+                                    const SeqShape& seq, int I, int gates, int H, const T* mask, T* tmp) {
+  const int64_t TB = seq.rows();
+  for (int q = 0; q < gates; ++q) {
+    mask_rows(x, I, mask + int64_t(q) * seq.B * I, seq, tmp);
+    auto Gq = mat(gx + q * xs, TB, H, ldx);
+    Gq.noalias() = cmat(tmp, TB, I) * cmat(w_ih + int64_t(q) * H * I, H, I).transpose();
+    if (bias) Gq.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(bias + int64_t(q) * H, H);
+  }
+}
+
+// dx (rows, I) += sum over gates q of (d_q W_q) * mask_q: the input gradient through
+// masked_input_projection; d (rows, ldd), gate q at q*H; tmp (rows, I).
+template <class T>
+inline void masked_input_grad(T* dx, const T* d, int ldd, const T* w_ih, const SeqShape& seq, int I, int gates, int H,
+                              const T* mask, T* tmp) {
+  const int64_t TB = seq.rows();
+  for (int q = 0; q < gates; ++q) {
+    mat(tmp, TB, I).noalias() = cmat(d + q * H, TB, H, ldd) * cmat(w_ih + int64_t(q) * H * I, H, I);
+    mask_rows(tmp, I, mask + int64_t(q) * seq.B * I, seq, tmp);
+    ArrMap<T>(dx, TB * I) += CArrMap<T>(tmp, TB * I);
+  }
 }
 
 // Requests every cache line of [p, p + n) at once. After a barrier, the lines of h that the

@@ -244,9 +244,13 @@ void gru_forward(const ForwardArgs<T>& a) {
     for (int j = 2 * H; j < G; ++j) bias[j] = a.w.b_ih[j] + (s.reset_after ? T(0) : a.w.b_hh[j]);
     if (s.reset_after) bhn = a.w.b_hh + 2 * H;
   }
-  const int xs = gx_stride(H, a.w.packed_ih || a.w.packed_ih_bf16), ldx = 3 * xs;
+  // a masked input (per-gate dropout) is projected unpacked, gate by gate
+  const int xs = gx_stride(H, (a.w.packed_ih || a.w.packed_ih_bf16) && !a.x_mask), ldx = 3 * xs;
   T* gx = ws.gx.reserve(TB * ldx);  // (rows, 3*xs) gate q of a row at q*xs
-  input_projection(a.x, a.w.w_ih, bias, gx, TB, I, 3, H, a.threads, a.w.packed_ih, a.w.packed_ih_bf16);
+  if (a.x_mask)
+    masked_input_projection(a.x, a.w.w_ih, bias, gx, ldx, xs, a.seq, I, 3, H, a.x_mask, ws.drop.reserve(TB * I));
+  else
+    input_projection(a.x, a.w.w_ih, bias, gx, TB, I, 3, H, a.threads, a.w.packed_ih, a.w.packed_ih_bf16);
 
   // Two (B, H), the state before and after a step, each 64-byte aligned (see lstm_forward).
   const int64_t hstride = aligned_size<T>(int64_t(B) * H);
@@ -272,7 +276,9 @@ void gru_forward(const ForwardArgs<T>& a) {
     p32 = a.w.packed_hh;
     if (B <= kBf16MaxRows) p16 = a.w.packed_hh_bf16;
   }
-  const bool packed = p32 != nullptr;
+  const bool packed = p32 != nullptr && !a.h_mask;  // a masked loop runs unpacked, on one thread
+  const T* mask_n = a.h_mask ? a.h_mask + 2 * int64_t(B) * H : nullptr;  // n's (B, H) scales
+  T* drop = a.h_mask ? ws.drop.reserve(int64_t(B) * H) : nullptr;
   // Product of rows h (B, H) [h-columns k0..k1] with columns [c0, c0 + ncols) of unit block
   // ub, into out (add: onto the other k-segment's sum, see segmented_row_product).
   auto block_product = [&](const T* h, int nb, int ub, int c0, int ncols, T* out, int ldo, int ocs,
@@ -339,6 +345,8 @@ void gru_forward(const ForwardArgs<T>& a) {
         if (nb > 0)
           blocks_product(hcur + int64_t(b0) * H, nb, first, last, 0, s.reset_after ? W : 2 * kUnitBlock,
                          acc + int64_t(b0) * lda, lda, Hp);
+      } else if (a.h_mask) {
+        masked_gate_product(hcur, b1, H, a.w.w_hh, a.h_mask, B, 0, s.reset_after ? 3 : 2, H, acc, lda, drop);
       } else if (s.reset_after) {
         mat(acc, b1, G).noalias() = cmat(hcur, b1, H) * U.transpose();
       } else {
@@ -350,6 +358,8 @@ void gru_forward(const ForwardArgs<T>& a) {
         gru_pointwise_rz(s, u0, n, rec, Hp, gx + row * ldx, xs, pre ? pre + row * G : nullptr);
         if (!s.reset_after)
           ArrMap<T>(rh + int64_t(b) * H + u0, n) = CArrMap<T>(rec, n) * CArrMap<T>(hcur + int64_t(b) * H + u0, n);
+        if (!s.reset_after && mask_n)
+          ArrMap<T>(rh + int64_t(b) * H + u0, n) *= CArrMap<T>(mask_n + int64_t(b) * H + u0, n);
       }
       // Phase 2 (reset_before): U_n (r * h) needs every unit's r * h.
       if (!s.reset_after) {
@@ -428,11 +438,15 @@ void gru_backward(const BackwardArgs<T>& a) {
   auto row_of = [&](int step, int b) { return step_row(a.seq, a.reverse, step, b); };
   const int blocks = H / kUnitBlock;
   // From 16 rows, a team splits the batch (row_team, see lstm_backward).
-  const bool rows_ok = std::is_same<T, float>::value && RNNKIT_PACKED_KERNELS && H % kUnitBlock == 0;
+  // A masked loop (recurrent dropout) runs on one thread.
+  const bool rows_ok = std::is_same<T, float>::value && RNNKIT_PACKED_KERNELS && H % kUnitBlock == 0 && !a.h_mask;
   const int rteam = row_team(rows_ok, a.threads, B, Tn, int64_t(B) * G * H);
   const int team = rteam > 1 ? rteam
-                   : (a.threads > 1 && H >= 128 && H % kUnitBlock == 0 && units_team_pays(B, int64_t(G) * H))
+                   : (!a.h_mask && a.threads > 1 && H >= 128 && H % kUnitBlock == 0 &&
+                      units_team_pays(B, int64_t(G) * H))
                        ? std::min(a.threads, blocks) : 1;
+  const T* mask_n = a.h_mask ? a.h_mask + 2 * int64_t(B) * H : nullptr;  // n's (B, H) scales
+  T* drop = a.h_mask ? ws.drop.reserve(int64_t(B) * H) : nullptr;
   Barrier barrier;
 
   // By units: each thread owns units [u0, u0 + n): their pointwise gradients and the same
@@ -484,6 +498,8 @@ void gru_backward(const BackwardArgs<T>& a) {
           const int64_t row = row_of(step, b);
           T* ds = dstep + int64_t(b) * G;
           const T* gr = k.gates.data() + row * G + u0;
+          // the gradient of r * h, times n's mask (which scales both factors' shares)
+          if (mask_n) ArrMap<T>(dprev + int64_t(b) * H + u0, n) *= CArrMap<T>(mask_n + int64_t(b) * H + u0, n);
           CArrMap<T> drh(dprev + int64_t(b) * H + u0, n);
           ArrMap<T> dr(ds + u0, n);
           dr = drh * CArrMap<T>(k.h_prev.data() + row * H + u0, n);
@@ -494,7 +510,10 @@ void gru_backward(const BackwardArgs<T>& a) {
         if (!by_rows) barrier.wait();  // every unit's dr is written
       }
       // dh = direct + (dr, dz[, dn]) U for this thread's columns.
-      if (nb > 0) step_product(dsr, nb, G, a.w.w_hh + c0, H, s.reset_after ? G : 2 * H, n, dpr + c0, H);
+      if (nb > 0 && a.h_mask)
+        masked_gate_grad(dsr, nb, G, a.w.w_hh, a.h_mask, B, 0, s.reset_after ? 3 : 2, H, H, dpr, drop);
+      else if (nb > 0)
+        step_product(dsr, nb, G, a.w.w_hh + c0, H, s.reset_after ? G : 2 * H, n, dpr + c0, H);
       for (int b = b0; b < b1; ++b) {
         ArrMap<T>(dh + int64_t(b) * H + u0, n) =
             CArrMap<T>(direct + int64_t(b) * H + u0, n) + CArrMap<T>(dprev + int64_t(b) * H + u0, n);
@@ -505,11 +524,21 @@ void gru_backward(const BackwardArgs<T>& a) {
   std::memcpy(a.dh0, dh, int64_t(B) * H * sizeof(T));
 
   // Weight gradients as whole-sequence GEMMs.
-  add_weight_grad(a.threads, a.g.w_ih, dGx, G, G, a.x, TB, I);
+  if (a.x_mask)
+    masked_weight_grad(a.threads, a.g.w_ih, dGx, G, a.x, a.x_mask, a.seq, 0, 3, H, I, ws.drop.reserve(TB * I));
+  else
+    add_weight_grad(a.threads, a.g.w_ih, dGx, G, G, a.x, TB, I);
   add_colsum(dGx, TB, G, G, a.g.b_ih);
   add_colsum(dGa, TB, G, G, a.g.b_hh);
-  if (a.dx) add_input_grad(a.threads, a.dx, dGx, a.w.w_ih, TB, G, I);
-  if (s.reset_after) {
+  if (a.dx && a.x_mask)
+    masked_input_grad(a.dx, dGx, G, a.w.w_ih, a.seq, I, 3, H, a.x_mask, ws.drop.reserve(TB * I));
+  else if (a.dx)
+    add_input_grad(a.threads, a.dx, dGx, a.w.w_ih, TB, G, I);
+  if (a.h_mask) {  // dGa is dGx in reset_before, whose n rows multiply r * h * mask (aux)
+    masked_weight_grad(a.threads, a.g.w_hh, dGa, G, k.h_prev.data(), a.h_mask, a.seq, 0, s.reset_after ? 3 : 2, H, H,
+                       ws.drop.reserve(TB * H));
+    if (!s.reset_after) add_weight_grad(a.threads, a.g.w_hh + 2 * H * H, dGx + 2 * H, G, H, k.aux.data(), TB, H);
+  } else if (s.reset_after) {
     add_weight_grad(a.threads, a.g.w_hh, dGa, G, G, k.h_prev.data(), TB, H);
   } else {
     add_weight_grad(a.threads, a.g.w_hh, dGx, G, 2 * H, k.h_prev.data(), TB, H);

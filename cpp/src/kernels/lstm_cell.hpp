@@ -210,9 +210,13 @@ void lstm_forward(const ForwardArgs<T>& a) {
     bias = ws.bias.reserve(G);
     for (int j = 0; j < G; ++j) bias[j] = a.w.b_ih[j] + a.w.b_hh[j];
   }
-  const int xs = gx_stride(H, a.w.packed_ih || a.w.packed_ih_bf16), ldx = 4 * xs;
+  // a masked input (per-gate dropout) is projected unpacked, gate by gate
+  const int xs = gx_stride(H, (a.w.packed_ih || a.w.packed_ih_bf16) && !a.x_mask), ldx = 4 * xs;
   T* gx = ws.gx.reserve(TB * ldx);  // (rows, 4*xs) gate q of a row at q*xs
-  input_projection(a.x, a.w.w_ih, bias, gx, TB, I, 4, H, a.threads, a.w.packed_ih, a.w.packed_ih_bf16);
+  if (a.x_mask)
+    masked_input_projection(a.x, a.w.w_ih, bias, gx, ldx, xs, a.seq, I, 4, H, a.x_mask, ws.drop.reserve(TB * I));
+  else
+    input_projection(a.x, a.w.w_ih, bias, gx, TB, I, 4, H, a.threads, a.w.packed_ih, a.w.packed_ih_bf16);
 
   // Two (B, Hout), the state before and after a step, each 64-byte aligned so that every step
   // sees the same alignments (and so a one-step call computes exactly as any step of a longer one).
@@ -242,7 +246,8 @@ void lstm_forward(const ForwardArgs<T>& a) {
     p32 = a.w.packed_hh;
     if (B <= kBf16MaxRows) p16 = a.w.packed_hh_bf16;
   }
-  const bool packed = p32 != nullptr;
+  const bool packed = p32 != nullptr && !a.h_mask;  // a masked loop runs unpacked, on one thread
+  T* drop = a.h_mask ? ws.drop.reserve(int64_t(B) * Ho) : nullptr;
   const int blocks = unit_blocks(H), W = 4 * kUnitBlock;
   // acc (B, 4*Hp): each row's recurrent pre-activations, gate-major with gate stride Hp
   // (H rounded up to whole unit blocks on the packed path). Shared by the team.
@@ -303,6 +308,8 @@ void lstm_forward(const ForwardArgs<T>& a) {
       } else if (packed) {
         if (nt > 1 && !by_rows) prefetch_lines(hcur, int64_t(b1) * Ho);
         if (b1 > b0) blocks_product(hcur, b0, b1 - b0, first, last);
+      } else if (a.h_mask) {
+        masked_gate_product(hcur, b1, Ho, a.w.w_hh, a.h_mask, B, 0, 4, H, acc, lda, drop);
       } else {
         mat(acc, b1, G).noalias() = cmat(hcur, b1, Ho) * cmat(a.w.w_hh, G, Ho).transpose();
       }
@@ -368,15 +375,17 @@ void lstm_backward(const BackwardArgs<T>& a) {
   T* dhb = proj ? ws.dhb.reserve(int64_t(B) * Ho) : nullptr;  // (B, P) total grad of projected h
   T* dm = proj ? ws.dm.reserve(int64_t(B) * H) : nullptr;     // (B, H) grad of o * act(c)
   T* dprev = ws.dprev.reserve(int64_t(B) * Ho);               // (B, Hout) dstep U
+  T* drop = a.h_mask ? ws.drop.reserve(int64_t(B) * Ho) : nullptr;
 
   const int blocks = H / kUnitBlock;
   // From 16 rows, a team splits the batch (row_team): only where step_product runs the packed
   // kernels (float, whole chunks of 16) and no thread-shared peephole gradient is summed.
+  // A masked loop (recurrent dropout) runs on one thread.
   const bool rows_ok = std::is_same<T, float>::value && RNNKIT_PACKED_KERNELS && !proj &&
-                       !s.peephole && H % kUnitBlock == 0;
+                       !s.peephole && H % kUnitBlock == 0 && !a.h_mask;
   const int rteam = row_team(rows_ok, a.threads, B, Tn, int64_t(B) * G * Ho);
   const int team = rteam > 1 ? rteam
-                   : (!proj && a.threads > 1 && H >= 128 && H % kUnitBlock == 0 &&
+                   : (!proj && !a.h_mask && a.threads > 1 && H >= 128 && H % kUnitBlock == 0 &&
                       units_team_pays(B, int64_t(G) * Ho)) ? std::min(a.threads, blocks) : 1;
   Barrier barrier;
   auto row_of = [&](int step, int b) { return step_row(a.seq, a.reverse, step, b); };
@@ -459,7 +468,9 @@ void lstm_backward(const BackwardArgs<T>& a) {
       if (!by_rows) barrier.wait();  // every unit's dstep is written
       // this thread's columns of dstep U (all of them for one thread or by rows), for its rows
       const int c0 = nt > 1 && !by_rows ? u0 : 0, nc = nt > 1 && !by_rows ? n : Ho;
-      if (b1 > b0)
+      if (b1 > b0 && a.h_mask)
+        masked_gate_grad(dstep, b1, G, a.w.w_hh, a.h_mask, B, 0, 4, H, Ho, dprev, drop);
+      else if (b1 > b0)
         step_product(dstep + int64_t(b0) * G, b1 - b0, G, a.w.w_hh + c0, Ho, G, nc, dprev + int64_t(b0) * Ho + c0, Ho);
       for (int b = b0; b < b1; ++b) std::memcpy(dh + int64_t(b) * Ho + c0, dprev + int64_t(b) * Ho + c0, nc * sizeof(T));
     }
@@ -469,11 +480,21 @@ void lstm_backward(const BackwardArgs<T>& a) {
   if (a.dc0) std::memcpy(a.dc0, dc, int64_t(B) * H * sizeof(T));
 
   // Weight gradients as whole-sequence GEMMs.
-  add_weight_grad(a.threads, a.g.w_ih, dG, G, G, a.x, TB, I);
-  add_weight_grad(a.threads, a.g.w_hh, dG, G, G, k.h_prev.data(), TB, Ho);
+  if (a.x_mask)
+    masked_weight_grad(a.threads, a.g.w_ih, dG, G, a.x, a.x_mask, a.seq, 0, 4, H, I, ws.drop.reserve(TB * I));
+  else
+    add_weight_grad(a.threads, a.g.w_ih, dG, G, G, a.x, TB, I);
+  if (a.h_mask)
+    masked_weight_grad(a.threads, a.g.w_hh, dG, G, k.h_prev.data(), a.h_mask, a.seq, 0, 4, H, Ho,
+                       ws.drop.reserve(TB * Ho));
+  else
+    add_weight_grad(a.threads, a.g.w_hh, dG, G, G, k.h_prev.data(), TB, Ho);
   add_colsum(dG, TB, G, G, a.g.b_ih);
   add_colsum(dG, TB, G, G, a.g.b_hh);
-  if (a.dx) add_input_grad(a.threads, a.dx, dG, a.w.w_ih, TB, G, I);
+  if (a.dx && a.x_mask)
+    masked_input_grad(a.dx, dG, G, a.w.w_ih, a.seq, I, 4, H, a.x_mask, ws.drop.reserve(TB * I));
+  else if (a.dx)
+    add_input_grad(a.threads, a.dx, dG, a.w.w_ih, TB, G, I);
   if (proj) add_weight_grad(a.threads, a.g.w_hr, dHP, Ho, Ho, k.m.data(), TB, H);
 }
 

@@ -39,9 +39,12 @@ void rnn_forward(const ForwardArgs<T>& a) {
     bias = ws.bias.reserve(H);
     for (int j = 0; j < H; ++j) bias[j] = a.w.b_ih[j] + a.w.b_hh[j];
   }
-  const int ldx = gx_stride(H, a.w.packed_ih || a.w.packed_ih_bf16);
+  const int ldx = gx_stride(H, (a.w.packed_ih || a.w.packed_ih_bf16) && !a.x_mask);  // masked: unpacked
   T* gx = ws.gx.reserve(TB * ldx);  // (rows, ldx): H, padded to whole unit blocks when packed
-  input_projection(a.x, a.w.w_ih, bias, gx, TB, I, 1, H, a.threads, a.w.packed_ih, a.w.packed_ih_bf16);
+  if (a.x_mask)
+    masked_input_projection(a.x, a.w.w_ih, bias, gx, ldx, ldx, a.seq, I, 1, H, a.x_mask, ws.drop.reserve(TB * I));
+  else
+    input_projection(a.x, a.w.w_ih, bias, gx, TB, I, 1, H, a.threads, a.w.packed_ih, a.w.packed_ih_bf16);
 
   // Two (B, H), the state before and after a step, each 64-byte aligned (see lstm_forward).
   const int64_t hstride = aligned_size<T>(int64_t(B) * H);
@@ -63,7 +66,8 @@ void rnn_forward(const ForwardArgs<T>& a) {
     p32 = a.w.packed_hh;
     if (B <= kBf16MaxRows) p16 = a.w.packed_hh_bf16;
   }
-  const bool packed = p32 != nullptr;
+  const bool packed = p32 != nullptr && !a.h_mask;  // a masked loop runs unpacked, on one thread
+  T* drop = a.h_mask ? ws.drop.reserve(int64_t(B) * H) : nullptr;
   const int blocks = unit_blocks(H), W = kUnitBlock;
   // acc (B, Hp): each row's U h, H rounded up to whole unit blocks on the packed path.
   const int Hp = packed ? blocks * kUnitBlock : H, lda = Hp;
@@ -118,6 +122,8 @@ void rnn_forward(const ForwardArgs<T>& a) {
       } else if (packed) {
         if (nt > 1 && !by_rows) prefetch_lines(hcur, int64_t(b1) * H);
         if (b1 > b0) blocks_product(hcur, b0, b1 - b0, first, last);
+      } else if (a.h_mask) {
+        masked_gate_product(hcur, b1, H, a.w.w_hh, a.h_mask, B, 0, 1, H, acc, lda, drop);
       } else {
         mat(acc, b1, H).noalias() = cmat(hcur, b1, H) * cmat(a.w.w_hh, H, H).transpose();
       }
@@ -161,13 +167,15 @@ void rnn_backward(const BackwardArgs<T>& a) {
   // Two (B, H) step-gradient buffers, used alternately (see lstm_backward).
   T* dsteps = ws.dstep.reserve(2 * int64_t(B) * H);
   T* dprev = ws.dprev.reserve(int64_t(B) * H);  // (B, H) dstep U
+  T* drop = a.h_mask ? ws.drop.reserve(int64_t(B) * H) : nullptr;
 
   const int blocks = H / kUnitBlock;
   // Teams as in lstm_backward.
-  const bool rows_ok = std::is_same<T, float>::value && RNNKIT_PACKED_KERNELS && H % kUnitBlock == 0;
+  const bool rows_ok = std::is_same<T, float>::value && RNNKIT_PACKED_KERNELS && H % kUnitBlock == 0 && !a.h_mask;
   const int rteam = row_team(rows_ok, a.threads, B, Tn, int64_t(B) * H * H);
   const int team = rteam > 1 ? rteam
-                   : (a.threads > 1 && H >= 128 && H % kUnitBlock == 0 && units_team_pays(B, int64_t(H) * H))
+                   : (!a.h_mask && a.threads > 1 && H >= 128 && H % kUnitBlock == 0 &&
+                      units_team_pays(B, int64_t(H) * H))
                        ? std::min(a.threads, blocks) : 1;
   Barrier barrier;
   auto row_of = [&](int step, int b) { return step_row(a.seq, a.reverse, step, b); };
@@ -195,7 +203,9 @@ void rnn_backward(const BackwardArgs<T>& a) {
       if (!by_rows) barrier.wait();  // every unit's dstep is written
       // this thread's columns of dstep U (all of them for one thread or by rows), for its rows
       const int c0 = nt > 1 && !by_rows ? u0 : 0, nc = nt > 1 && !by_rows ? n : H;
-      if (b1 > b0)
+      if (b1 > b0 && a.h_mask)
+        masked_gate_grad(dstep, b1, H, a.w.w_hh, a.h_mask, B, 0, 1, H, H, dprev, drop);
+      else if (b1 > b0)
         step_product(dstep + int64_t(b0) * H, b1 - b0, H, a.w.w_hh + c0, H, H, nc, dprev + int64_t(b0) * H + c0, H);
       for (int b = b0; b < b1; ++b) std::memcpy(dh + int64_t(b) * H + c0, dprev + int64_t(b) * H + c0, nc * sizeof(T));
     }
@@ -204,11 +214,21 @@ void rnn_backward(const BackwardArgs<T>& a) {
   std::memcpy(a.dh0, dh, int64_t(B) * H * sizeof(T));
 
   // Weight gradients as whole-sequence GEMMs.
-  add_weight_grad(a.threads, a.g.w_ih, dG, H, H, a.x, TB, I);
-  add_weight_grad(a.threads, a.g.w_hh, dG, H, H, k.h_prev.data(), TB, H);
+  if (a.x_mask)
+    masked_weight_grad(a.threads, a.g.w_ih, dG, H, a.x, a.x_mask, a.seq, 0, 1, H, I, ws.drop.reserve(TB * I));
+  else
+    add_weight_grad(a.threads, a.g.w_ih, dG, H, H, a.x, TB, I);
+  if (a.h_mask)
+    masked_weight_grad(a.threads, a.g.w_hh, dG, H, k.h_prev.data(), a.h_mask, a.seq, 0, 1, H, H,
+                       ws.drop.reserve(TB * H));
+  else
+    add_weight_grad(a.threads, a.g.w_hh, dG, H, H, k.h_prev.data(), TB, H);
   add_colsum(dG, TB, H, H, a.g.b_ih);
   add_colsum(dG, TB, H, H, a.g.b_hh);
-  if (a.dx) add_input_grad(a.threads, a.dx, dG, a.w.w_ih, TB, H, I);
+  if (a.dx && a.x_mask)
+    masked_input_grad(a.dx, dG, H, a.w.w_ih, a.seq, I, 1, H, a.x_mask, ws.drop.reserve(TB * I));
+  else if (a.dx)
+    add_input_grad(a.threads, a.dx, dG, a.w.w_ih, TB, H, I);
 }
 
 }  // namespace RNNKIT_ISA_NS

@@ -26,7 +26,7 @@ constexpr int kTileAcc = 4 * kUnitBlock;
 // Whether a forward call takes the tile loop: bfloat16 packs of both weights, no cache, no
 // projection, at least two rows (one row streams on VDPBF16PS; the tiles win from two).
 inline bool tile_loop_applies(const ForwardArgs<float>& a) {
-  return a.w.packed_hh_bf16 && a.w.packed_ih_bf16 && !a.cache && a.spec.proj_size == 0 && a.seq.B >= 2;
+  return a.w.packed_hh_bf16 && a.w.packed_ih_bf16 && !a.cache && !a.h_mask && a.spec.proj_size == 0 && a.seq.B >= 2;
 }
 
 // products(xa, Kx, ha, Kh, rows, px, ph, W, acc): one unit block's kTileAcc accumulator

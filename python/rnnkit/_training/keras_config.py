@@ -342,11 +342,6 @@ class _Reader:
                     continue
                 if key in _ACTIVATION_KEYS:
                     value = self.activation(value, owner, key)
-                if key == "recurrent_dropout" and value:
-                    raise self.fail(
-                        f"{owner}: recurrent_dropout={value} is not supported by rnnkit "
-                        "(no per-step mask on h in the core yet)"
-                    )
                 if key == "noise_shape" and value is not None:
                     value = tuple(value)
                 kwargs[key] = value

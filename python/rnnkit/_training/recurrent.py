@@ -150,14 +150,8 @@ class _RNN(Layer):
         self.bias_initializer = initializers.resolve(bias_initializer, owner, "bias_initializer")
         dropout = check_float(owner, "dropout", dropout, 0.0, 1.0)
         recurrent_dropout = check_float(owner, "recurrent_dropout", recurrent_dropout, 0.0, 1.0)
-        if recurrent_dropout != 0.0:
-            raise NotImplementedError(
-                f"[{owner}] recurrent_dropout={recurrent_dropout} is not supported: it needs a "
-                "per-step mask on h inside the core, which rnnkit does not have yet. Use "
-                "dropout= (on the inputs) or a Dropout layer between recurrent layers."
-            )
         self.dropout = dropout
-        self.recurrent_dropout = 0.0
+        self.recurrent_dropout = recurrent_dropout
         self.seed = seed
         self._rng = None if seed is None else np.random.default_rng(seed)
         self.return_sequences = bool(return_sequences)
@@ -248,9 +242,42 @@ class _RNN(Layer):
         return (b, t, width) if self.return_sequences else (b, width)
 
     # ------------------------------------------------------------- forward/backward
-    def _run_core(self, x: Array, hx: Any, lengths: Any = None) -> tuple[Array, list[Array]]:
+    def _run_core(
+        self,
+        x: Array,
+        hx: Any,
+        lengths: Any = None,
+        h_masks: Array | None = None,
+        x_masks: Array | None = None,
+    ) -> tuple[Array, list[Array]]:
         """Core call: returns y (B, T, D·U) and the final states, each (D, B, U)."""
-        raise NotImplementedError
+        h0 = None if hx is None else hx[0]
+        c0 = None if hx is None or len(hx) < 2 else hx[1]
+        y, h, c = self._core._run(x, h0, c0, lengths, h_masks, x_masks)
+        return y, [h] if c is None else [h, c]
+
+    #: The core's gate order as indices into Keras's (GRU: Keras z, r, h; the core r, z, n).
+    _core_gates: tuple[int, ...] = (0, 1, 2, 3)
+
+    def _recurrent_masks(self, batch: int) -> Array:
+        """Recurrent-dropout scales (directions, gates, batch, units) in Keras's gate order:
+        0 with probability ``recurrent_dropout``, else 1/(1 - rate); one mask per gate, fixed
+        over the sequence and drawn anew each call, as Keras 3's cells draw them (with
+        ``recurrent_dropout`` they run ``implementation=1``, one mask per gate)."""
+        return self._gate_masks(
+            (self._directions, self._gates, batch, self.units), self.recurrent_dropout
+        )
+
+    def _input_masks(self, batch: int, features: int) -> Array:
+        """Input-dropout scales (directions, gates, batch, features) in Keras's gate order,
+        used when ``recurrent_dropout`` is set too (then Keras drops each gate's input on its
+        own; without it, one mask for every gate, applied before the core)."""
+        return self._gate_masks((self._directions, self._gates, batch, features), self.dropout)
+
+    def _gate_masks(self, shape: tuple[int, ...], rate: float) -> Array:
+        rng = self._rng if self._rng is not None else get_rng()
+        keep = rng.random(shape, dtype=self.dtype) >= rate
+        return keep * self.dtype.type(1.0 / (1.0 - rate))
 
     def _run_core_backward(
         self, dy: Array, dstates: list[Array | None], need_dx: bool
@@ -334,7 +361,13 @@ class _RNN(Layer):
             else:
                 core.eval()
         self._mask = None
-        if training and self.dropout > 0.0:
+        x_masks = None
+        order = self._core_gates[: self._gates]
+        if training and self.dropout > 0.0 and self.recurrent_dropout > 0.0:
+            # one input mask per gate and direction, applied in the core (Keras's cells run
+            # implementation=1 whenever recurrent_dropout is set)
+            x_masks = np.ascontiguousarray(self._input_masks(x.shape[0], x.shape[2])[:, order])
+        elif training and self.dropout > 0.0:
             rng = self._rng if self._rng is not None else get_rng()
             keep = rng.random((x.shape[0], 1, x.shape[2]), dtype=self.dtype) >= self.dropout
             self._mask = keep * self.dtype.type(1.0 / (1.0 - self.dropout))
@@ -369,7 +402,10 @@ class _RNN(Layer):
                 )
             hx = self._states
         plan = self._plan
-        y, states = self._run_core(x, hx, None if plan is None else plan.lengths)
+        h_masks = None
+        if training and self.recurrent_dropout > 0.0:
+            h_masks = np.ascontiguousarray(self._recurrent_masks(x.shape[0])[:, order])
+        y, states = self._run_core(x, hx, None if plan is None else plan.lengths, h_masks, x_masks)
         if plan is not None:
             y = plan.outputs(y, self._zero_masked)
             if plan.empty.any():  # rows with no valid step keep their initial state
@@ -646,9 +682,11 @@ class LSTM(_RNN):
     use_bias, unit_forget_bias : bool
         ``unit_forget_bias`` initialises the forget-gate bias to 1 (Keras default).
     dropout : float
-        Input dropout in training; one mask per sequence, shared by all time steps.
+        Input dropout in training; one mask per sequence, shared by all time steps (and,
+        with ``recurrent_dropout`` too, one per gate, as Keras).
     recurrent_dropout : float
-        Must be 0 (NotImplementedError otherwise).
+        Dropout on h where it enters the recurrent products, in training: one mask per gate,
+        fixed over the sequence (Keras 3's semantics); the state itself is not dropped.
     return_sequences, return_state, go_backwards, stateful : bool
         Keras semantics; with ``go_backwards`` the output sequence stays reversed.
     input_shape : tuple, optional
@@ -689,10 +727,6 @@ class LSTM(_RNN):
 
     def _n_states(self) -> int:
         return 2
-
-    def _run_core(self, x, hx, lengths=None):
-        y, (h, c) = self._core(x, hx, lengths=lengths)
-        return y, [h, c]
 
     def _config(self):
         config = super()._config()
@@ -745,6 +779,8 @@ class GRU(_RNN):
         shape = (2, 3 * self.units) if self.reset_after else (3 * self.units,)
         return initializers.initialize(self.bias_initializer, shape, self.dtype)
 
+    _core_gates = (1, 0, 2)
+
     def _to_keras(self, a: Array) -> Array:
         return _swap_first_blocks(a, self.units)
 
@@ -757,10 +793,6 @@ class GRU(_RNN):
         if self.reset_after:
             return self._to_keras(bias[0]), self._to_keras(bias[1])
         return self._to_keras(bias), np.zeros(bias.shape[-1], dtype=self.dtype)
-
-    def _run_core(self, x, hx, lengths=None):
-        y, h = self._core(x, None if hx is None else hx[0], lengths=lengths)
-        return y, [h]
 
     def _config(self):
         config = super()._config()
@@ -799,10 +831,6 @@ class SimpleRNN(_RNN):
     def _initial_bias(self) -> Array:
         return initializers.initialize(self.bias_initializer, (self.units,), self.dtype)
 
-    def _run_core(self, x, hx, lengths=None):
-        y, h = self._core(x, None if hx is None else hx[0], lengths=lengths)
-        return y, [h]
-
     def _config(self):
         config = super()._config()
         del config["recurrent_activation"]
@@ -821,7 +849,8 @@ class Bidirectional(Layer):
     output is ``[y, *forward_states, *backward_states]``.
 
     Weights (Keras order): the forward layer's ``kernel, recurrent_kernel, bias`` then the
-    backward layer's. With ``dropout`` both directions share one input mask.
+    backward layer's. With ``dropout`` both directions share one input mask (each its own
+    per gate when ``recurrent_dropout`` is set too, as Keras's two layers).
     """
 
     def __init__(
