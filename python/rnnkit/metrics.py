@@ -22,8 +22,26 @@ from ._namespace import missing_attribute
 Array = np.ndarray
 
 
+def _value_weights(owner: str, sample_weight: Any, n_values: int, n_samples: int) -> Array:
+    """Per-value weights from ``sample_weight`` (N,) or (N, T): a metric's values are laid
+    out sample by sample (each sample's steps, then their elements, in order), so each weight
+    repeats over the values it covers."""
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.ndim == 0:
+        w = np.full(n_samples, float(w))
+    if w.shape[0] != n_samples or w.size == 0 or n_values % w.size:
+        raise ValueError(
+            f"[{owner}] sample_weight has shape {w.shape}; expected ({n_samples},) or "
+            f"({n_samples}, steps), one weight per sample or per step of each sample"
+        )
+    if not np.all(np.isfinite(w)):
+        raise ValueError(f"[{owner}] sample_weight must be finite")
+    return np.repeat(w.ravel(), n_values // w.size)
+
+
 class Metric:
-    """Running mean of a per-sample value ``_values(y_true, y_pred) -> (N,)``."""
+    """Running mean of a per-sample value ``_values(y_true, y_pred) -> (N,)`` (or per step or
+    element, sample by sample), weighted by ``sample_weight`` when given."""
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name or type(self).__name__.lower()
@@ -31,12 +49,20 @@ class Metric:
 
     def reset_state(self) -> None:
         self._total = 0.0
-        self._count = 0
+        self._count = 0.0
 
-    def update_state(self, y_true: Any, y_pred: Any) -> None:
-        values = self._values(np.asarray(y_true), np.asarray(y_pred))
-        self._total += float(np.sum(values, dtype=np.float64))
-        self._count += int(values.size)
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        """Add a batch. ``sample_weight`` (N,) or (N, T): the weighted mean
+        ``sum(w * v) / sum(w)`` over everything seen, as Keras's metrics."""
+        t = np.asarray(y_true)
+        values = self._values(t, np.asarray(y_pred))
+        if sample_weight is None:
+            self._total += float(np.sum(values, dtype=np.float64))
+            self._count += values.size
+            return
+        w = _value_weights(self.name, sample_weight, values.size, t.shape[0] if t.ndim else 1)
+        self._total += float(np.sum(values.ravel() * w))
+        self._count += float(np.sum(w))
 
     def result(self) -> float:
         return self._total / self._count if self._count else 0.0
@@ -86,8 +112,8 @@ class BinaryAccuracy(Metric):
 
     def _values(self, y_true, y_pred):
         y_true = _same_rank(y_true, y_pred)
-        hit = (y_pred > self.threshold) == (y_true > 0.5)
-        return hit.reshape(hit.shape[0], -1).mean(axis=-1) if hit.ndim > 1 else hit
+        # per element: the mean over each sample's elements, weighted per sample or per step
+        return ((y_pred > self.threshold) == (y_true > 0.5)).ravel()
 
 
 class CategoricalAccuracy(Metric):
@@ -168,7 +194,9 @@ class _Confusion(Metric):
     def _scores(self, y_pred: Array) -> Array:
         return y_pred
 
-    def update_state(self, y_true: Any, y_pred: Any) -> None:
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        """Add a batch; with ``sample_weight`` (N,) or (N, T) each element counts its
+        sample's (or step's) weight instead of 1."""
         t, p = np.asarray(y_true), np.asarray(y_pred)
         t = _same_rank(t, p)
         if t.shape != p.shape:
@@ -177,15 +205,24 @@ class _Confusion(Metric):
             )
         positive = (t > 0.5).ravel()
         all_scores = self._scores(p.astype(np.float64)).ravel()
-        scores = np.sort(all_scores[positive])
-        neg_scores = np.sort(all_scores[~positive])
-        # elements above each threshold: len - (number <= threshold)
-        tp = scores.size - np.searchsorted(scores, self._thresholds, side="right")
-        fp = neg_scores.size - np.searchsorted(neg_scores, self._thresholds, side="right")
+        if sample_weight is None:
+            w = np.ones(all_scores.size)
+        else:
+            w = _value_weights(self.name, sample_weight, all_scores.size, p.shape[0])
+
+        def above(scores: Array, weights: Array) -> tuple[Array, float]:
+            # the weight of the elements above each threshold, and of them all
+            order = np.argsort(scores, kind="stable")
+            cum = np.concatenate([[0.0], np.cumsum(weights[order])])
+            at = np.searchsorted(scores[order], self._thresholds, side="right")
+            return cum[-1] - cum[at], float(cum[-1])
+
+        tp, pos = above(all_scores[positive], w[positive])
+        fp, neg = above(all_scores[~positive], w[~positive])
         self.true_positives += tp
         self.false_positives += fp
-        self.false_negatives += scores.size - tp
-        self.true_negatives += neg_scores.size - fp
+        self.false_negatives += pos - tp
+        self.true_negatives += neg - fp
 
     def __call__(self, y_true: Any, y_pred: Any) -> float:
         """Value on one batch (does not touch the running state)."""

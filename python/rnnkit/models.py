@@ -146,6 +146,7 @@ class Model:
         self._losses: list[losses_module.Loss | None] = []
         self._loss_weights: list[float] | None = None
         self._metric_ids: list[list[Any]] = []
+        self._weighted_metric_ids: list[list[Any]] = []
         self.compiled = False
         self.stop_training = False
         self.history: callbacks_module.History | None = None
@@ -282,12 +283,14 @@ class Model:
         A model with several outputs takes a loss per output (a list in output order or a
         dict keyed by output layer name; one loss applies to every output), ``loss_weights``
         the same way (the trained loss is their weighted sum), and metrics as a list of lists
-        or a dict. ``run_eagerly``, ``steps_per_execution``, ``jit_compile`` and
-        ``auto_scale_loss`` are accepted and ignored (rnnkit always runs the same core).
+        or a dict. ``weighted_metrics`` (the same shapes) are metrics weighted by the samples'
+        ``sample_weight`` (and ``class_weight``, and a sequence output's mask); plain
+        ``metrics`` are not, as Keras 3. A weighted metric is logged under its name, or
+        ``weighted_<name>`` where a plain metric has that name. ``run_eagerly``,
+        ``steps_per_execution``, ``jit_compile`` and ``auto_scale_loss`` are accepted and
+        ignored (rnnkit always runs the same core).
         """
         owner = f"{self._owner}.compile"
-        if weighted_metrics is not None:
-            raise NotImplementedError(f"[{owner}] weighted_metrics is not supported")
         n = self._n_outputs
         if isinstance(loss, (list, tuple, dict)):
             loss_list = self._per_output(loss, "loss", owner)
@@ -301,6 +304,20 @@ class Model:
                 1.0 if v is None else check_float(owner, "loss_weights", v, 0.0, math.inf)
                 for v in raw
             ]
+        per_out = self._metric_groups(metrics, "metrics", owner)
+        weighted = self._metric_groups(weighted_metrics, "weighted_metrics", owner)
+        self.optimizer = optimizers_module.get(optimizer)
+        self._losses = losses
+        self.loss = losses[0] if n == 1 else list(losses)
+        self._loss_weights = weights
+        self._metric_ids = per_out
+        self._weighted_metric_ids = weighted
+        self.compiled = True
+
+    def _metric_groups(self, metrics: Any, what: str, owner: str) -> list[list[Any]]:
+        """compile's ``metrics`` (or ``weighted_metrics``) as one list per output, each entry
+        checked: a name, a Metric, or a function (wrapped in MeanMetricWrapper)."""
+        n = self._n_outputs
         if metrics is None:
             metrics = []
         elif isinstance(metrics, (str, metrics_module.Metric)) or (
@@ -313,7 +330,7 @@ class Model:
         elif n > 1 and any(isinstance(m, (list, tuple)) for m in metrics):
             if len(metrics) != n:
                 raise ValueError(
-                    f"[{owner}] metrics as a list of lists needs one list per output ({n})"
+                    f"[{owner}] {what} as a list of lists needs one list per output ({n})"
                 )
             per_out = [
                 [] if m is None else (list(m) if isinstance(m, (list, tuple)) else [m])
@@ -329,15 +346,10 @@ class Model:
                     group[i] = metrics_module.MeanMetricWrapper(m)
                 elif not isinstance(m, (str, metrics_module.Metric)):
                     raise TypeError(
-                        f"[{owner}] metrics must be names, Metric objects or functions "
+                        f"[{owner}] {what} must be names, Metric objects or functions "
                         f"fn(y_true, y_pred); got {type(m).__name__}"
                     )
-        self.optimizer = optimizers_module.get(optimizer)
-        self._losses = losses
-        self.loss = losses[0] if n == 1 else list(losses)
-        self._loss_weights = weights
-        self._metric_ids = per_out
-        self.compiled = True
+        return per_out
 
     def _require_compiled(self, what: str) -> None:
         if not self.compiled or self.optimizer is None:
@@ -693,26 +705,40 @@ class Model:
         self._params = [p for lay in self._train_layers for p in lay.parameters()]
 
     def _make_metrics(self, ys: list[Array]) -> list[list[metrics_module.Metric]]:
+        """Fresh metric objects, per output the plain ones then the weighted ones (which
+        carry ``_weighted = True``)."""
+        weighted_ids = self._weighted_metric_ids
         result = []
         for k, (y, shape) in enumerate(zip(ys, self._output_shapes())):
             group = []
-            for m in self._metric_ids[k] if k < len(self._metric_ids) else []:
+            plain = self._metric_ids[k] if k < len(self._metric_ids) else []
+            weighted = weighted_ids[k] if k < len(weighted_ids) else []
+            for i, m in enumerate([*plain, *weighted]):
                 if isinstance(m, metrics_module.Metric):
                     m = copy.copy(m)  # training and validation each keep their own totals
                     m.reset_state()
-                    group.append(m)
                 else:
-                    group.append(metrics_module.get(m, y.shape, (y.shape[0], *shape[1:])))
+                    m = metrics_module.get(m, y.shape, (y.shape[0], *shape[1:]))
+                m._weighted = i >= len(plain)
+                group.append(m)
             result.append(group)
         return result
 
     def _log_names(self, metrics: list[list[metrics_module.Metric]]) -> list[str]:
         """Keys of the metric logs: the metric's name, prefixed with the output's name when
-        the model has several outputs (Keras 3: ``dense_1_accuracy``)."""
-        if len(metrics) == 1:
-            return [m.name for m in metrics[0]]
+        the model has several outputs (Keras 3: ``dense_1_accuracy``); a weighted metric
+        whose name a plain one has takes ``weighted_<name>``, as Keras 3."""
         names = self._output_names()
-        return [f"{names[k]}_{m.name}" for k, group in enumerate(metrics) for m in group]
+        prefix = [f"{names[k]}_" if len(metrics) > 1 else "" for k in range(len(metrics))]
+        used = {prefix[k] + m.name for k, g in enumerate(metrics) for m in g if not m._weighted}
+        out = []
+        for k, group in enumerate(metrics):
+            for m in group:
+                name = prefix[k] + m.name
+                out.append(
+                    f"{prefix[k]}weighted_{m.name}" if m._weighted and name in used else name
+                )
+        return out
 
     def _logs(
         self,
@@ -729,14 +755,25 @@ class Model:
         return logs
 
     def _update_metrics(
-        self, metrics: list[list[metrics_module.Metric]], ys: list[Array], outs: list[Array]
+        self,
+        metrics: list[list[metrics_module.Metric]],
+        ys: list[Array],
+        outs: list[Array],
+        ws: list[Array | None] | None = None,
     ) -> None:
+        """Add a batch to the metrics: only the valid steps of a masked sequence output;
+        the weighted metrics with the batch's sample weights (``ws``, one per output)."""
         masks = getattr(self, "_last_masks", None) or [None] * len(outs)
-        for group, y, out, mask in zip(metrics, ys, outs, masks):
+        for k, (group, y, out, mask) in enumerate(zip(metrics, ys, outs, masks)):
+            w = None if ws is None else ws[k]
             if _step_mask(mask, out) is not None:  # only the steps that are not padding
                 y, out = y[mask], out[mask]
+                if w is not None:
+                    w = np.broadcast_to(w[:, None] if w.ndim == 1 else w, mask.shape)[mask]
             for m in group:
-                m.update_state(y, out)
+                m.update_state(y, out, w) if m._weighted and w is not None else m.update_state(
+                    y, out
+                )
 
     def _train_step(
         self,
@@ -1003,7 +1040,7 @@ class Model:
                 loss_tracker.update_state(loss_value, nb)
                 for tracker, part in zip(part_trackers, parts):
                     tracker.update_state(part, nb)
-                self._update_metrics(metrics, yb, out)
+                self._update_metrics(metrics, yb, out, wb)
                 logs = self._logs(loss_tracker, part_trackers, metrics)
                 for fn in batch_end:
                     fn(step, logs)
@@ -1087,7 +1124,7 @@ class Model:
         part_trackers = [metrics_module.Mean(f"{k}_loss") for k in self._output_names()]
         for tracker, part in zip(part_trackers, parts):
             tracker.update_state(part, n)
-        self._update_metrics(metrics, y, out)
+        self._update_metrics(metrics, y, out, w)
         values = list(self._logs(loss_tracker, part_trackers, metrics).values())
         return values[0] if len(values) == 1 else values
 
@@ -1123,7 +1160,7 @@ class Model:
             tracker.update_state(value, nb)
             for part_tracker, part in zip(part_trackers, parts):
                 part_tracker.update_state(part, nb)
-            self._update_metrics(metrics, yb, out)
+            self._update_metrics(metrics, yb, out, wb)
             if bar is not None:
                 bar.update(step + 1, {"loss": tracker.result()}, finalize=False)
         return self._logs(tracker, part_trackers, metrics or [[] for _ in part_trackers])

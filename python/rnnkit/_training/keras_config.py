@@ -635,6 +635,8 @@ def _loss(entry: Any) -> losses_module.Loss | None:
         config.pop("dtype", None)
     if config.get("ignore_class", 0) is None:
         config.pop("ignore_class")
+    if config.get("axis", -1) == -1:  # the crossentropies' class axis: rnnkit's is the last
+        config.pop("axis", None)
     if entry["class_name"] not in losses_module.CLASSES:
         raise ValueError(
             f"loss {entry['class_name']!r} is not supported by rnnkit "
@@ -664,10 +666,6 @@ def compile_args_from_keras(config: Any, where: str, n_outputs: int = 1) -> dict
     Unsupported entries raise ValueError."""
     if not isinstance(config, dict):
         raise ValueError("the compile config is not a JSON object")
-    if config.get("weighted_metrics") not in _OFF:
-        raise ValueError(
-            f"weighted_metrics={config['weighted_metrics']!r} is not supported by rnnkit"
-        )
     weights = config.get("loss_weights")
     if weights not in _OFF and n_outputs == 1 and not isinstance(weights, (list, dict)):
         raise ValueError(f"loss_weights={weights!r} is not supported for one output")
@@ -680,14 +678,17 @@ def compile_args_from_keras(config: Any, where: str, n_outputs: int = 1) -> dict
                 metrics_module.get(m)
         return names
 
-    raw = config.get("metrics") or []
-    metrics: Any
-    if isinstance(raw, dict) and "class_name" not in raw:  # keyed by output name
-        metrics = {k: metric_names(v) for k, v in raw.items() if v is not None}
-    elif n_outputs > 1 and any(isinstance(m, list) for m in raw):
-        metrics = [[] if m is None else metric_names(m) for m in raw]
-    else:  # one output (Keras 2 nests its list)
-        metrics = [name for m in raw for name in metric_names(m)]
+    def metric_arg(raw: Any) -> Any:
+        if isinstance(raw, dict) and "class_name" not in raw:  # keyed by output name
+            return {k: metric_names(v) for k, v in raw.items() if v is not None}
+        if not isinstance(raw, list):
+            raw = [raw]
+        if n_outputs > 1 and any(isinstance(m, list) for m in raw):
+            return [[] if m is None else metric_names(m) for m in raw]
+        return [name for m in raw for name in metric_names(m)]  # Keras 2 nests its list
+
+    metrics = metric_arg(config.get("metrics") or [])
+    weighted = metric_arg(config.get("weighted_metrics") or [])
     loss = config.get("loss")
     if isinstance(loss, dict) and "class_name" not in loss:  # keyed by output name
         loss_arg: Any = {k: _loss(v) for k, v in loss.items()}
@@ -699,6 +700,7 @@ def compile_args_from_keras(config: Any, where: str, n_outputs: int = 1) -> dict
         "optimizer": _optimizer(optimizer, where),
         "loss": loss_arg,
         "metrics": metrics or None,
+        "weighted_metrics": weighted or None,
         "loss_weights": None if weights in _OFF else weights,
     }
 
@@ -895,8 +897,10 @@ def keras_compile_config(model: Any, keras3: bool = True) -> dict[str, Any] | No
     if not model.compiled or model.optimizer is None:
         return None
     groups = [[m if isinstance(m, str) else m.name for m in g] for g in model._metric_ids]
+    wgroups = [[m if isinstance(m, str) else m.name for m in g] for g in model._weighted_metric_ids]
     several = model._n_outputs > 1
     metrics: Any = groups if several else groups[0]
+    weighted: Any = (wgroups if several else wgroups[0]) if any(wgroups) else None
     if several:
         loss: Any = [None if v is None else _keras_loss(v, keras3) for v in model._losses]
     else:
@@ -908,7 +912,7 @@ def keras_compile_config(model: Any, keras3: bool = True) -> dict[str, Any] | No
             "loss": loss,
             "loss_weights": model._loss_weights,
             "metrics": metrics,
-            "weighted_metrics": None,
+            "weighted_metrics": weighted,
             "run_eagerly": False,
             "steps_per_execution": 1,
             "jit_compile": False,
@@ -916,7 +920,7 @@ def keras_compile_config(model: Any, keras3: bool = True) -> dict[str, Any] | No
     return {
         "loss": loss,
         "metrics": [metrics] if metrics else None,
-        "weighted_metrics": None,
+        "weighted_metrics": [weighted] if weighted and not several else weighted,
         "loss_weights": None,
         "optimizer_config": opt,
     }

@@ -63,14 +63,20 @@ def _compile_config(model: Sequential) -> dict[str, Any] | None:
         return None
     from .. import losses, optimizers
 
-    groups = [[m if isinstance(m, str) else m.name for m in group] for group in model._metric_ids]
+    def names(ids: list[list[Any]]) -> list[list[str]]:
+        return [[m if isinstance(m, str) else m.name for m in group] for group in ids]
+
+    groups, wgroups = names(model._metric_ids), names(model._weighted_metric_ids)
     if model._n_outputs == 1:  # one output: a loss and a list of metrics, as ever
         loss = None if model.loss is None else losses.serialize(model.loss)
         metrics: Any = groups[0] if groups else []
+        weighted: Any = wgroups[0] if wgroups else []
     else:  # several: a list of each, in output order
         loss = [None if v is None else losses.serialize(v) for v in model._losses]
-        metrics = groups
+        metrics, weighted = groups, wgroups
     out = {"optimizer": optimizers.serialize(model.optimizer), "loss": loss, "metrics": metrics}
+    if any(wgroups):
+        out["weighted_metrics"] = weighted
     if model._loss_weights is not None:
         out["loss_weights"] = list(model._loss_weights)
     return out
@@ -348,8 +354,9 @@ def _check_meta(meta: Any, fail: Callable[[str], ModelFileError]) -> None:
             raise fail(
                 f"compile must be null or a record with optimizer and loss; got {comp!r:.200}"
             )
-        if comp is not None and not isinstance(comp.get("metrics") or [], list):
-            raise fail(f"compile metrics must be a list; got {comp.get('metrics')!r:.200}")
+        for key in ("metrics", "weighted_metrics"):
+            if comp is not None and not isinstance(comp.get(key) or [], list):
+                raise fail(f"compile {key} must be a list; got {comp.get(key)!r:.200}")
 
 
 def _check_header(
@@ -492,6 +499,7 @@ def _restore(data: dict[str, Any], compile: bool) -> Sequential:
                 optimizer=optimizers.deserialize(comp["optimizer"]),
                 loss=[loss_of(v) for v in loss] if isinstance(loss, list) else loss_of(loss),
                 metrics=comp.get("metrics") or None,
+                weighted_metrics=comp.get("weighted_metrics") or None,
                 loss_weights=comp.get("loss_weights"),
             )
         except untrusted.CONFIG_ERRORS as e:
