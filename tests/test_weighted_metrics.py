@@ -229,3 +229,34 @@ def test_weighted_metrics_are_saved_and_read_by_keras_and_rnnkit(tmp_path):
     theirs.save(tmp_path / "k.keras")
     again = rk.models.load_model(tmp_path / "k.keras")
     assert again._weighted_metric_ids == [["accuracy", "mae"]]
+
+
+def test_train_and_test_on_batch_take_sample_weight_and_return_dict_as_keras():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((16, 4, 3)).astype(np.float32)
+    y = (rng.random((16, 1)) > 0.5).astype(np.float32)
+    w = (0.2 + rng.random(16)).astype(np.float32)
+
+    def build(mod):
+        L = mod.layers
+        m = mod.Sequential([L.Input((4, 3)), L.LSTM(3), L.Dense(1, activation="sigmoid")])
+        m.compile(
+            optimizer=mod.optimizers.SGD(0.1),
+            loss="binary_crossentropy",
+            metrics=["accuracy"],
+            weighted_metrics=["accuracy"],
+        )
+        return m
+
+    keras = _keras()
+    theirs, ours = build(keras), build(rk)
+    ours.set_weights(theirs.get_weights())
+    for step in range(2):
+        tk = theirs.train_on_batch(x, y, sample_weight=w, return_dict=True)
+        tr = ours.train_on_batch(x, y, sample_weight=w, return_dict=True)
+        assert set(tk) == set(tr) and all(abs(tk[k] - tr[k]) < 1e-5 for k in tk), (step, tk, tr)
+    ek = theirs.test_on_batch(x, y, sample_weight=w, return_dict=True)
+    er = ours.test_on_batch(x, y, sample_weight=w, return_dict=True)
+    assert set(ek) == set(er) and all(abs(ek[k] - er[k]) < 1e-5 for k in ek), (ek, er)
+    plain = ours.test_on_batch(x, y)
+    assert isinstance(plain, list) and abs(plain[0] - ours.evaluate(x, y, verbose=0)[0]) < 1e-6

@@ -97,6 +97,14 @@ def _masked_weights(w: Array | None, mask: Array | None, out: Array) -> Array | 
     return (w[:, None] if w.ndim == 1 else w) * scaled
 
 
+def _batch_result(logs: dict[str, float], return_dict: bool) -> Any:
+    """train_on_batch/test_on_batch's result: the logs, or their values (one: a float)."""
+    if return_dict:
+        return dict(logs)
+    values = list(logs.values())
+    return values[0] if len(values) == 1 else values
+
+
 def _class_ids(y: Array, sparse: bool) -> Array:
     """Each target's class, for class_weight: the ids themselves (sparse losses), the argmax
     of one-hot rows, or the rounded value of a single output (binary), as Keras."""
@@ -1095,10 +1103,16 @@ class Model:
         return history
 
     def train_on_batch(
-        self, x: Any, y: Any, sample_weight: Any = None, class_weight: Any = None
-    ) -> float | list[float]:
+        self,
+        x: Any,
+        y: Any,
+        sample_weight: Any = None,
+        class_weight: Any = None,
+        return_dict: bool = False,
+    ) -> float | list[float] | dict[str, float]:
         """One optimizer step on one batch; returns the loss (and metrics, if compiled with
-        any) measured in that step's forward pass. sample_weight/class_weight: as in fit."""
+        any) measured in that step's forward pass, or with ``return_dict`` a dict keyed as
+        fit's logs. sample_weight/class_weight: as in fit."""
         owner = f"{self._owner}.train_on_batch"
         self._refuse_if_quantized("train_on_batch")
         self._require_compiled("train_on_batch")
@@ -1125,8 +1139,8 @@ class Model:
         for tracker, part in zip(part_trackers, parts):
             tracker.update_state(part, n)
         self._update_metrics(metrics, y, out, w)
-        values = list(self._logs(loss_tracker, part_trackers, metrics).values())
-        return values[0] if len(values) == 1 else values
+        logs = self._logs(loss_tracker, part_trackers, metrics)
+        return _batch_result(logs, return_dict)
 
     # ------------------------------------------------------------ evaluate/predict
 
@@ -1268,15 +1282,19 @@ class Model:
         outs = self._forward_list(xs, False)
         return outs[0] if len(outs) == 1 else outs
 
-    def test_on_batch(self, x: Any, y: Any) -> float | list[float]:
+    def test_on_batch(
+        self, x: Any, y: Any, sample_weight: Any = None, return_dict: bool = False
+    ) -> float | list[float] | dict[str, float]:
+        """Loss and metrics of one batch without training (as ``train_on_batch`` returns
+        them); ``sample_weight`` as in evaluate."""
         self._require_compiled("test_on_batch")
         owner = f"{self._owner}.test_on_batch"
         with self._undo_build_on_error():
             x = self._prepare_inputs(x, owner)
             y = self._prepare_targets(y, self._n_samples(x, owner), owner)
-        logs = self._evaluate_arrays(x, y, x[0].shape[0])
-        values = list(logs.values())
-        return values[0] if len(values) == 1 else values
+            w = self._prepare_weights(sample_weight, None, y, owner)
+        logs = self._evaluate_arrays(x, y, x[0].shape[0], w=w)
+        return _batch_result(logs, return_dict)
 
     # ------------------------------------------------------------- files
     def save(self, filepath: str | os.PathLike, overwrite: bool = True) -> None:
