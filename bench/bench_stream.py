@@ -34,7 +34,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # one thread everywhere, numpy's BLAS included
+
+import numpy as np  # noqa: E402
 
 
 def paired(fns: dict[str, Callable[[], Any]], steps: int, block: int, per_call: dict[str, int]):
@@ -299,10 +302,24 @@ def main(argv: list[str] | None = None) -> int:
     b = res["bank.step(100 of 10 000 ids)"][0]
     c = res["one B=100 stream step (contiguous)"][0]
     s = res["100 separate batch-1 s.step"][0]
+    # The arithmetic floor of a 100-row step: every row multiplies its x (16) and h (64) by
+    # the four gates' weights; against one core's measured float32 GEMM rate (numpy/torch).
+    from rnnkit.bench.timing import sgemm_peak
+
+    flops = 100 * 2.0 * (16 + 64) * 4 * 64
+    peak = sgemm_peak(1, n=1024)
+    rate = flops / (b * 1e-6) / 1e9
+    floor = flops / (peak["best"] * 1e9) * 1e6
     lines += [
         "",
         f"bank / contiguous = {b / c:.2f}; 100 separate steps / bank = {s / b:.1f}",
+        "",
+        f"A 100-row step is {flops / 1e6:.2f} MFLOP: the bank runs it at {rate:.0f} GFLOP/s; at "
+        f"this core's float32 GEMM rate ({peak['best']:.0f} GFLOP/s, {peak['best_by']} n=1024) "
+        f"it would take {floor:.1f} µs, so 100 separate steps / bank can be at most "
+        f"{s / floor:.1f} here (20 would need {flops / (s / 20 * 1e-6) / 1e9:.0f} GFLOP/s).",
     ]
+    print(lines[-3])
     print(lines[-1])
     out = (
         Path(args.out)
