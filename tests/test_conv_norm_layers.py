@@ -247,3 +247,30 @@ def test_keras_files_both_ways(tmp_path, ext):
     theirs.save(path)
     got = load_model(path).predict(x, verbose=0)
     assert max_diff(got, theirs.predict(x, verbose=0)) < 1e-6
+
+
+@pytest.mark.parametrize("frozen", [False, True], ids=["trainable", "frozen_bn"])
+def test_summary_counts_the_moving_statistics_as_non_trainable_as_keras(frozen, capsys):
+    keras = pytest.importorskip("keras")
+
+    def build(mod):
+        L = mod.layers
+        m = mod.Sequential(
+            [L.Input((7, 3)), L.Conv1D(4, 3), L.BatchNormalization(), L.LSTM(5), L.Dense(2)]
+        )
+        m.layers[1].trainable = not frozen
+        return m
+
+    def counts(text):
+        found = {}
+        for line in text.splitlines():
+            for key in ("Total params", "Trainable params", "Non-trainable params"):
+                if line.strip().startswith(key + ":"):
+                    found[key] = int(line.split(":")[1].split("(")[0].replace(",", ""))
+        return found
+
+    build(keras).summary(print_fn=print)
+    theirs = counts(capsys.readouterr().out)
+    build(rk).summary(print_fn=print)
+    ours = counts(capsys.readouterr().out)
+    assert len(theirs) == 3 and ours == theirs, f"Keras {theirs}, rnnkit {ours}"

@@ -1691,7 +1691,7 @@ class Sequential(Model):
                 emit(rule("├", "─", "┼", "┤"))
         emit(rule("└", "─", "┴", "┘"))
         total = self.count_params()
-        trainable = sum(lay.count_params() for lay in self._layers if lay.trainable)
+        trainable = sum(lay._count_trainable() for lay in self._layers)
         itemsize = self._layers[0].dtype.itemsize if self._layers else 4
 
         def size(nparams: int) -> str:
@@ -2044,7 +2044,7 @@ class Functional(Model):
         emit(rule("└", "─", "┴", "┘"))
         layers = self._weight_layers()
         total = self.count_params()
-        trainable = sum(lay.count_params() for lay in layers if lay.trainable)
+        trainable = sum(lay._count_trainable() for lay in layers)
         itemsize = layers[0].dtype.itemsize if layers else 4
 
         def size(nparams: int) -> str:

@@ -551,6 +551,10 @@ class Layer:
         """Number of scalars in the Keras-layout weights (what ``summary`` shows)."""
         return int(sum(int(np.prod(s)) for s in self.weight_shapes()))
 
+    def _count_trainable(self) -> int:
+        """The scalars of count_params that training changes (summary's "Trainable params")."""
+        return self.count_params() if self.trainable else 0
+
     @property
     def output_shape(self) -> Shape:
         if self._build_input_shape is None:

@@ -457,6 +457,11 @@ class _Normalization(OwnWeights, Layer):
     #: statistics).
     _extra_weights = 0
 
+    def _count_trainable(self) -> int:  # gamma and beta; never the moving statistics
+        if not (self.trainable and self.built):
+            return 0
+        return int(sum(a.size for a in self._params))
+
     def _planned_weight_shapes(self, input_shape: Shape) -> list[tuple[int, ...]]:
         if input_shape[-1] is None:
             raise ValueError(f"[{type(self).__name__} {self.name!r}] the last axis must be known")
