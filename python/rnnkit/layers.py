@@ -5,7 +5,8 @@ the merge layers ``Concatenate``, ``Add``, ``Subtract``, ``Multiply``, ``Average
 ``Maximum``, ``Minimum``, ``Dot`` and the attention layers ``Attention`` and
 ``AdditiveAttention``; and ``Reshape``, ``Permute``, ``Conv1D``, ``MaxPooling1D``,
 ``AveragePooling1D``, ``GlobalAveragePooling1D``, ``GlobalMaxPooling1D``,
-``LayerNormalization``, ``BatchNormalization``.
+``LayerNormalization``, ``BatchNormalization``, ``Activation``, ``SpatialDropout1D``,
+``GaussianNoise``.
 
 ``from rnnkit.layers import LSTM, Dense, Dropout`` replaces
 ``from tensorflow.keras.layers import LSTM, Dense, Dropout``. The recurrent layers run on
@@ -30,16 +31,19 @@ from ._training.convolution import (
     MaxPooling1D,
 )
 from ._training.core_layers import (
+    Activation,
     Dense,
     Dropout,
     Embedding,
     Flatten,
+    GaussianNoise,
     Input,
     InputLayer,
     Masking,
     Permute,
     RepeatVector,
     Reshape,
+    SpatialDropout1D,
 )
 from ._training.merge import (
     Add,
@@ -91,6 +95,9 @@ LAYER_CLASSES: dict[str, type[Layer]] = {
         GlobalMaxPooling1D,
         LayerNormalization,
         BatchNormalization,
+        Activation,
+        SpatialDropout1D,
+        GaussianNoise,
     )
 }
 
@@ -119,6 +126,9 @@ def deserialize(entry: dict[str, Any]) -> Layer:
 __all__ = [
     "GRU",
     "LSTM",
+    "Activation",
+    "GaussianNoise",
+    "SpatialDropout1D",
     "AveragePooling1D",
     "BatchNormalization",
     "Conv1D",

@@ -422,6 +422,89 @@ class Dropout(Layer):
         }
 
 
+class SpatialDropout1D(Dropout):
+    """Dropout of whole feature channels: one mask per sample and feature, the same at every
+    time step (``Dropout(rate, noise_shape=(None, 1, features))``), Keras's
+    ``SpatialDropout1D``; inputs ``(batch, time, features)``."""
+
+    def __init__(
+        self, rate: float, seed: int | None = None, **kwargs: Unpack[LayerOptions]
+    ) -> None:
+        super().__init__(rate, noise_shape=None, seed=seed, **kwargs)
+
+    def build(self, input_shape: Shape) -> None:
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"[SpatialDropout1D {self.name!r}] expects inputs (batch, time, features); got "
+                f"{format_shape(input_shape)}"
+            )
+        super().build(input_shape)
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        self.noise_shape = (None, 1, None)
+        return super().forward(x, training)
+
+    def _config(self) -> dict[str, Any]:
+        return {"rate": self.rate, "seed": self.seed}
+
+
+class GaussianNoise(Layer):
+    """Adds zero-mean Gaussian noise of standard deviation ``stddev`` in training (identity
+    at inference), Keras's ``GaussianNoise``: a regularizer for real-valued inputs."""
+
+    _passes_mask = True
+
+    def __init__(
+        self, stddev: float, seed: int | None = None, **kwargs: Unpack[LayerOptions]
+    ) -> None:
+        super().__init__(**kwargs)
+        self.stddev = check_float(f"GaussianNoise {self.name!r}", "stddev", stddev, 0.0, math.inf)
+        self.seed = seed
+        self._rng = None if seed is None else np.random.default_rng(seed)
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        if not training or self.stddev == 0.0:
+            return x
+        rng = self._rng if self._rng is not None else get_rng()
+        return x + rng.normal(0.0, self.stddev, x.shape).astype(x.dtype)
+
+    def _backward(self, dy: Array, need_dx: bool) -> Array | None:
+        return dy if need_dx else None
+
+    def _config(self) -> dict[str, Any]:
+        return {"stddev": self.stddev, "seed": self.seed}
+
+
+class Activation(Layer):
+    """Applies an activation to its input (softmax over the last axis), Keras's
+    ``Activation``; the mask passes through. ``activation``: a name Dense takes."""
+
+    _passes_mask = True
+
+    def __init__(self, activation: str, **kwargs: Unpack[LayerOptions]) -> None:
+        super().__init__(**kwargs)
+        self.activation = activations.resolve(activation, f"Activation {self.name!r}")
+        self._act, self._act_grad = activations.ACTIVATIONS[self.activation]
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        y = self._act(x)
+        self._cache = (x, y) if training else None
+        return y
+
+    def _backward(self, dy: Array, need_dx: bool) -> Array | None:
+        if self._cache is None:
+            raise RuntimeError(
+                f"[Activation {self.name!r}] backward needs a forward with training=True"
+            )
+        if not need_dx:
+            return None
+        x, y = self._cache
+        return self._act_grad(x, y, dy)
+
+    def _config(self) -> dict[str, Any]:
+        return {"activation": self.activation}
+
+
 class Embedding(Layer):
     """Lookup table: integer ids ``x (B, T)`` -> vectors ``y (B, T, D)``.
 

@@ -167,6 +167,9 @@ _LAYERS: dict[str, dict[str, tuple[str, ...]]] = {
         "ignore": ("renorm_clipping", "renorm_momentum"),
     },
     "Reshape": {"pass": ("target_shape",), "off": (), "ignore": ()},
+    "Activation": {"pass": ("activation",), "off": (), "ignore": ()},
+    "SpatialDropout1D": {"pass": ("rate", "seed"), "off": (), "ignore": ()},
+    "GaussianNoise": {"pass": ("stddev", "seed"), "off": (), "ignore": ()},
     "Concatenate": {"pass": ("axis",), "off": (), "ignore": ()},
     "Add": {"pass": (), "off": (), "ignore": ()},
     "Subtract": {"pass": (), "off": (), "ignore": ()},
@@ -721,6 +724,8 @@ def _layer_config(layer: Layer, keras3: bool) -> dict[str, Any]:
         }
     if not keras3 and type(layer).__name__ in RECURRENT and config.get("seed") is None:
         config.pop("seed", None)  # tf.keras's recurrent layers take no seed
+    if type(layer).__name__ == "SpatialDropout1D":
+        config.pop("trainable", None)  # Keras 3's takes rate, seed, name and dtype only
     return config
 
 
