@@ -125,3 +125,67 @@ def test_a_model_with_them_trains_like_keras_when_the_noise_is_off():
     ours.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False)
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         assert max_diff(a, b) < 1e-5, max_diff(a, b)
+
+
+TIME_LAYERS = [
+    ("UpSampling1D", {"size": 3}),
+    ("ZeroPadding1D", {"padding": (2, 1)}),
+    ("ZeroPadding1D", {"padding": 2}),
+    ("Cropping1D", {"cropping": (1, 2)}),
+    ("Cropping1D", {"cropping": 1}),
+]
+
+
+@pytest.mark.parametrize(
+    "name,kw", TIME_LAYERS, ids=[f"{n}-{v}" for n, k in TIME_LAYERS for v in k.values()]
+)
+def test_time_axis_layers_match_keras_and_central_differences(name, kw):
+    keras = pytest.importorskip("keras")
+    x = np.random.default_rng(4).standard_normal((3, 6, 4)).astype(np.float32)
+    ours = getattr(rk.layers, name)(**kw)
+    theirs = getattr(keras.layers, name)(**kw)
+    got, want = ours.forward(x), np.asarray(theirs(x))
+    assert got.shape == want.shape and max_diff(got, want) == 0.0, (got.shape, want.shape)
+    L = rk.layers
+    inp = L.Input((6, 2), dtype="float64")
+    seq = getattr(L, name)(**kw, dtype="float64")(L.Dense(4, dtype="float64")(inp))
+    out = L.Dense(2, dtype="float64")(L.LSTM(3, dtype="float64")(seq))
+    fd_check(rk.Model(inp, out), [np.random.default_rng(5).standard_normal((2, 6, 2))])
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Keras's own saving, on numpy 2
+def test_time_axis_layers_go_both_ways_through_keras_files(tmp_path):
+    keras = pytest.importorskip("keras")
+
+    def build(mod):
+        L = mod.layers
+        return mod.Sequential(
+            [
+                L.Input((8, 3)),
+                L.ZeroPadding1D((1, 2)),
+                L.Conv1D(4, 3),
+                L.UpSampling1D(2),
+                L.Cropping1D((2, 1)),
+                L.GRU(3),
+            ]
+        )
+
+    x = np.random.default_rng(6).standard_normal((2, 8, 3)).astype(np.float32)
+    theirs = build(keras)
+    theirs.save(tmp_path / "k.keras")
+    ours = rk.models.load_model(tmp_path / "k.keras")
+    assert max_diff(ours.predict(x, verbose=0), theirs.predict(x, verbose=0)) < 1e-5
+    ours.save(tmp_path / "r.keras")
+    back = keras.models.load_model(tmp_path / "r.keras")
+    assert max_diff(back.predict(x, verbose=0), theirs.predict(x, verbose=0)) < 1e-5
+
+
+def test_time_axis_layers_refuse_bad_options():
+    with pytest.raises(ValueError, match=r"size must be a positive int"):
+        rk.layers.UpSampling1D(0)
+    with pytest.raises(ValueError, match=r"padding must be an int >= 0 or a pair"):
+        rk.layers.ZeroPadding1D((1, -1))
+    with pytest.raises(ValueError, match=r"data_format must be 'channels_last'"):
+        rk.layers.ZeroPadding1D(1, data_format="channels_first")
+    with pytest.raises(ValueError, match=r"cropping \(3, 3\) leaves no step of 5"):
+        rk.Sequential([rk.layers.Input((5, 2)), rk.layers.Cropping1D(3)])

@@ -6,7 +6,7 @@ the merge layers ``Concatenate``, ``Add``, ``Subtract``, ``Multiply``, ``Average
 ``AdditiveAttention``; and ``Reshape``, ``Permute``, ``Conv1D``, ``MaxPooling1D``,
 ``AveragePooling1D``, ``GlobalAveragePooling1D``, ``GlobalMaxPooling1D``,
 ``LayerNormalization``, ``BatchNormalization``, ``Activation``, ``SpatialDropout1D``,
-``GaussianNoise``.
+``GaussianNoise``, ``UpSampling1D``, ``ZeroPadding1D``, ``Cropping1D``.
 
 ``from rnnkit.layers import LSTM, Dense, Dropout`` replaces
 ``from tensorflow.keras.layers import LSTM, Dense, Dropout``. The recurrent layers run on
@@ -32,6 +32,7 @@ from ._training.convolution import (
 )
 from ._training.core_layers import (
     Activation,
+    Cropping1D,
     Dense,
     Dropout,
     Embedding,
@@ -44,6 +45,8 @@ from ._training.core_layers import (
     RepeatVector,
     Reshape,
     SpatialDropout1D,
+    UpSampling1D,
+    ZeroPadding1D,
 )
 from ._training.merge import (
     Add,
@@ -98,6 +101,9 @@ LAYER_CLASSES: dict[str, type[Layer]] = {
         Activation,
         SpatialDropout1D,
         GaussianNoise,
+        UpSampling1D,
+        ZeroPadding1D,
+        Cropping1D,
     )
 }
 
@@ -127,8 +133,11 @@ __all__ = [
     "GRU",
     "LSTM",
     "Activation",
+    "Cropping1D",
     "GaussianNoise",
     "SpatialDropout1D",
+    "UpSampling1D",
+    "ZeroPadding1D",
     "AveragePooling1D",
     "BatchNormalization",
     "Conv1D",

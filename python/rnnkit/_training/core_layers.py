@@ -763,6 +763,122 @@ class Permute(Layer):
         return {"dims": list(self.dims)}
 
 
+def _int_pair(owner: str, name: str, value: Any) -> tuple[int, int]:
+    """An int n (as (n, n)) or a pair of ints, each >= 0: Keras's padding/cropping."""
+    pair = (value, value) if not isinstance(value, (list, tuple)) else tuple(value)
+    if len(pair) != 2 or any(
+        isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0 for v in pair
+    ):
+        raise ValueError(f"[{owner}] {name} must be an int >= 0 or a pair of them; got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+class _TimeAxisLayer(Layer):
+    """A layer of (batch, time, features) inputs that changes only the time axis."""
+
+    def build(self, input_shape: Shape) -> None:
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"[{type(self).__name__} {self.name!r}] expects inputs (batch, time, features); "
+                f"got {format_shape(input_shape)}"
+            )
+        super().build(input_shape)
+
+    def _steps(self, t: int) -> int:
+        raise NotImplementedError
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        t = input_shape[1]
+        return (input_shape[0], None if t is None else self._steps(int(t)), input_shape[2])
+
+
+class UpSampling1D(_TimeAxisLayer):
+    """Repeats every time step ``size`` times: ``(B, T, F) -> (B, T*size, F)`` (Keras's)."""
+
+    def __init__(self, size: int = 2, **kwargs: Unpack[LayerOptions]) -> None:
+        super().__init__(**kwargs)
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
+            raise ValueError(
+                f"[UpSampling1D {self.name!r}] size must be a positive int; got {size!r}"
+            )
+        self.size = int(size)
+
+    def _steps(self, t: int) -> int:
+        return t * self.size
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        return np.repeat(x, self.size, axis=1)
+
+    def _backward(self, dy: Array, need_dx: bool) -> Array | None:
+        if not need_dx:
+            return None
+        b, t, f = dy.shape
+        return dy.reshape(b, t // self.size, self.size, f).sum(axis=2)
+
+    def _config(self) -> dict[str, Any]:
+        return {"size": self.size}
+
+
+class ZeroPadding1D(_TimeAxisLayer):
+    """Zeros added before and after the time axis: ``padding`` n or (before, after)."""
+
+    def __init__(
+        self, padding: Any = 1, data_format: Any = None, **kwargs: Unpack[LayerOptions]
+    ) -> None:
+        super().__init__(**kwargs)
+        owner = f"ZeroPadding1D {self.name!r}"
+        if data_format not in (None, "channels_last"):
+            raise ValueError(
+                f"[{owner}] data_format must be 'channels_last' (or None); got {data_format!r}"
+            )
+        self.padding = _int_pair(owner, "padding", padding)
+
+    def _steps(self, t: int) -> int:
+        return t + sum(self.padding)
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        return np.pad(x, ((0, 0), self.padding, (0, 0)))
+
+    def _backward(self, dy: Array, need_dx: bool) -> Array | None:
+        if not need_dx:
+            return None
+        return np.ascontiguousarray(dy[:, self.padding[0] : dy.shape[1] - self.padding[1]])
+
+    def _config(self) -> dict[str, Any]:
+        return {"padding": list(self.padding), "data_format": "channels_last"}
+
+
+class Cropping1D(_TimeAxisLayer):
+    """Steps removed from the start and end of the time axis: ``cropping`` n or (start,
+    end)."""
+
+    def __init__(self, cropping: Any = (1, 1), **kwargs: Unpack[LayerOptions]) -> None:
+        super().__init__(**kwargs)
+        self.cropping = _int_pair(f"Cropping1D {self.name!r}", "cropping", cropping)
+
+    def _steps(self, t: int) -> int:
+        if t - sum(self.cropping) < 1:
+            raise ValueError(
+                f"[Cropping1D {self.name!r}] cropping {self.cropping} leaves no step of {t}"
+            )
+        return t - sum(self.cropping)
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        self._steps(x.shape[1])
+        self._t = x.shape[1]
+        return np.ascontiguousarray(x[:, self.cropping[0] : x.shape[1] - self.cropping[1]])
+
+    def _backward(self, dy: Array, need_dx: bool) -> Array | None:
+        if not need_dx:
+            return None
+        return np.pad(
+            dy, ((0, 0), (self.cropping[0], self._t - dy.shape[1] - self.cropping[0]), (0, 0))
+        )
+
+    def _config(self) -> dict[str, Any]:
+        return {"cropping": list(self.cropping)}
+
+
 class Flatten(Layer):
     """``x (B, d1, d2, ...) -> y (B, d1*d2*...)``."""
 
