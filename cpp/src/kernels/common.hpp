@@ -445,6 +445,36 @@ inline void masked_input_grad(T* dx, const T* d, int ldd, const T* w_ih, const S
   }
 }
 
+// The whole-sequence gradients of a cell's input side from its gate gradients dG (rows,
+// gates*H): dW_ih, and dx when wanted, through the per-gate input masks when the forward had
+// them (BackwardArgs::x_mask). tmp: scratch.
+template <class T>
+inline void input_side_grads(const BackwardArgs<T>& a, const T* dG, int gates, Buffer<T>& tmp) {
+  const int H = a.spec.hidden_size, I = a.spec.input_size, G = gates * H;
+  const int64_t TB = a.seq.rows();
+  if (a.x_mask)
+    masked_weight_grad(a.threads, a.g.w_ih, dG, G, a.x, a.x_mask, a.seq, 0, gates, H, I, tmp.reserve(TB * I));
+  else
+    add_weight_grad(a.threads, a.g.w_ih, dG, G, G, a.x, TB, I);
+  if (a.dx && a.x_mask)
+    masked_input_grad(a.dx, dG, G, a.w.w_ih, a.seq, I, gates, H, a.x_mask, tmp.reserve(TB * I));
+  else if (a.dx)
+    add_input_grad(a.threads, a.dx, dG, a.w.w_ih, TB, G, I);
+}
+
+// dW_hh's rows of gates [0, gates) += their gradients (dG, row stride ldg) times the cached
+// h_prev (rows, Hout), through the per-gate recurrent masks when present (BackwardArgs::h_mask).
+template <class T>
+inline void recurrent_weight_grad(const BackwardArgs<T>& a, const T* dG, int ldg, int gates, const T* h_prev,
+                                  Buffer<T>& tmp) {
+  const int H = a.spec.hidden_size, Ho = a.spec.out_size();
+  const int64_t TB = a.seq.rows();
+  if (a.h_mask)
+    masked_weight_grad(a.threads, a.g.w_hh, dG, ldg, h_prev, a.h_mask, a.seq, 0, gates, H, Ho, tmp.reserve(TB * Ho));
+  else
+    add_weight_grad(a.threads, a.g.w_hh, dG, ldg, gates * H, h_prev, TB, Ho);
+}
+
 // Requests every cache line of [p, p + n) at once. After a barrier, the lines of h that the
 // other team threads just wrote then arrive together instead of one miss at a time inside the
 // product that reads them in order.

@@ -418,7 +418,7 @@ void gru_forward(const ForwardArgs<T>& a) {
 template <class T>
 void gru_backward(const BackwardArgs<T>& a) {
   const CellSpec& s = a.spec;
-  const int H = s.hidden_size, I = s.input_size, G = 3 * H;
+  const int H = s.hidden_size, G = 3 * H;
   const int Tn = a.seq.steps(), B = a.seq.B;
   const int64_t TB = a.seq.rows();  // rows of x, dy, dx and the cache (T*B, fewer with lengths)
   const DirCache<T>& k = *a.cache;
@@ -523,27 +523,13 @@ void gru_backward(const BackwardArgs<T>& a) {
   run_team(team, body);
   std::memcpy(a.dh0, dh, int64_t(B) * H * sizeof(T));
 
-  // Weight gradients as whole-sequence GEMMs.
-  if (a.x_mask)
-    masked_weight_grad(a.threads, a.g.w_ih, dGx, G, a.x, a.x_mask, a.seq, 0, 3, H, I, ws.drop.reserve(TB * I));
-  else
-    add_weight_grad(a.threads, a.g.w_ih, dGx, G, G, a.x, TB, I);
+  // Weight gradients as whole-sequence GEMMs. reset_before: U_n multiplies r * h (times n's
+  // mask: aux holds it), r and z h itself; dGa is dGx there.
+  input_side_grads(a, dGx, 3, ws.drop);
   add_colsum(dGx, TB, G, G, a.g.b_ih);
   add_colsum(dGa, TB, G, G, a.g.b_hh);
-  if (a.dx && a.x_mask)
-    masked_input_grad(a.dx, dGx, G, a.w.w_ih, a.seq, I, 3, H, a.x_mask, ws.drop.reserve(TB * I));
-  else if (a.dx)
-    add_input_grad(a.threads, a.dx, dGx, a.w.w_ih, TB, G, I);
-  if (a.h_mask) {  // dGa is dGx in reset_before, whose n rows multiply r * h * mask (aux)
-    masked_weight_grad(a.threads, a.g.w_hh, dGa, G, k.h_prev.data(), a.h_mask, a.seq, 0, s.reset_after ? 3 : 2, H, H,
-                       ws.drop.reserve(TB * H));
-    if (!s.reset_after) add_weight_grad(a.threads, a.g.w_hh + 2 * H * H, dGx + 2 * H, G, H, k.aux.data(), TB, H);
-  } else if (s.reset_after) {
-    add_weight_grad(a.threads, a.g.w_hh, dGa, G, G, k.h_prev.data(), TB, H);
-  } else {
-    add_weight_grad(a.threads, a.g.w_hh, dGx, G, 2 * H, k.h_prev.data(), TB, H);
-    add_weight_grad(a.threads, a.g.w_hh + 2 * H * H, dGx + 2 * H, G, H, k.aux.data(), TB, H);
-  }
+  recurrent_weight_grad(a, dGa, G, s.reset_after ? 3 : 2, k.h_prev.data(), ws.drop);
+  if (!s.reset_after) add_weight_grad(a.threads, a.g.w_hh + 2 * H * H, dGx + 2 * H, G, H, k.aux.data(), TB, H);
 }
 
 }  // namespace RNNKIT_ISA_NS

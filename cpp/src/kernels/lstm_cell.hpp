@@ -355,7 +355,7 @@ void lstm_forward(const ForwardArgs<T>& a) {
 template <class T>
 void lstm_backward(const BackwardArgs<T>& a) {
   const CellSpec& s = a.spec;
-  const int H = s.hidden_size, Ho = s.out_size(), I = s.input_size, G = 4 * H;
+  const int H = s.hidden_size, Ho = s.out_size(), G = 4 * H;
   const int Tn = a.seq.steps(), B = a.seq.B;
   const int64_t TB = a.seq.rows();  // rows of x, dy, dx and the cache (T*B, fewer with lengths)
   const bool proj = s.proj_size > 0;
@@ -480,21 +480,10 @@ void lstm_backward(const BackwardArgs<T>& a) {
   if (a.dc0) std::memcpy(a.dc0, dc, int64_t(B) * H * sizeof(T));
 
   // Weight gradients as whole-sequence GEMMs.
-  if (a.x_mask)
-    masked_weight_grad(a.threads, a.g.w_ih, dG, G, a.x, a.x_mask, a.seq, 0, 4, H, I, ws.drop.reserve(TB * I));
-  else
-    add_weight_grad(a.threads, a.g.w_ih, dG, G, G, a.x, TB, I);
-  if (a.h_mask)
-    masked_weight_grad(a.threads, a.g.w_hh, dG, G, k.h_prev.data(), a.h_mask, a.seq, 0, 4, H, Ho,
-                       ws.drop.reserve(TB * Ho));
-  else
-    add_weight_grad(a.threads, a.g.w_hh, dG, G, G, k.h_prev.data(), TB, Ho);
+  input_side_grads(a, dG, 4, ws.drop);
+  recurrent_weight_grad(a, dG, G, 4, k.h_prev.data(), ws.drop);
   add_colsum(dG, TB, G, G, a.g.b_ih);
   add_colsum(dG, TB, G, G, a.g.b_hh);
-  if (a.dx && a.x_mask)
-    masked_input_grad(a.dx, dG, G, a.w.w_ih, a.seq, I, 4, H, a.x_mask, ws.drop.reserve(TB * I));
-  else if (a.dx)
-    add_input_grad(a.threads, a.dx, dG, a.w.w_ih, TB, G, I);
   if (proj) add_weight_grad(a.threads, a.g.w_hr, dHP, Ho, Ho, k.m.data(), TB, H);
 }
 

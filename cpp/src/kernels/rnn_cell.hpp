@@ -154,7 +154,7 @@ void rnn_forward(const ForwardArgs<T>& a) {
 template <class T>
 void rnn_backward(const BackwardArgs<T>& a) {
   const CellSpec& s = a.spec;
-  const int H = s.hidden_size, I = s.input_size;
+  const int H = s.hidden_size;
   const int Tn = a.seq.steps(), B = a.seq.B;
   const int64_t TB = a.seq.rows();  // rows of x, dy, dx and the cache (T*B, fewer with lengths)
   const DirCache<T>& k = *a.cache;
@@ -214,21 +214,10 @@ void rnn_backward(const BackwardArgs<T>& a) {
   std::memcpy(a.dh0, dh, int64_t(B) * H * sizeof(T));
 
   // Weight gradients as whole-sequence GEMMs.
-  if (a.x_mask)
-    masked_weight_grad(a.threads, a.g.w_ih, dG, H, a.x, a.x_mask, a.seq, 0, 1, H, I, ws.drop.reserve(TB * I));
-  else
-    add_weight_grad(a.threads, a.g.w_ih, dG, H, H, a.x, TB, I);
-  if (a.h_mask)
-    masked_weight_grad(a.threads, a.g.w_hh, dG, H, k.h_prev.data(), a.h_mask, a.seq, 0, 1, H, H,
-                       ws.drop.reserve(TB * H));
-  else
-    add_weight_grad(a.threads, a.g.w_hh, dG, H, H, k.h_prev.data(), TB, H);
+  input_side_grads(a, dG, 1, ws.drop);
+  recurrent_weight_grad(a, dG, H, 1, k.h_prev.data(), ws.drop);
   add_colsum(dG, TB, H, H, a.g.b_ih);
   add_colsum(dG, TB, H, H, a.g.b_hh);
-  if (a.dx && a.x_mask)
-    masked_input_grad(a.dx, dG, H, a.w.w_ih, a.seq, I, 1, H, a.x_mask, ws.drop.reserve(TB * I));
-  else if (a.dx)
-    add_input_grad(a.threads, a.dx, dG, a.w.w_ih, TB, H, I);
 }
 
 }  // namespace RNNKIT_ISA_NS
