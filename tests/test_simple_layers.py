@@ -46,7 +46,7 @@ def test_spatial_dropout_drops_whole_channels_and_is_identity_at_inference():
     dy = np.random.default_rng(0).standard_normal(x.shape).astype(np.float32)
     assert max_diff(layer._backward(dy, True), dy * (y != 0) / 0.6) < 1e-6
     assert layer.forward(x, training=False) is x
-    with pytest.raises(ValueError, match=r"expects inputs \(batch, time, features\)"):
+    with pytest.raises(ValueError, match=r"expects inputs \(batch, steps, features\)"):
         rk.layers.SpatialDropout1D(0.1).build((4, 3))
 
 

@@ -321,20 +321,19 @@ void Stack<T>::forward(const T* x, SeqShape seq, const T* h0, const T* c0, const
       c0 = p;
     }
   }
-  // The per-gate masks, kept for backward (training) and in the rows' packed order.
-  auto gate_masks = [&](const T* m, int64_t blocks, int64_t width, Buffer<T>& kept, Buffer<T>& scratch) -> const T* {
-    if (!m) return nullptr;
-    T* p = cache ? kept.reserve(blocks * B * width) : permute ? scratch.reserve(blocks * B * width) : nullptr;
+  // The per-gate masks (blocks of B rows of w), in the rows' packed order, and kept in the
+  // cache for backward when training; as given otherwise.
+  auto gate_masks = [&](const T* m, int64_t blocks, int64_t w, Buffer<T>* kept, Buffer<T>& scratch) -> const T* {
+    if (!m || (!kept && !permute)) return m;
+    T* p = (kept ? *kept : scratch).reserve(blocks * B * w);
     if (permute)
-      permute_states(*po, true, blocks, B, m, width, p);
-    else if (p)
-      std::memcpy(p, m, blocks * B * width * sizeof(T));
-    return p ? p : m;
+      permute_states(*po, true, blocks, B, m, w, p);
+    else
+      std::memcpy(p, m, blocks * B * w * sizeof(T));
+    return p;
   };
-  const T* h_masks = cache ? gate_masks(drop.h, LD * gates, Ho, cache->h_masks, ws.h_masks)
-                           : gate_masks(drop.h, LD * gates, Ho, ws.h_masks, ws.h_masks);
-  const T* x_masks = cache ? gate_masks(drop.x, D * gates, I, cache->x_masks, ws.x_masks)
-                           : gate_masks(drop.x, D * gates, I, ws.x_masks, ws.x_masks);
+  const T* h_masks = gate_masks(drop.h, LD * gates, Ho, cache ? &cache->h_masks : nullptr, ws.h_masks);
+  const T* x_masks = gate_masks(drop.x, D * gates, I, cache ? &cache->x_masks : nullptr, ws.x_masks);
   if (cache) {
     cache->has_h_masks = h_masks != nullptr;
     cache->has_x_masks = x_masks != nullptr;

@@ -43,6 +43,9 @@ class Metric:
     """Running mean of a per-sample value ``_values(y_true, y_pred) -> (N,)`` (or per step or
     element, sample by sample), weighted by ``sample_weight`` when given."""
 
+    #: Whether a model's loop gives it the samples' weights (compile's weighted_metrics).
+    _weighted = False
+
     def __init__(self, name: str | None = None) -> None:
         self.name = name or type(self).__name__.lower()
         self.reset_state()

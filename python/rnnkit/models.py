@@ -779,9 +779,7 @@ class Model:
                 if w is not None:
                     w = np.broadcast_to(w[:, None] if w.ndim == 1 else w, mask.shape)[mask]
             for m in group:
-                m.update_state(y, out, w) if m._weighted and w is not None else m.update_state(
-                    y, out
-                )
+                m.update_state(y, out, w if m._weighted else None)
 
     def _train_step(
         self,

@@ -594,6 +594,19 @@ class Layer:
         return f"<{type(self).__name__} name={self.name!r}, built={self.built}>"
 
 
+class SequenceInput:
+    """Mixin of the layers whose inputs are (batch, steps, features): building them on any
+    other rank raises ValueError."""
+
+    def build(self, input_shape: Shape) -> None:
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"[{type(self).__name__} {self.name!r}] expects inputs (batch, steps, features); "  # type: ignore[attr-defined]
+                f"got {format_shape(input_shape)}"
+            )
+        super().build(input_shape)  # type: ignore[misc]
+
+
 class OwnWeights:
     """Mixin of the layers that keep their trainable weights in ``self._params`` and their
     gradients, same shapes, in ``self._grads`` (Conv1D, the attention layers, the

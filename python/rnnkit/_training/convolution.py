@@ -16,7 +16,16 @@ import numpy as np
 from .. import _core
 from .._checks import check_elements, check_float
 from . import initializers
-from .base import Array, Layer, OwnWeights, Shape, format_shape, resolve_rules, rules_config
+from .base import (
+    Array,
+    Layer,
+    OwnWeights,
+    SequenceInput,
+    Shape,
+    format_shape,
+    resolve_rules,
+    rules_config,
+)
 from .core_layers import kernel_bias_config, kernel_bias_options, kernel_bias_rules
 
 if TYPE_CHECKING:
@@ -236,7 +245,7 @@ class Conv1D(OwnWeights, Layer):
         }
 
 
-class _Pooling1D(Layer):
+class _Pooling1D(SequenceInput, Layer):
     _reduce = ""
 
     def __init__(
@@ -255,14 +264,6 @@ class _Pooling1D(Layer):
         if padding not in ("valid", "same"):
             raise ValueError(f"[{owner}] padding must be 'valid' or 'same'; got {padding!r}")
         self.padding = padding
-
-    def build(self, input_shape: Shape) -> None:
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"[{type(self).__name__} {self.name!r}] expects (batch, steps, channels); got "
-                f"{format_shape(input_shape)}"
-            )
-        super().build(input_shape)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         steps = _out_steps(input_shape[1], self.pool_size, self.strides, self.padding)
@@ -322,19 +323,11 @@ class AveragePooling1D(_Pooling1D):
     _reduce = "mean"
 
 
-class _GlobalPooling1D(Layer):
+class _GlobalPooling1D(SequenceInput, Layer):
     def __init__(self, data_format: Any = None, keepdims: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         _check_data_format(f"{type(self).__name__} {self.name!r}", data_format)
         self.keepdims = bool(keepdims)
-
-    def build(self, input_shape: Shape) -> None:
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"[{type(self).__name__} {self.name!r}] expects (batch, steps, channels); got "
-                f"{format_shape(input_shape)}"
-            )
-        super().build(input_shape)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         if self.keepdims:

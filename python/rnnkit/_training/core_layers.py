@@ -13,6 +13,7 @@ from . import activations, initializers
 from .base import (
     Array,
     Layer,
+    SequenceInput,
     Shape,
     expected_shape_text,
     format_shape,
@@ -422,7 +423,7 @@ class Dropout(Layer):
         }
 
 
-class SpatialDropout1D(Dropout):
+class SpatialDropout1D(SequenceInput, Dropout):
     """Dropout of whole feature channels: one mask per sample and feature, the same at every
     time step (``Dropout(rate, noise_shape=(None, 1, features))``), Keras's
     ``SpatialDropout1D``; inputs ``(batch, time, features)``."""
@@ -430,19 +431,7 @@ class SpatialDropout1D(Dropout):
     def __init__(
         self, rate: float, seed: int | None = None, **kwargs: Unpack[LayerOptions]
     ) -> None:
-        super().__init__(rate, noise_shape=None, seed=seed, **kwargs)
-
-    def build(self, input_shape: Shape) -> None:
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"[SpatialDropout1D {self.name!r}] expects inputs (batch, time, features); got "
-                f"{format_shape(input_shape)}"
-            )
-        super().build(input_shape)
-
-    def forward(self, x: Array, training: bool = False) -> Array:
-        self.noise_shape = (None, 1, None)
-        return super().forward(x, training)
+        super().__init__(rate, noise_shape=(None, 1, None), seed=seed, **kwargs)
 
     def _config(self) -> dict[str, Any]:
         return {"rate": self.rate, "seed": self.seed}
@@ -773,16 +762,8 @@ def _int_pair(owner: str, name: str, value: Any) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
-class _TimeAxisLayer(Layer):
+class _TimeAxisLayer(SequenceInput, Layer):
     """A layer of (batch, time, features) inputs that changes only the time axis."""
-
-    def build(self, input_shape: Shape) -> None:
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"[{type(self).__name__} {self.name!r}] expects inputs (batch, time, features); "
-                f"got {format_shape(input_shape)}"
-            )
-        super().build(input_shape)
 
     def _steps(self, t: int) -> int:
         raise NotImplementedError

@@ -367,10 +367,8 @@ class _RNN(Layer):
             # one input mask per gate and direction, applied in the core (Keras's cells run
             # implementation=1 whenever recurrent_dropout is set)
             x_masks = np.ascontiguousarray(self._input_masks(x.shape[0], x.shape[2])[:, order])
-        elif training and self.dropout > 0.0:
-            rng = self._rng if self._rng is not None else get_rng()
-            keep = rng.random((x.shape[0], 1, x.shape[2]), dtype=self.dtype) >= self.dropout
-            self._mask = keep * self.dtype.type(1.0 / (1.0 - self.dropout))
+        elif training and self.dropout > 0.0:  # one mask for every gate and step
+            self._mask = self._gate_masks((x.shape[0], 1, x.shape[2]), self.dropout)
             x = x * self._mask
         if self.go_backwards:
             x = x[:, ::-1]
